@@ -1,0 +1,295 @@
+"""The ``composer`` command: ``main(argv) -> int``; exceptions become exit codes 0/1/2/3.
+
+Subcommands: validate, run, explore, replay. Errors print one line (a traceback only
+with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from composer import __version__, clusters, config, templates
+from composer.errors import ComposerError, ConfigError, ExitCode
+from composer.faults import Capabilities
+
+__all__ = ["main"]
+
+
+def _duration(text: str) -> float:
+    try:
+        return config.parse_duration(text, "duration")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="composer",
+        description="Property-based autonomous testing of distributed systems: discover driver "
+        "commands, bring up a cluster, explore timelines of commands and faults with Hypothesis, "
+        "shrink failures and replay them.",
+    )
+    parser.add_argument("--version", action="version", version=f"composer {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def project_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("project", nargs="?", default=".", type=Path,
+                       help="directory holding composer.toml (default: %(default)s)")
+        return p
+
+    def cluster_option(p: argparse.ArgumentParser, default: str | None = "local") -> None:
+        p.add_argument("--cluster", default=default, choices=clusters.BACKENDS,
+                       help="cluster backend (default: %(default)s)")
+
+    def explore_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--timeline", type=_duration, metavar="DURATION",
+                       help="longest driver phase (overrides [explore] timeline)")
+        p.add_argument("--max-parallel", type=int, metavar="N",
+                       help="most parallel drivers at once (overrides [explore] max_parallel)")
+        p.add_argument("--command-timeout", type=_duration, metavar="DURATION",
+                       help="timeout of each command (overrides [explore] command_timeout)")
+        p.add_argument("--faults", metavar="KINDS",
+                       help="comma-separated fault kinds to draw, or 'none' "
+                       "(overrides [explore] faults)")
+
+    project_command("validate", "check composer.toml and the templates; list what was found")
+
+    run = project_command("run", "run one random timeline and print its events and properties")
+    cluster_option(run)
+    run.add_argument("--seed", type=int, help="seed of the timeline (default: random, printed)")
+    run.add_argument("--template", help="template to use (default: drawn from the seed)")
+    explore_options(run)
+
+    exp = project_command("explore", "generate timelines until the budget is spent; shrink, "
+                          "re-run and save every failure as a replay")
+    cluster_option(exp)
+    exp.add_argument("--duration", type=_duration, default=600.0, metavar="DURATION",
+                     help="time budget for generating timelines, e.g. 90s, 2m, 1h (default: 10m)")
+    exp.add_argument("--seed", type=int,
+                     help="make the exploration repeatable (also skips the example database)")
+    exp.add_argument("--generator", choices=("hypothesis", "random"), default="hypothesis",
+                     help="how timelines are drawn: Hypothesis (guided, shrinking) or uniform "
+                     "random without shrinking, as a baseline (default: %(default)s)")
+    exp.add_argument("--reruns", type=int, default=5, metavar="N",
+                     help="re-run each shrunk failure N times for its reproduction rate "
+                     "(default: %(default)s)")
+    exp.add_argument("--shrink-budget", type=_duration, default=120.0, metavar="DURATION",
+                     help="time allowed to shrink a failure past --duration (default: 2m)")
+    exp.add_argument("--quiet", action="store_true", help="no live progress")
+    explore_options(exp)
+
+    rep = sub.add_parser("replay", help="re-run a saved failing timeline",
+                         description="re-run a saved failing timeline and report how often "
+                         "its property fails again")
+    rep.add_argument("replay", type=Path, help="a file from .composer/replays/")
+    rep.add_argument("--runs", type=int, default=1, metavar="N",
+                     help="how many times to run it (default: %(default)s)")
+    rep.add_argument("--project", type=Path,
+                     help="project directory, if it moved since the replay was saved")
+    cluster_option(rep, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``composer`` command with ``argv``; return the exit code."""
+    args = _parser().parse_args(argv)
+    handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay}
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return int(handler[args.command](args))
+    except ComposerError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"composer: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("composer: interrupted; every process was stopped", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm(signum, frame) -> None:
+    """Treat SIGTERM as Ctrl-C, through asyncio's SIGINT handler when a loop runs."""
+    signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+
+
+def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates.Template]]:
+    project = config.load(args.project)
+    overrides = {}
+    if getattr(args, "timeline", None):
+        overrides["timeline"] = args.timeline
+    if getattr(args, "max_parallel", None):
+        if args.max_parallel < 1:
+            raise ConfigError(f"--max-parallel={args.max_parallel} must be at least 1")
+        overrides["max_parallel"] = args.max_parallel
+    if getattr(args, "command_timeout", None):
+        overrides["command_timeout"] = args.command_timeout
+    if getattr(args, "faults", None):
+        kinds = () if args.faults == "none" else tuple(k.strip() for k in args.faults.split(","))
+        for kind in kinds:
+            if kind not in config.FAULT_KINDS:
+                raise ConfigError(f"--faults: unknown fault kind {kind!r}; known: "
+                                  f"{', '.join(config.FAULT_KINDS)}")
+        overrides["faults"] = kinds
+    if overrides:
+        import dataclasses
+
+        project = dataclasses.replace(
+            project, explore=dataclasses.replace(project.explore, **overrides))
+    return project, templates.discover(project.templates_dir)
+
+
+def _capabilities(project: config.Project, backend: str) -> Capabilities:
+    supported = clusters.capabilities(backend)
+    wanted = project.explore.faults
+    if wanted:
+        missing = sorted(set(wanted) - supported)
+        if missing:
+            print(f"composer: note: the {backend} backend cannot apply {', '.join(missing)} "
+                  "faults here; they are not drawn", file=sys.stderr)
+    return Capabilities(
+        faults=supported,
+        fault_targets=tuple(n for s in project.services if s.command for n in s.node_names()),
+        driver_nodes=tuple(project.driver_nodes()),
+        max_parallel=project.explore.max_parallel,
+    ).restricted(wanted)
+
+
+def _run_dir(project: config.Project) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = project.root / ".composer" / "runs" / f"{stamp}-{os.urandom(2).hex()}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _validate(args: argparse.Namespace) -> int:
+    project, found = _load(args)
+    print(f"project {project.name!r} ({project.root / config.CONFIG_NAME})")
+    for service in project.services:
+        what = service.command or "(drivers only)"
+        print(f"  service {service.name}: {service.replicas} node(s): {what}")
+    for template in found.values():
+        print(f"template {template.name!r} ({template.path})")
+        for command in template.commands:
+            print(f"  {command.kind:<17} {command.name}")
+    print("ok")
+    return ExitCode.OK
+
+
+def _print_event(entry: dict) -> None:
+    fields = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("t", "what"))
+    print(f"  {entry['t']:7.2f}s  {entry['what']:<15} {fields}", flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from composer import properties, schedule
+    from composer.explore import run_one
+
+    project, found = _load(args)
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    if args.template:
+        if args.template not in found:
+            raise ConfigError(f"--template {args.template!r}: no such template; have "
+                              f"{', '.join(found)}")
+        found = {args.template: found[args.template]}
+    caps = _capabilities(project, args.cluster)
+    timeline = schedule.random_timeline(random.Random(seed), found, caps,
+                                        project.explore.timeline)
+    run_dir = _run_dir(project)
+    print(f"timeline (seed {seed}, template {timeline.template!r}):")
+    print("\n".join(timeline.describe()))
+    print("events:")
+    judged = run_one(timeline, project, found[timeline.template], args.cluster,
+                     run_dir / "timelines" / "00001", _print_event)
+    table = properties.PropertyTable()
+    table.add_timeline(judged.records)
+    print("properties:")
+    from composer.report import print_properties
+
+    print_properties(table.properties(), sys.stdout)
+    if judged.garbage_lines:
+        print(f"note: {judged.garbage_lines} SDK output line(s) were not valid records; skipped")
+    if judged.result.setup_error:
+        print(f"setup failed: {judged.result.setup_error}")
+    print(f"run directory: {run_dir}")
+    if judged.failed:
+        print(f"FAILED: {', '.join(judged.violations)}")
+        return ExitCode.PROPERTY_FAILED
+    return ExitCode.OK
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from composer.explore import explore
+    from composer.progress import Progress
+    from composer.report import print_findings, print_properties, write_summary
+
+    project, found = _load(args)
+    caps = _capabilities(project, args.cluster)
+    run_dir = _run_dir(project)
+    print(f"exploring {project.name!r} on {args.cluster} for {args.duration:g}s "
+          f"(templates: {', '.join(found)}; faults: {', '.join(sorted(caps.faults)) or 'none'})",
+          flush=True)
+    result = explore(project, found, args.cluster, caps, run_dir, duration=args.duration,
+                     seed=args.seed, generator=args.generator, reruns=args.reruns,
+                     shrink_budget=args.shrink_budget,
+                     progress=Progress(args.duration, quiet=args.quiet))
+    failing = result.table.failing()
+    code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK
+    print(f"\n{result.timelines} timelines in {result.elapsed:.0f}s")
+    print_properties(result.table.properties(), sys.stdout)
+    print_findings(result.findings, sys.stdout)
+    summary = write_summary(run_dir, project=project, backend=args.cluster, seed=args.seed,
+                            exploration=result, exit_code=int(code), argv=sys.argv[1:])
+    if result.garbage_lines:
+        print(f"note: {result.garbage_lines} SDK output line(s) were not valid records; skipped")
+    print(f"\nsummary: {summary}")
+    if result.stopped_early:
+        return 130
+    return code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from composer.explore import run_one
+    from composer.timeline import load_replay
+
+    if args.runs < 1:
+        raise ConfigError(f"--runs={args.runs} must be at least 1")
+    try:
+        replay = load_replay(args.replay)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    args.project = args.project or replay.project
+    project, found = _load(args)
+    if replay.timeline.template not in found:
+        raise ConfigError(f"{args.replay}: template {replay.timeline.template!r} is no longer in "
+                          f"{project.templates_dir}")
+    backend = args.cluster or replay.backend
+    run_dir = _run_dir(project)
+    print(f"replaying {args.replay} ({replay.property!r}) {args.runs} time(s) on {backend}:")
+    print("\n".join(replay.timeline.describe()))
+    reproduced = 0
+    for i in range(1, args.runs + 1):
+        judged = run_one(replay.timeline, project, found[replay.timeline.template], backend,
+                         run_dir / "timelines" / f"{i:05d}")
+        hit = replay.property in judged.violations
+        reproduced += hit
+        verdict = "reproduced" if hit else ("failed: " + ", ".join(judged.violations)
+                                            if judged.failed else "passed")
+        print(f"  run {i}: {verdict}", flush=True)
+    print(f"reproduced {reproduced}/{args.runs}; logs in {run_dir}")
+    return ExitCode.PROPERTY_FAILED if reproduced else ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

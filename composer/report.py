@@ -1,0 +1,97 @@
+"""Results of a run: ``summary.json`` in the run directory, and the terminal summary.
+
+Imports properties, timeline and explore's result types; nothing runs here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from composer import __version__
+
+__all__ = ["SUMMARY_VERSION", "write_summary", "print_properties", "print_findings",
+           "replay_command"]
+
+#: Version of the summary.json schema; bumped on any incompatible change.
+SUMMARY_VERSION = 1
+
+
+def replay_command(path: Path) -> str:
+    """Return the shell command that replays ``path``, relative to the working directory."""
+    shown = os.path.relpath(path)
+    if shown.startswith(".."):
+        shown = str(path)
+    return f"composer replay {shown} --runs 10"
+
+
+def write_summary(run_dir: Path, *, project: Any, backend: str, seed: int | None,
+                  exploration: Any, exit_code: int, argv: list[str]) -> Path:
+    """Write ``summary.json`` for an exploration and return its path."""
+    findings = []
+    for finding in exploration.findings.values():
+        findings.append({
+            "property": finding.property,
+            "found_after_seconds": round(finding.found_after, 2),
+            "first_timeline_size": len(finding.first.events),
+            "shrunk_timeline_size": len(finding.smallest.events),
+            "timeline": finding.smallest.to_json(),
+            "directory": str(finding.directory),
+            "reproduced": finding.reproduced,
+            "reruns": finding.reruns,
+            "replay": str(finding.replay) if finding.replay else None,
+        })
+    summary = {
+        "version": SUMMARY_VERSION,
+        "composer": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "argv": argv,
+        "project": project.name,
+        "project_dir": str(project.root),
+        "backend": backend,
+        "seed": seed,
+        "elapsed_seconds": round(exploration.elapsed, 2),
+        "timelines": exploration.timelines,
+        "garbage_sdk_lines": exploration.garbage_lines,
+        "stopped_early": exploration.stopped_early,
+        "exit_code": exit_code,
+        "properties": exploration.table.to_json(),
+        "findings": findings,
+    }
+    path = run_dir / "summary.json"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return path
+
+
+def print_properties(props: list[Any], out: TextIO) -> None:
+    """Print one line per property: status, type, pass and fail counts, message."""
+    if not props:
+        out.write("No properties were declared or hit.\n")
+        return
+    out.write(f"  {'STATUS':<10}{'TYPE':<20}{'PASS':>6}{'FAIL':>6}  PROPERTY\n")
+    for prop in props:
+        out.write(f"  {prop.status.upper():<10}{prop.display_type:<20}{prop.passes:>6}"
+                  f"{prop.failures:>6}  {prop.message}\n")
+
+
+def print_findings(findings: dict, out: TextIO) -> None:
+    """Print each failing property's shrunk timeline, reproduction rate and replay command."""
+    for finding in findings.values():
+        first, small = finding.first, finding.smallest
+        out.write(f"\nFailing property: {finding.property}\n")
+        out.write(f"  found after {finding.found_after:.0f}s in a timeline of "
+                  f"{len(first.events)} events; shrunk to {len(small.events)} events "
+                  f"({small.length:.1f}s driver phase, template {small.template!r}):\n")
+        for line in small.describe():
+            out.write(f"  {line}\n")
+        if finding.reruns:
+            out.write(f"  reproduced in {finding.reproduced}/{finding.reruns} re-runs\n")
+        out.write(f"  logs: {finding.directory}\n")
+        if finding.replay:
+            out.write(f"  replay: {replay_command(finding.replay)}\n")

@@ -1,0 +1,132 @@
+"""The space of timelines: a Hypothesis strategy, and a uniform random generator over it.
+
+The only module that imports ``hypothesis.strategies``. It sees templates and a frozen
+``Capabilities``, never a cluster. Both generators share one description of a timeline
+(``_timeline``) so they always draw from the same space; Hypothesis shrinks it by
+deleting events, moving them earlier, shortening the driver phase and fault durations,
+and narrowing fault targets.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
+
+from hypothesis import strategies as st
+
+from composer.faults import Capabilities
+from composer.templates import Template
+from composer.timeline import Event, Fault, Start, Timeline
+
+__all__ = ["timelines", "random_timeline", "MAX_FAULT_SECONDS"]
+
+T = TypeVar("T")
+#: Longest fault Hypothesis draws, seconds.
+MAX_FAULT_SECONDS = 5.0
+_SEED_MAX = 2**31 - 1
+
+
+class _Draw(Protocol):
+    """The few choices a timeline is made of; implemented by Hypothesis and by random."""
+
+    def integer(self, low: int, high: int) -> int: ...
+    def choice(self, options: Sequence[T]) -> T: ...
+    def subset(self, options: Sequence[T]) -> list[T]: ...
+    def items(self, element: Callable[[_Draw], T], max_size: int) -> list[T]: ...
+
+
+class _HypothesisDraw:
+    def __init__(self, draw: Callable) -> None:
+        self.draw = draw
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+    def choice(self, options: Sequence[T]) -> T:
+        return self.draw(st.sampled_from(options))
+
+    def subset(self, options: Sequence[T]) -> list[T]:
+        chosen = self.draw(st.lists(st.sampled_from(options), min_size=1, unique=True))
+        return sorted(chosen, key=list(options).index)
+
+    def items(self, element: Callable[[_Draw], T], max_size: int) -> list[T]:
+        strategy = st.composite(lambda draw: element(_HypothesisDraw(draw)))()
+        return self.draw(st.lists(strategy, max_size=max_size))
+
+
+class _RandomDraw:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def integer(self, low: int, high: int) -> int:
+        return self.rng.randint(low, high)
+
+    def choice(self, options: Sequence[T]) -> T:
+        return self.rng.choice(list(options))
+
+    def subset(self, options: Sequence[T]) -> list[T]:
+        chosen = self.rng.sample(list(options), self.rng.randint(1, len(options)))
+        return sorted(chosen, key=list(options).index)
+
+    def items(self, element: Callable[[_Draw], T], max_size: int) -> list[T]:
+        return [element(self) for _ in range(self.rng.randint(0, max_size))]
+
+
+def max_events(max_length: float) -> int:
+    """Return the most events a timeline of ``max_length`` seconds may hold."""
+    return max(4, min(60, int(4 * max_length)))
+
+
+def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
+              max_length: float) -> Timeline:
+    template = templates[d.choice(sorted(templates))]
+    tenths = d.integer(10, max(10, int(max_length * 10)))
+    first = template.of_kind("first")
+    singletons = template.of_kind("singleton_driver")
+    repeated = template.of_kind("parallel_driver", "serial_driver")
+    anytime = template.of_kind("anytime")
+    events: list[Event] = []
+    startable = repeated + anytime
+    if singletons and (not repeated or d.integer(0, 1)):
+        startable = anytime
+        events.append(Start(d.integer(0, tenths - 1) / 10, d.choice(singletons).name,
+                            d.choice(caps.driver_nodes), d.integer(0, _SEED_MAX)))
+    faults = sorted(caps.faults) if caps.fault_targets else []
+
+    def event(d: _Draw) -> Event:
+        at = d.integer(0, tenths - 1) / 10
+        if faults and (not startable or d.integer(0, 2) == 2):
+            return Fault(at, d.choice(faults), tuple(d.subset(caps.fault_targets)),
+                         d.integer(1, int(MAX_FAULT_SECONDS * 10)) / 10)
+        return Start(at, d.choice(startable).name, d.choice(caps.driver_nodes),
+                     d.integer(0, _SEED_MAX))
+
+    if startable or faults:
+        events += d.items(event, max_events(max_length))
+    eventually = template.of_kind("eventually")
+    finally_ = template.of_kind("finally")
+    # With finally_ commands too, a timeline may skip eventually so that finally can run.
+    chosen = d.choice(eventually + ([None] if finally_ else [])) if eventually else None
+    return Timeline(
+        template=template.name,
+        length=tenths / 10,
+        seed=d.integer(0, _SEED_MAX),
+        first=d.choice(first).name if first else None,
+        events=tuple(sorted(events, key=lambda e: e.at)),
+        eventually=chosen.name if chosen else None,
+        finally_=d.choice(finally_).name if finally_ else None,
+    )
+
+
+def timelines(templates: Mapping[str, Template], caps: Capabilities,
+              max_length: float) -> st.SearchStrategy[Timeline]:
+    """Return a strategy of timelines over ``templates`` no longer than ``max_length`` s."""
+    return st.composite(lambda draw: _timeline(_HypothesisDraw(draw), templates, caps,
+                                               max_length))()
+
+
+def random_timeline(rng: random.Random, templates: Mapping[str, Template],
+                    caps: Capabilities, max_length: float) -> Timeline:
+    """Return one timeline drawn uniformly at random from the same space."""
+    return _timeline(_RandomDraw(rng), templates, caps, max_length)

@@ -1,0 +1,251 @@
+"""Services on a cluster, written once over the backend protocols.
+
+Owns placeholders, the environment every process gets, starting a service and waiting
+until it is ready, and the process faults (kill, stop, pause) with their heals. Imports
+``composer.clusters.base``, ``composer.config``, ``composer.errors``; never Hypothesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from composer.clusters.base import Node, Process, ProcessSpec
+from composer.config import Project, Service
+from composer.errors import InfraError
+
+__all__ = ["Environment", "ServiceNode", "SetupFailed", "substitute", "PLACEHOLDER"]
+
+#: The placeholders a service command may use; anything else in braces is left alone.
+PLACEHOLDER = re.compile(r"\{(host|name|index|data|hosts\.[A-Za-z0-9_-]+)\}")
+_SDK_ROOT = Path(__file__).resolve().parent.parent
+_STOP_GRACE = 5.0
+
+
+class SetupFailed(Exception):
+    """A service did not come up; the message says which, why, and the log to read."""
+
+
+def substitute(command: str, node: Node, index: int, hosts: Mapping[str, list[str]]) -> str:
+    """Fill the placeholders of ``command`` for ``node`` (the index-th of its service)."""
+
+    def value(match: re.Match) -> str:
+        key = match.group(1)
+        if key == "host":
+            return node.address
+        if key == "name":
+            return node.name
+        if key == "index":
+            return str(index)
+        if key == "data":
+            return shlex.quote(str(node.data_dir))
+        return ",".join(hosts[key.split(".", 1)[1]])
+
+    return PLACEHOLDER.sub(value, command)
+
+
+class Environment:
+    """Builds the environment of every process of one timeline (see DESIGN.md)."""
+
+    def __init__(self, project: Project, nodes: Mapping[str, Node], directory: Path) -> None:
+        self.project = project
+        self.directory = directory
+        self.sdk_dir = directory / "sdk"
+        self.sdk_dir.mkdir(parents=True, exist_ok=True)
+        self.hosts = {
+            s.name: [nodes[n].address for n in s.node_names()] for s in project.services
+        }
+        topology = directory / "topology.json"
+        topology.write_text(json.dumps({
+            "project": project.name,
+            "nodes": [
+                {"name": n.name, "address": n.address, "service": _service_of(n.name),
+                 "data": str(n.data_dir)}
+                for n in nodes.values()
+            ],
+        }, indent=2))
+        self.stop_faults = directory / "stop_faults.sh"
+        self.stop_faults.write_text(
+            "#!/bin/sh\n# Pause composer's faults for $1 seconds (default 10).\n"
+            f"echo \"$(date +%s.%N) ${{1:-10}}\" >> {shlex.quote(str(directory / 'stop_faults'))}\n"
+        )
+        self.stop_faults.chmod(0o755)
+        base = dict(os.environ)
+        base["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", "")])
+        base["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_SDK_ROOT), base.get("PYTHONPATH", "")) if p
+        )
+        base.setdefault("PYTHONUNBUFFERED", "1")
+        for service, addresses in self.hosts.items():
+            base[f"COMPOSER_HOSTS_{_env_name(service)}"] = ",".join(addresses)
+        base["COMPOSER_TOPOLOGY"] = str(topology)
+        base["ANTITHESIS_OUTPUT_DIR"] = str(directory)
+        base["ANTITHESIS_STOP_FAULTS"] = str(self.stop_faults)
+        self._base = base
+
+    def for_process(self, node: Node, seed: int, label: str, extra=()) -> dict[str, str]:
+        """Return the environment of one process; ``label`` names its SDK output file."""
+        env = dict(self._base)
+        env.update(extra)
+        output = str(self.sdk_dir / f"{label}.jsonl")
+        env.update({
+            "COMPOSER_NODE": node.name,
+            "COMPOSER_HOST": node.address,
+            "COMPOSER_DATA": str(node.data_dir),
+            "COMPOSER_SEED": str(seed),
+            "COMPOSER_SDK_OUTPUT": output,
+            "ANTITHESIS_SDK_LOCAL_OUTPUT": output,
+        })
+        return env
+
+    def faults_paused(self) -> bool:
+        """Return whether a process asked through ANTITHESIS_STOP_FAULTS to pause faults now."""
+        try:
+            lines = (self.directory / "stop_faults").read_text().split()
+        except OSError:
+            return False
+        pairs = zip(lines[::2], lines[1::2])
+        try:
+            until = max(float(t) + float(s) for t, s in pairs)
+        except ValueError:
+            return False
+        return time.time() < until
+
+
+def _env_name(service: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", service).upper()
+
+
+def _service_of(node_name: str) -> str:
+    return node_name.rsplit("-", 1)[0]
+
+
+class ServiceNode:
+    """A node running one service's command: start, readiness, process faults, heals."""
+
+    def __init__(self, node: Node, service: Service, index: int, env: Environment,
+                 directory: Path) -> None:
+        self.node = node
+        self.service = service
+        self.index = index
+        self.env = env
+        self.directory = directory
+        self.process: Process | None = None
+        #: "running", "killed", "stopped", "paused" or "exited"
+        self.state = "new"
+        self.starts = 0
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def _spec(self, argv: tuple[str, ...], label: str) -> ProcessSpec:
+        logs = self.directory / "logs" / self.name
+        return ProcessSpec(
+            argv=argv,
+            env=self.env.for_process(self.node, 0, f"{self.name}-{label}", self.service.env),
+            cwd=self.env.project.root,
+            stdout=logs / f"{label}.stdout",
+            stderr=logs / f"{label}.stderr",
+        )
+
+    async def start(self) -> None:
+        """Start the service command (again, after a kill or stop)."""
+        assert self.service.command is not None
+        self.starts += 1
+        command = substitute(self.service.command, self.node, self.index, self.env.hosts)
+        self.spec = self._spec(("/bin/sh", "-c", command), f"service-{self.starts}")
+        self.process = await self.node.start(self.spec)
+        self.state = "running"
+
+    async def wait_ready(self, deadline: float) -> None:
+        """Wait until the readiness check passes; ``SetupFailed`` at ``deadline`` or exit."""
+        ready = self.service.ready
+        while True:
+            if self.process is not None and self.process.returncode is not None:
+                raise SetupFailed(
+                    f"service {self.name} exited with code {self.process.returncode} before it was "
+                    f"ready; see {self.spec.stderr}{_tail(self.spec.stderr)}"
+                )
+            if ready is None or await self._check(ready, deadline):
+                return
+            if time.monotonic() >= deadline:
+                what = f"tcp port {ready.tcp}" if ready.tcp else f"command {ready.command!r}"
+                raise SetupFailed(
+                    f"service {self.name} not ready in time: {what} never succeeded on "
+                    f"{self.node.address}; raise [setup] timeout or fix the readiness check; "
+                    f"log: {self.spec.stderr}{_tail(self.spec.stderr)}"
+                )
+            await asyncio.sleep(0.02)
+
+    async def _check(self, ready, deadline: float) -> bool:
+        if ready.tcp is not None:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.node.address, ready.tcp), timeout=0.5
+                )
+            except (OSError, asyncio.TimeoutError):
+                return False
+            writer.close()
+            return True
+        check = await self.node.start(self._spec(("/bin/sh", "-c", ready.command), "ready"))
+        try:
+            code = await asyncio.wait_for(check.wait(), max(0.1, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            check.signal(signal.SIGKILL)
+            return False
+        return code == 0
+
+    async def apply(self, kind: str) -> bool:
+        """Apply process fault ``kind``; return False (nothing done) if not running."""
+        if self.state != "running" or self.process is None:
+            return False
+        if kind == "kill":
+            self.process.signal(signal.SIGKILL)
+            await self.process.wait()
+            self.state = "killed"
+        elif kind == "stop":
+            self.process.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), _STOP_GRACE)
+            except asyncio.TimeoutError:
+                self.process.signal(signal.SIGKILL)
+                await self.process.wait()
+            self.state = "stopped"
+        elif kind == "pause":
+            self.process.signal(signal.SIGSTOP)
+            self.state = "paused"
+        else:
+            raise InfraError(f"{self.name}: {kind!r} is not a process fault")
+        return True
+
+    async def heal(self) -> None:
+        """Undo whatever process fault holds this node: continue, or restart."""
+        if self.state == "paused" and self.process is not None:
+            self.process.signal(signal.SIGCONT)
+            self.state = "running"
+        elif self.state in ("killed", "stopped", "exited"):
+            await self.start()
+
+    def check_exited(self) -> int | None:
+        """Mark the service exited if its process ended on its own; return the code once."""
+        if self.state == "running" and self.process and self.process.returncode is not None:
+            self.state = "exited"
+            return self.process.returncode
+        return None
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").rstrip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return ("; last lines:\n    " + "\n    ".join(text)) if text else ""
