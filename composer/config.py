@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -36,6 +37,9 @@ DEFAULT_DRIVER_SERVICE = "client"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+#: How ``typed`` names a TOML type in an error, with an example value.
+_TYPES = {int: ("an integer", "3"), str: ("a string", '"..."'), bool: ("true or false", "true"),
+          dict: ("a table", '{ KEY = "value" }')}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +141,10 @@ def parse_duration(value: Any, key: str) -> float:
                 f"{key}={value!r} is not a duration: use a number with ms, s, m or h, e.g. \"20s\""
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{key}={value!r} is not a finite duration: use e.g. \"20s\" or 30")
     if seconds <= 0:
-        raise ConfigError(f"{key}={value!r} must be longer than zero")
+        raise ConfigError(f"{key}={value!r} must be longer than zero: use e.g. \"20s\" or 30")
     return seconds
 
 
@@ -154,7 +160,7 @@ def load(path: Path | str) -> Project:
         )
     try:
         data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     return _Validator(path).project(data)
 
@@ -179,12 +185,19 @@ class _Validator:
                 raise self.fail(f"unknown key {key}.{name}: {fix}")
         return value
 
+    def duration(self, value: Any, key: str) -> float:
+        try:
+            return parse_duration(value, key)
+        except ConfigError as exc:
+            raise self.fail(str(exc)) from None
+
     def typed(self, table: dict, key: str, name: str, kind: type, default: Any) -> Any:
         value = table.get(name, default)
         if value is default:
             return value
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            raise self.fail(f"{key}.{name}={value!r} must be {kind.__name__}")
+            what, example = _TYPES[kind]
+            raise self.fail(f"{key}.{name}={value!r} must be {what}, e.g. {name} = {example}")
         return value
 
     def project(self, data: dict) -> Project:
@@ -248,7 +261,8 @@ class _Validator:
         if raw is None:
             return None
         if command is None:
-            raise self.fail(f"{key}.ready is set but {key}.command is not: nothing to wait for")
+            raise self.fail(f"{key}.ready is set but {key}.command is not, so nothing is waited "
+                            f"for: set {key}.command or remove {key}.ready")
         if not isinstance(raw, dict) or len(raw) != 1 or not ({"tcp", "command"} & raw.keys()):
             raise self.fail(f"{key}.ready={raw!r} must be {{ tcp = PORT }} or {{ command = \"...\" }}")
         if "tcp" in raw:
@@ -262,7 +276,7 @@ class _Validator:
 
     def setup(self, data: dict) -> Setup:
         table = self.table(data.get("setup", {}), "setup", ("sdk", "timeout"))
-        timeout = parse_duration(table["timeout"], "setup.timeout") if "timeout" in table else 120.0
+        timeout = self.duration(table["timeout"], "setup.timeout") if "timeout" in table else 120.0
         return Setup(sdk=self.typed(table, "setup", "sdk", bool, False), timeout=timeout)
 
     def explore(self, data: dict) -> Explore:
@@ -282,9 +296,9 @@ class _Validator:
                     )
             faults = tuple(faults)
         return Explore(
-            timeline=parse_duration(table.get("timeline", default.timeline), "explore.timeline"),
+            timeline=self.duration(table.get("timeline", default.timeline), "explore.timeline"),
             max_parallel=max_parallel,
-            command_timeout=parse_duration(
+            command_timeout=self.duration(
                 table.get("command_timeout", default.command_timeout), "explore.command_timeout"
             ),
             faults=faults,

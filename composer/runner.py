@@ -133,6 +133,7 @@ class _Run:
         self.services: dict[str, ServiceNode] = {}
         self.faulted: dict[str, str] = {}
         self.setup_error: str | None = None
+        self.closing = False
         self.check_exit = project.options_for(template.name).check_exit_code
         self.timeout = project.explore.command_timeout
         self.changed = asyncio.Condition()
@@ -169,7 +170,7 @@ class _Run:
         names = [n for s in self.project.services for n in s.node_names()]
         nodes = {n.name: n for n in await cluster.new_nodes(names)}
         self.nodes = nodes
-        self.env = Environment(self.project, nodes, self.directory)
+        self.env = Environment(self.project, nodes, self.directory, self.timeline.seed)
         for service in self.project.services:
             if service.command is None:
                 continue
@@ -292,6 +293,8 @@ class _Run:
 
     async def heal(self, targets: list[str]) -> None:
         healed = [t for t in targets if self.faulted.pop(t, None) is not None]
+        if self.closing:
+            return  # cleanup kills every process anyway: restarting them would be waste
         for target in healed:
             await self.services[target].heal()
         if healed:
@@ -379,6 +382,7 @@ class _Run:
 
     async def teardown(self, cluster: clusters.Cluster) -> None:
         errors = []
+        self.closing = True
         for inv in self.invocations:
             if inv.status == "running" and inv.process is not None:
                 inv.status = "killed"

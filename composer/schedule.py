@@ -81,7 +81,9 @@ def max_events(max_length: float) -> int:
 def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
               max_length: float) -> Timeline:
     template = templates[d.choice(sorted(templates))]
-    tenths = d.integer(10, max(10, int(max_length * 10)))
+    # At least 1 s, unless max_length is shorter; never longer than max_length (0.1 s steps).
+    top = max(1, int(max_length * 10))
+    tenths = d.integer(min(10, top), top)
     first = template.of_kind("first")
     singletons = template.of_kind("singleton_driver")
     repeated = template.of_kind("parallel_driver", "serial_driver")

@@ -55,8 +55,11 @@ def substitute(command: str, node: Node, index: int, hosts: Mapping[str, list[st
 class Environment:
     """Builds the environment of every process of one timeline (see DESIGN.md)."""
 
-    def __init__(self, project: Project, nodes: Mapping[str, Node], directory: Path) -> None:
+    def __init__(self, project: Project, nodes: Mapping[str, Node], directory: Path,
+                 seed: int = 0) -> None:
         self.project = project
+        #: seed of the timeline; service processes get it as COMPOSER_SEED
+        self.seed = seed
         self.directory = directory
         self.sdk_dir = directory / "sdk"
         self.sdk_dir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +154,8 @@ class ServiceNode:
         logs = self.directory / "logs" / self.name
         return ProcessSpec(
             argv=argv,
-            env=self.env.for_process(self.node, 0, f"{self.name}-{label}", self.service.env),
+            env=self.env.for_process(self.node, self.env.seed, f"{self.name}-{label}",
+                                     self.service.env),
             cwd=self.env.project.root,
             stdout=logs / f"{label}.stdout",
             stderr=logs / f"{label}.stderr",
@@ -162,7 +166,7 @@ class ServiceNode:
         assert self.service.command is not None
         self.starts += 1
         command = substitute(self.service.command, self.node, self.index, self.env.hosts)
-        self.spec = self._spec(("/bin/sh", "-c", command), f"service-{self.starts}")
+        self.spec = self._spec(("/bin/sh", "-c", _exec(command)), f"service-{self.starts}")
         self.process = await self.node.start(self.spec)
         self.state = "running"
 
@@ -241,6 +245,19 @@ class ServiceNode:
             self.state = "exited"
             return self.process.returncode
         return None
+
+
+def _exec(command: str) -> str:
+    """Let a simple command replace its shell, so the service is the process composer
+    starts and signals; compound commands (lists, pipes, subshells) keep the shell."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()")
+    try:
+        tokens = list(lexer)
+    except ValueError:
+        return command
+    if "\n" in command or not tokens or tokens[0] == "exec" or any(set(t) <= set(";&|()") for t in tokens):
+        return command
+    return f"exec {command}"
 
 
 def _tail(path: Path, lines: int = 5) -> str:

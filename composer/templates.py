@@ -92,12 +92,12 @@ def _template(path: Path) -> Template:
         name = entry.name
         if name.startswith(".") or name in _IGNORED_NAMES or name.startswith(_IGNORED):
             continue
-        kind = _kind(entry)
         if entry.is_dir():
             raise TemplateError(
                 f"{entry}: a directory in a template must be named helper_*: "
                 f"rename it to helper_{name}"
             )
+        kind = _kind(entry)
         if not os.access(entry, os.X_OK):
             raise TemplateError(f"{entry}: command is not executable: run chmod +x {entry}")
         commands.append(Command(name=name, kind=kind, path=entry.resolve()))

@@ -85,13 +85,13 @@ class Timeline:
             if data.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unsupported timeline version {data.get('version')!r}")
             return cls(
-                template=str(data["template"]),
+                template=_name(data["template"], "template"),
                 length=float(data["length"]),
                 seed=int(data["seed"]),
-                first=data.get("first"),
+                first=_name(data.get("first"), "first", optional=True),
                 events=tuple(_event_from_json(e) for e in data.get("events", [])),
-                eventually=data.get("eventually"),
-                finally_=data.get("finally"),
+                eventually=_name(data.get("eventually"), "eventually", optional=True),
+                finally_=_name(data.get("finally"), "finally", optional=True),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a timeline: {exc!r}") from None
@@ -127,14 +127,24 @@ def _event_json(event: Event) -> dict[str, Any]:
     return data
 
 
+def _name(value: Any, key: str, optional: bool = False) -> str | None:
+    """Return ``value`` if it is a string (or None when ``optional``); else ``ValueError``."""
+    if isinstance(value, str) or (optional and value is None):
+        return value
+    raise ValueError(f"{key}={value!r} must be a {'string or null' if optional else 'string'}")
+
+
 def _event_from_json(data: dict[str, Any]) -> Event:
     kind = data.get("type")
     if kind == "start":
-        return Start(float(data["at"]), str(data["command"]), str(data["node"]), int(data["seed"]))
+        return Start(float(data["at"]), _name(data["command"], "command"),
+                     _name(data["node"], "node"), int(data["seed"]))
     if kind == "fault":
+        if not isinstance(data["targets"], list):
+            raise ValueError(f"fault targets={data['targets']!r} must be a list of node names")
         return Fault(
-            float(data["at"]), str(data["kind"]), tuple(map(str, data["targets"])),
-            float(data["duration"]),
+            float(data["at"]), _name(data["kind"], "kind"),
+            tuple(_name(t, "target") for t in data["targets"]), float(data["duration"]),
         )
     raise ValueError(f"unknown event type {kind!r}")
 

@@ -4,7 +4,8 @@ Imports only ``composer.clusters.base``, ``composer.errors`` and the standard li
 Nodes are not sandboxed and share one filesystem: fast, and needs nothing. Each cluster
 holds an exclusive claim on one 127.0.X.0/24 block for its lifetime, so concurrent runs
 never share an address. Every process runs in its own process group and dies with
-composer (``setpriv --pdeathsig``), so nothing outlives a run, a Ctrl-C or a crash.
+composer: a small reaper process watches a pipe from composer and kills every process
+group still listed when the pipe closes, however composer ended (even SIGKILL).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
+import subprocess
 import signal
 import socket
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +26,49 @@ from composer.errors import InfraError
 __all__ = ["LocalCluster", "LocalNode", "LocalProcess"]
 
 _CHUNK = 64 * 1024
-_SETPRIV = shutil.which("setpriv")
+_REAPER = """
+import os, signal, sys
+groups = set()
+for line in sys.stdin:
+    pgid = int(line)
+    if pgid > 0:
+        groups.add(pgid)
+    else:
+        groups.discard(-pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class _Reaper:
+    """Kills the process groups composer started if composer dies without cleaning up."""
+
+    _pipe = None
+
+    @classmethod
+    def watch(cls, pgid: int) -> None:
+        cls._send(pgid)
+
+    @classmethod
+    def forget(cls, pgid: int) -> None:
+        cls._send(-pgid)
+
+    @classmethod
+    def _send(cls, value: int) -> None:
+        if cls._pipe is None:
+            reaper = subprocess.Popen(
+                [sys.executable, "-c", _REAPER], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            cls._pipe = reaper.stdin
+        try:
+            cls._pipe.write(f"{value}\n".encode())
+            cls._pipe.flush()
+        except (BrokenPipeError, ValueError):
+            cls._pipe = None
 
 
 class LocalProcess:
@@ -61,6 +105,7 @@ class LocalProcess:
         """Kill the whole process group and reap it."""
         self.signal(signal.SIGKILL)
         await self._proc.wait()
+        _Reaper.forget(self._proc.pid)
         for pump in self._pumps:
             pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)
@@ -93,8 +138,6 @@ class LocalNode:
 
     async def start(self, spec: ProcessSpec) -> LocalProcess:
         argv = list(spec.argv)
-        if _SETPRIV:
-            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         spec.stdout.parent.mkdir(parents=True, exist_ok=True)
         spec.stderr.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -109,6 +152,7 @@ class LocalNode:
             )
         except OSError as exc:
             raise InfraError(f"{self.name}: cannot start {spec.argv[0]!r}: {exc}") from None
+        _Reaper.watch(proc.pid)
         process = LocalProcess(proc, spec)
         self._cluster._processes.append(process)
         return process

@@ -1,0 +1,96 @@
+"""The composer command on good and bad projects: exit codes and messages a user reads."""
+
+from __future__ import annotations
+
+import pytest
+
+SIMPLE = """
+    [project]
+    name = "simple"
+
+    [explore]
+    timeline = "1s"
+"""
+
+
+def test_validate_lists_templates_and_commands(project):
+    project.config(SIMPLE)
+    project.command("parallel_driver_write", "print('w')")
+    project.command("serial_driver_read", "print('r')")
+    project.command("eventually_check", "print('e')", template="other")
+    project.command("anytime_look", "print('a')", template="other")
+    project.command("helper_lib.py", "X = 1", executable=False)
+    result = project.composer("validate")
+    assert result.code == 0, result.output
+    assert "template 'main'" in result.stdout and "template 'other'" in result.stdout
+    assert "parallel_driver   parallel_driver_write" in result.stdout
+    assert "eventually        eventually_check" in result.stdout
+    assert "helper_lib" not in result.stdout
+    assert "service client: 1 node(s)" in result.stdout
+
+
+@pytest.mark.parametrize("name, executable, expected", [
+    ("paralel_driver_write", True, "Did you mean parallel_driver_write?"),
+    ("parallel_driver_write", False, "chmod +x"),
+    ("test_write", True, "unknown command prefix"),
+])
+def test_bad_command_is_a_usage_error_naming_the_file(project, name, executable, expected):
+    project.config(SIMPLE)
+    project.command("anytime_ok", "print(1)")
+    path = project.command(name, "print(1)", executable=executable)
+    for command in ("validate", "run", "explore"):
+        result = project.composer(command)
+        assert result.code == 2, result.output
+        assert str(path) in result.stderr and expected in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_template_without_driver_is_rejected(project):
+    project.config(SIMPLE)
+    project.command("first_setup", "print(1)")
+    project.command("eventually_check", "print(1)")
+    result = project.composer("validate")
+    assert result.code == 2
+    assert "has no driver or anytime command" in result.stderr
+
+
+@pytest.mark.parametrize("config, expected", [
+    ("[project\nname = 1", "malformed TOML"),
+    ("[explore]\nmax_paralel = 3", "did you mean 'max_parallel'?"),
+    ("[explore]\ntimeline = \"fast\"", "explore.timeline='fast' is not a duration"),
+    ("[services.kv]\nreplicas = \"3\"", "services.kv.replicas='3' must be int"),
+    ("[explore]\nfaults = [\"meteor\"]", "unknown fault kind 'meteor'"),
+    ("[servics.kv]\nreplicas = 1", "did you mean [services]?"),
+])
+def test_bad_config_is_a_usage_error_naming_the_key(project, config, expected):
+    project.config(config)
+    project.command("parallel_driver_x", "print(1)")
+    result = project.composer("run")
+    assert result.code == 2, result.output
+    assert "composer.toml" in result.stderr and expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_project_says_what_a_project_is(tmp_path):
+    from tests.conftest import Project
+
+    result = Project(tmp_path).composer("validate", str(tmp_path / "nowhere"))
+    assert result.code == 2
+    assert "composer.toml" in result.stderr
+
+
+def test_help_lists_subcommands(project):
+    result = project.composer("--help")
+    assert result.code == 0
+    for command in ("validate", "run", "explore", "replay"):
+        assert command in result.stdout
+    result = project.composer("explore", "--help")
+    assert "--duration" in result.stdout and "--seed" in result.stdout
+
+
+def test_unavailable_backend_is_a_clear_usage_error(project):
+    project.config(SIMPLE)
+    project.command("parallel_driver_x", "print(1)")
+    result = project.composer("run", "--cluster", "docker")
+    assert result.code == 2
+    assert "not available yet" in result.stderr

@@ -1,0 +1,232 @@
+"""One timeline on the local backend: setup, prefix rules, timeouts, logs, SDK records,
+and nothing left running afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from tests.conftest import processes_with
+
+SERVICE = """
+    [project]
+    name = "svc"
+
+    [services.web]
+    replicas = 2
+    command = "python3 -m http.server 7001 --bind {{host}} --directory {{data}}"
+    ready = {{ tcp = 7001 }}
+
+    [setup]
+    timeout = "{timeout}"
+
+    [explore]
+    timeline = "1s"
+    command_timeout = "{command_timeout}"
+"""
+
+
+def config(project, timeout="20s", command_timeout="10s", extra=""):
+    project.config(SERVICE.format(timeout=timeout, command_timeout=command_timeout) + extra)
+
+
+def invocations(project) -> list[dict]:
+    run = project.last_run() / "timelines" / "00001" / "run.json"
+    return json.loads(run.read_text())["invocations"]
+
+
+def test_run_starts_services_runs_drivers_and_reports_properties(project):
+    config(project)
+    project.command("first_hello", """
+        import os, sdk, urllib.request
+        for host in os.environ["COMPOSER_HOSTS_WEB"].split(","):
+            urllib.request.urlopen(f"http://{host}:7001/", timeout=5).read()
+        sdk.reachable("every web node answered")
+        print("node", os.environ["COMPOSER_NODE"], "data", os.environ["COMPOSER_DATA"])
+    """)
+    project.command("parallel_driver_get", "import sdk; sdk.always(True, 'driver ran')")
+    result = project.composer("run", "--seed", "1")
+    assert result.code == 0, result.output
+    assert "setup complete" in result.stdout
+    assert "PASS      Reachable" in result.stdout and "every web node answered" in result.stdout
+    (first,) = [i for i in invocations(project) if i["command"] == "first_hello"]
+    assert first["exit_code"] == 0
+    stdout = open(first["stdout"]).read()
+    assert "node client-1" in stdout
+
+
+def test_same_seed_gives_the_same_timeline(project):
+    config(project)
+    project.command("parallel_driver_a", "print(1)")
+    project.command("serial_driver_b", "print(1)")
+    one = project.composer("run", "--seed", "42").stdout.split("events:")[0]
+    two = project.composer("run", "--seed", "42").stdout.split("events:")[0]
+    assert one == two and "seed 42" in one
+
+
+def test_service_that_exits_at_once_fails_setup_with_its_log(project):
+    project.config("""
+        [services.db]
+        command = "python3 -c 'import sys; print(\\"no config file\\", file=sys.stderr); sys.exit(3)'"
+        ready = { tcp = 7000 }
+    """)
+    project.command("parallel_driver_x", "print(1)")
+    result = project.composer("run", "--seed", "1")
+    assert result.code == 1, result.output
+    assert "service db-1 exited with code 3 before it was ready" in result.stdout
+    assert "no config file" in result.stdout
+    assert "FAIL      Always" in result.stdout and "Setup completes" in result.stdout
+
+
+def test_readiness_that_never_passes_times_out_clearly(project):
+    project.config("""
+        [services.db]
+        command = "sleep 60"
+        ready = { tcp = 7000 }
+
+        [setup]
+        timeout = "1s"
+    """)
+    project.command("parallel_driver_x", "print(1)")
+    started = time.monotonic()
+    result = project.composer("run", "--seed", "1")
+    assert result.code == 1
+    assert "not ready in time: tcp port 7000 never succeeded" in result.stdout
+    assert "[setup] timeout" in result.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_hung_driver_is_killed_at_its_timeout_and_recorded(project):
+    marker = f"hung-{uuid.uuid4().hex}"
+    config(project, command_timeout="1s")
+    project.command("singleton_driver_hang", f"""
+        import time
+        time.sleep(600)  # {marker}
+    """)
+    result = project.composer("run", "--seed", "3", "--timeline", "1s")
+    assert result.code == 1, result.output
+    assert "status=timeout" in result.stdout
+    assert "Commands finish with zero exit code" in result.stdout
+    (hang,) = invocations(project)
+    assert hang["status"] == "timeout"
+    assert processes_with(marker) == []
+
+
+def test_flooding_driver_has_its_log_capped_and_the_run_goes_on(project):
+    config(project)
+    project.command("singleton_driver_flood", """
+        import sys
+        chunk = "x" * 1024 * 1024
+        for _ in range(40):
+            sys.stdout.write(chunk)
+    """)
+    project.command("eventually_after", "print('still here')")
+    result = project.composer("run", "--seed", "5")
+    assert result.code == 0, result.output
+    flood = [i for i in invocations(project) if i["command"] == "singleton_driver_flood"]
+    if flood:  # the seed may not start it; the eventually command always runs
+        size = os.path.getsize(flood[0]["stdout"])
+        assert 10 * 1024 * 1024 <= size < 11 * 1024 * 1024
+        assert open(flood[0]["stdout"]).read().endswith("truncated after 10485760 bytes]\n")
+    assert "command=eventually_after" in result.stdout
+
+
+def test_garbage_sdk_lines_are_counted_and_skipped(project):
+    config(project)
+    project.command("first_garbage", """
+        import os, sdk
+        sdk.always(True, "before garbage")
+        with open(os.environ["COMPOSER_SDK_OUTPUT"], "a") as out:
+            out.write("not json\\n{\\"truncated\\": \\n[1, 2]\\n")
+        sdk.always(True, "after garbage")
+    """)
+    project.command("parallel_driver_x", "print(1)")
+    result = project.composer("run", "--seed", "1")
+    assert result.code == 0, result.output
+    assert "3 SDK output line(s) were not valid records" in result.stdout
+    assert "before garbage" in result.stdout and "after garbage" in result.stdout
+
+
+def test_prefix_rules_hold_in_every_timeline(project):
+    """serial drivers run alone, parallel ones at most max_parallel at once, finally only
+    after everything completed, eventually after drivers were stopped."""
+    config(project, extra="max_parallel = 2\n")
+    log = project.root / "intervals.log"
+    body = f"""
+        import os, sys, time
+        start = time.time()
+        time.sleep(0.15)
+        with open({str(log)!r}, "a") as out:
+            out.write(f"{{os.path.basename(sys.argv[0])}} {{start}} {{time.time()}}\\n")
+    """
+    for name in ("parallel_driver_p", "serial_driver_s", "anytime_a", "finally_f",
+                 "eventually_e"):
+        project.command(name, body)
+    for seed in range(6):
+        log.unlink(missing_ok=True)
+        result = project.composer("run", "--seed", str(seed), "--timeline", "2s")
+        assert result.code == 0, result.output
+        spans = [line.split() for line in log.read_text().splitlines()]
+        spans = [(name, float(a), float(b)) for name, a, b in spans]
+        drivers = [s for s in spans if "driver" in s[0]]
+        for name, a, b in drivers:
+            overlapping = [o for o in drivers if o[1] < b and a < o[2] and (o[1], o[2]) != (a, b)]
+            if name.startswith("serial"):
+                assert overlapping == [], (seed, name, overlapping)
+            else:
+                assert all(o[0].startswith("parallel") for o in overlapping), (seed, overlapping)
+                assert len(overlapping) <= 1, (seed, overlapping)
+        ends = [s for s in spans if s[0] in ("finally_f", "eventually_e")]
+        assert len(ends) == 1, (seed, spans)
+        assert all(s[2] <= ends[0][1] for s in spans if s is not ends[0]), (seed, spans)
+
+
+def test_ctrl_c_stops_every_process(project):
+    marker = f"ctrlc-{uuid.uuid4().hex}"
+    project.config(f"""
+        [services.svc]
+        replicas = 2
+        command = "python3 -c 'import time; time.sleep(300)' {marker}"
+
+        [explore]
+        timeline = "30s"
+    """)
+    project.command("parallel_driver_sleep", f"#!/bin/sh\nexec python3 -c 'import time; time.sleep(300)' {marker}-driver\n")
+    proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "explore", "--duration", "2m"],
+                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(processes_with(marker)) >= 2
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert processes_with(marker) == []
+
+
+def test_sigkill_of_composer_leaves_no_service_running(project):
+    marker = f"sigkill-{uuid.uuid4().hex}"
+    project.config(f"""
+        [services.svc]
+        replicas = 2
+        command = "python3 -c 'import time; time.sleep(300)' {marker}"
+
+        [explore]
+        timeline = "30s"
+    """)
+    project.command("parallel_driver_sleep", "#!/bin/sh\nsleep 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "run", "--seed", "1"],
+                            cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(marker) == []
