@@ -238,7 +238,8 @@ def _explore(args: argparse.Namespace) -> int:
     caps = _capabilities(project, args.cluster)
     run_dir = _run_dir(project)
     print(f"exploring {project.name!r} on {args.cluster} for {args.duration:g}s "
-          f"(templates: {', '.join(found)}; faults: {', '.join(sorted(caps.faults)) or 'none'})",
+          f"(templates: {', '.join(found)}; faults: "
+          f"{', '.join(sorted(caps.faults)) if caps.fault_targets else 'none'})",
           flush=True)
     result = explore(project, found, args.cluster, caps, run_dir, duration=args.duration,
                      seed=args.seed, generator=args.generator, reruns=args.reruns,

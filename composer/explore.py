@@ -171,7 +171,8 @@ class _Explorer:
         if new:
             raise _failure(new[0])(new[0])
 
-    def hypothesis_test(self, database: DirectoryBasedExampleDatabase | None) -> Callable:
+    def hypothesis_test(self, database: DirectoryBasedExampleDatabase | None,
+                        round: int) -> Callable:
         """Return the @given test over timelines with every setting composer relies on."""
         strategy = schedule.timelines(self.templates, self.caps, self.project.explore.timeline)
         test = settings(
@@ -186,7 +187,10 @@ class _Explorer:
             verbosity=Verbosity.quiet,
             print_blob=False,
         )(given(strategy)(self.hypothesis_body))
-        return hypothesis.seed(self.seed)(test) if self.seed is not None else test
+        if self.seed is None:
+            return test
+        # Each round its own seed: the same seed again would draw the same timelines again.
+        return hypothesis.seed(self.seed * 1_000_003 + round)(test)
 
     def search_with_hypothesis(self) -> None:
         # The example database replays earlier failures first. Only the first search uses
@@ -195,9 +199,11 @@ class _Explorer:
         if self.seed is None:
             database = DirectoryBasedExampleDatabase(
                 str(self.project.root / ".composer" / "hypothesis" / self.backend))
+        round = 0
         while time.monotonic() < self.deadline:
+            round += 1
             try:
-                self.hypothesis_test(database)()
+                self.hypothesis_test(database, round)()
             except _BudgetSpent:
                 pass
             except Exception:  # the failure Hypothesis found, or Flaky: our records hold it

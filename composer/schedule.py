@@ -52,7 +52,7 @@ class _HypothesisDraw:
 
     def items(self, element: Callable[[_Draw], T], max_size: int) -> list[T]:
         strategy = st.composite(lambda draw: element(_HypothesisDraw(draw)))()
-        return self.draw(st.lists(strategy, max_size=max_size))
+        return self.draw(st.lists(strategy, min_size=1, max_size=max_size))
 
 
 class _RandomDraw:
@@ -70,7 +70,7 @@ class _RandomDraw:
         return sorted(chosen, key=list(options).index)
 
     def items(self, element: Callable[[_Draw], T], max_size: int) -> list[T]:
-        return [element(self) for _ in range(self.rng.randint(0, max_size))]
+        return [element(self) for _ in range(self.rng.randint(1, max_size))]
 
 
 def max_events(max_length: float) -> int:

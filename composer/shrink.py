@@ -43,7 +43,7 @@ def shrink(timeline: Timeline, fails: Callable[[Timeline], bool], deadline: floa
 
 def _candidates(t: Timeline) -> Iterator[Timeline]:
     events = list(t.events)
-    chunk = len(events) // 2
+    chunk = max(1, len(events) // 2)  # down to single events, so one event can go too
     while chunk >= 1:
         for start in range(0, len(events), chunk):
             yield dataclasses.replace(t, events=tuple(events[:start] + events[start + chunk:]))
@@ -62,5 +62,5 @@ def _candidates(t: Timeline) -> Iterator[Timeline]:
             yield dataclasses.replace(t, events=tuple(events[:i] + [variant] + events[i + 1:]))
     last = max((e.at for e in events), default=0.0)
     for length in (round(last + 0.1, 1), round((last + t.length) / 2, 1)):
-        if 1.0 <= length < t.length:
+        if 1.0 <= length < t.length and length > last:  # every event stays in the phase
             yield dataclasses.replace(t, length=length)

@@ -213,7 +213,7 @@ def test_sigkill_of_composer_leaves_no_service_running(project):
     project.config(f"""
         [services.svc]
         replicas = 2
-        command = "python3 -c 'import time; time.sleep(300)' {marker}"
+        command = "true && python3 -c 'import time; time.sleep(300)' {marker}"
 
         [explore]
         timeline = "30s"

@@ -106,7 +106,7 @@ scenario = st.tuples(st.sampled_from(TEMPLATE_SETS), st.sampled_from(CAPS_SETS),
                      st.sampled_from(LENGTHS) | st.floats(0.1, 60.0))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), scenario)
 def test_hypothesis_timelines_stay_in_the_space(data, case):
     templates, caps, max_length = case
@@ -224,7 +224,7 @@ def test_hypothesis_and_random_agree_on_the_space():
     templates = {"single": SINGLE}
     hyp: set = set()
 
-    @settings(max_examples=300, database=None)
+    @settings(max_examples=150, database=None)
     @given(schedule.timelines(templates, CAPS, 5.0))
     def collect(t):
         check(t, templates, CAPS, 5.0)

@@ -70,8 +70,8 @@ class Handler(BaseHTTPRequestHandler):
         elif store.is_primary:
             self._send(409, {"error": "the primary does not take replication", "seq": store.seq})
         else:
-            ok, seq = store.apply(self._body()["entries"])
-            self._send(200 if ok else 409, {"ok": ok, "seq": seq})
+            answer = store.apply(self._body()["entries"])
+            self._send(200 if answer["ok"] else 409, answer)
 
     def _body(self) -> Any:
         return json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))

@@ -221,6 +221,8 @@ class Store:
                 except Unavailable:
                     with self._state:
                         self._lagging.add(replica)
+                except Exception as error:  # keep catching up whatever one answer was
+                    log(f"catch-up of {replica} failed: {error!r}")
 
     def _catch_up(self, replica: str) -> None:
         """Send ``replica`` whatever it lacks; mark it healthy once it has everything."""
@@ -240,7 +242,7 @@ class Store:
                     break
             answer = call(replica, "POST", "/replicate", {"entries": missing}, timeout=1.0)
             their_seq = answer["seq"]
-            sent += len(missing)
+            sent += answer.get("applied", 0)  # not duplicates a racing write already sent
         if sent:
             sdk.reachable("A lagging replica was caught up by the primary",
                           {"replica": replica, "entries": sent})
@@ -250,14 +252,14 @@ class Store:
 
     # -- replication (replica) ---------------------------------------------------------
 
-    def apply(self, entries: list[Entry]) -> tuple[bool, int]:
-        """Append the entries this replica lacks, in order; refuse a gap. Return (ok, seq)."""
+    def apply(self, entries: list[Entry]) -> dict[str, Any]:
+        """Append the entries this replica lacks, in order; refuse a gap (``ok`` false)."""
         with self._commit:
             fresh = [e for e in entries if e["seq"] > self.seq]
             if any(e["seq"] != self.seq + i for i, e in enumerate(fresh, 1)):
-                return False, self.seq
+                return {"ok": False, "seq": self.seq, "applied": 0}
             if fresh:
                 self.log.append(fresh)
                 with self._state:
                     self.data.update((e["key"], e["value"]) for e in fresh)
-            return True, self.seq
+            return {"ok": True, "seq": self.seq, "applied": len(fresh)}

@@ -1,0 +1,88 @@
+"""Exploration end to end: a planted bug that needs two overlapping drivers is found,
+shrunk to those two, saved as a replay that reproduces; without the bug the run passes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+    [project]
+    name = "overlap"
+
+    [explore]
+    timeline = "2s"
+    max_parallel = 3
+    command_timeout = "10s"
+"""
+
+# Two parallel writers that overlap break the "one writer at a time" property: a bug that
+# no single command shows, and that needs two starts close together.
+WRITER = """
+    import os, sdk, time, uuid
+    lock_dir = os.path.join(os.environ["COMPOSER_DATA"], "writers")
+    os.makedirs(lock_dir, exist_ok=True)
+    me = os.path.join(lock_dir, uuid.uuid4().hex)
+    open(me, "w").close()
+    others = len(os.listdir(lock_dir)) - 1
+    bug = os.environ.get("PLANTED_BUG", "1") == "1"
+    sdk.always(others == 0 or not bug, "At most one writer at a time", {"others": others})
+    sdk.sometimes(others == 0, "A writer ran alone")
+    time.sleep(0.4)
+    os.remove(me)
+"""
+
+
+def make(project):
+    project.config(CONFIG)
+    project.command("parallel_driver_write", WRITER)
+    project.command("serial_driver_read", "import time; time.sleep(0.05)")
+    project.command("anytime_poke", "print('poke')")
+
+
+def test_explore_finds_shrinks_and_replays_the_planted_bug(project):
+    make(project)
+    result = project.composer("explore", "--duration", "60s", "--seed", "3", "--reruns", "3",
+                              "--shrink-budget", "60s")
+    assert result.code == 1, result.output
+    assert "Failing property: At most one writer at a time" in result.stdout
+    summary = project.summary()
+    (finding,) = summary["findings"]
+    assert finding["property"] == "At most one writer at a time"
+    starts = [e for e in finding["timeline"]["events"] if e["type"] == "start"]
+    assert [e["command"] for e in starts] == ["parallel_driver_write"] * 2
+    assert finding["shrunk_timeline_size"] == 2
+    assert finding["reruns"] == 3 and finding["reproduced"] >= 1
+    assert "reproduced in" in result.stdout and "composer replay" in result.stdout
+    statuses = {p["id"]: p["status"] for p in summary["properties"]}
+    assert statuses["At most one writer at a time"] == "fail"
+
+    replay = finding["replay"]
+    again = project.composer("replay", replay, "--runs", "3")
+    assert again.code == 1, again.output
+    assert "reproduced" in again.stdout
+    saved = json.loads(open(replay).read())
+    assert saved["property"] == "At most one writer at a time"
+
+
+def test_explore_without_the_bug_runs_its_duration_and_passes(project):
+    make(project)
+    result = project.composer("explore", "--duration", "20s", "--seed", "3",
+                              env={"PLANTED_BUG": "0"})
+    assert result.code == 0, result.output
+    summary = project.summary()
+    assert summary["findings"] == [] and summary["exit_code"] == 0
+    assert summary["elapsed_seconds"] >= 20
+    assert summary["timelines"] >= 3
+    assert all(p["status"] == "pass" for p in summary["properties"]), summary["properties"]
+
+
+def test_random_generator_is_available_as_a_baseline(project):
+    make(project)
+    result = project.composer("explore", "--duration", "30s", "--seed", "1",
+                              "--generator", "random", "--reruns", "1")
+    assert result.code == 1, result.output
+    assert project.summary()["findings"][0]["property"] == "At most one writer at a time"
