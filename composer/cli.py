@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: %(default)s)")
     exp.add_argument("--shrink-budget", type=_duration, default=120.0, metavar="DURATION",
                      help="time allowed to shrink a failure past --duration (default: 2m)")
+    exp.add_argument("--stop-on-failure", action="store_true",
+                     help="stop searching once a failure has been found and shrunk")
     exp.add_argument("--quiet", action="store_true", help="no live progress")
     explore_options(exp)
 
@@ -243,7 +245,7 @@ def _explore(args: argparse.Namespace) -> int:
           flush=True)
     result = explore(project, found, args.cluster, caps, run_dir, duration=args.duration,
                      seed=args.seed, generator=args.generator, reruns=args.reruns,
-                     shrink_budget=args.shrink_budget,
+                     shrink_budget=args.shrink_budget, stop_on_failure=args.stop_on_failure,
                      progress=Progress(args.duration, quiet=args.quiet))
     failing = result.table.failing()
     code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK

@@ -224,7 +224,10 @@ class _Explorer:
                 return finding.property in self.execute(candidate).violations
 
             shrink(finding.smallest, fails, time.monotonic() + self.shrink_budget,
-                   lambda t: self.progress.note(f"shrunk to {len(t.events)} events"))
+                   lambda t: self.progress.note(
+                       f"shrunk to {len(t.events)} events, {t.length:.1f}s"))
+            if self.stop_on_failure:
+                self.deadline = time.monotonic()
 
     def search_at_random(self) -> None:
         rng = random.Random(self.seed)
@@ -260,13 +263,14 @@ def _slug(text: str) -> str:
 def explore(project: Project, templates: Mapping[str, Template], backend: str,
             caps: Capabilities, run_dir: Path, *, duration: float, seed: int | None = None,
             generator: str = "hypothesis", reruns: int = 5, shrink_budget: float = 120.0,
-            progress=None) -> Exploration:
+            stop_on_failure: bool = False, progress=None) -> Exploration:
     """Explore timelines for ``duration`` seconds; shrink, re-run and save each failure."""
     from composer.progress import Progress
 
     progress = progress or Progress(duration)
     explorer = _Explorer(project, templates, backend, caps, run_dir, duration, seed,
                          generator, reruns, shrink_budget, progress)
+    explorer.stop_on_failure = stop_on_failure
     try:
         if generator == "random":
             explorer.search_at_random()
