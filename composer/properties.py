@@ -151,6 +151,21 @@ def guidance(records: Iterable[dict]) -> dict[str, float]:
     return best
 
 
+def sometimes_satisfied(records: Iterable[dict]) -> set[str]:
+    """Ids of sometimes and reachable assertions these records satisfy.
+
+    Their count guides exploration (``hypothesis.target``) toward timelines that reach
+    states the project's authors marked as worth reaching, as Antithesis does.
+    """
+    satisfied = set()
+    for inner in _asserts(records):
+        _, assert_type, must_hit = _kind(inner)
+        if assert_type in ("sometimes", "reachability") and must_hit and _is_hit(inner) \
+                and not _fails(inner, assert_type, must_hit):
+            satisfied.add(_key(inner))
+    return satisfied
+
+
 def setup_completed(records: Iterable[dict]) -> bool:
     """Whether any process declared ``setup_complete`` in these records."""
     return any(

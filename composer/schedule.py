@@ -51,8 +51,10 @@ class _HypothesisDraw:
         return sorted(chosen, key=list(options).index)
 
     def items(self, element: Callable[[_Draw], T], max_size: int) -> list[T]:
-        strategy = st.composite(lambda draw: element(_HypothesisDraw(draw)))()
-        return self.draw(st.lists(strategy, min_size=1, max_size=max_size))
+        # A drawn count, not st.lists: its average of about five items is too few for
+        # timelines, and composer.shrink (not Hypothesis) deletes what is not needed.
+        count = self.integer(1, max_size)
+        return [element(self) for _ in range(count)]
 
 
 class _RandomDraw:

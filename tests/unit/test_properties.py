@@ -15,6 +15,7 @@ from composer.properties import (
     guidance,
     read_records,
     setup_completed,
+    sometimes_satisfied,
     violations,
 )
 
@@ -267,3 +268,22 @@ def test_malformed_records_never_raise(records):
     violations(records)
     setup_completed(records)
     assert all(isinstance(v, float) for v in guidance(records).values())
+
+
+def test_sometimes_satisfied_counts_only_true_sometimes_and_hit_reachables():
+    def record(id, assert_type, display, condition, hit=True):
+        return {"antithesis_assert": {"id": id, "message": id, "assert_type": assert_type,
+                                      "display_type": display, "must_hit": True, "hit": hit,
+                                      "condition": condition}}
+
+    records = [
+        record("true sometimes", "sometimes", "Sometimes", True),
+        record("false sometimes", "sometimes", "Sometimes", False),
+        record("reached", "reachability", "Reachable", True),
+        record("declared only", "sometimes", "Sometimes", True, hit=False),
+        record("an always", "always", "Always", True),
+        {"antithesis_assert": {"id": "unreachable", "assert_type": "reachability",
+                               "display_type": "Unreachable", "must_hit": False, "hit": True,
+                               "condition": True}},
+    ]
+    assert sometimes_satisfied(records) == {"true sometimes", "reached"}

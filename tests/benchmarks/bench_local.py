@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""Figures of the ``local`` backend, printed as tables (asserts nothing about time).
+
+    python3 tests/benchmarks/bench_local.py [--quick] [--seeds N] [--budget SECONDS]
+
+1. node start to ready (1, 10, 50 nodes of a minimal TCP listener), median ms, per node
+2. timeline overhead: setup + teardown of the 3-node examples/kvstore, empty driver phase
+3. timelines per minute during ``explore`` of examples/kvstore (5 s timelines)
+4. time to find the planted kvstore bug, Hypothesis against plain random, over N seeds,
+   and the shrunk timeline size against the unshrunk one
+
+Every figure is a median of several runs; ratios are against the named baseline of the
+same run, because these machines are shared and noisy: compare runs on one machine
+only. Progress goes to stderr, the tables to stdout. Everything is written under one
+temporary directory (removed at the end, also on Ctrl-C and SIGTERM), and the example
+project is copied there, so nothing is written into the repository. Not collected by
+pytest (the file is not named test_*.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from composer import config, templates
+from composer.clusters.local import LocalCluster
+from composer.explore import explore
+from composer.progress import Progress
+from composer.runner import run_timeline
+from composer.services import Environment, ServiceNode
+from composer.timeline import Timeline
+
+REPO = Path(__file__).resolve().parents[2]
+KVSTORE = REPO / "examples" / "kvstore"
+#: the property the planted bug breaks (examples/kvstore/drivers/main/eventually_*)
+BUG = "Acknowledged writes survive a primary crash"
+OVERHEAD_TARGET_MS = 1000.0
+
+# A TCP listener on {host}:7000 that accepts and closes connections forever.
+LISTENER = ("python3 -c \"import socket,sys; s=socket.create_server((sys.argv[1], 7000)); "
+            "[s.accept()[0].close() for _ in iter(int, 1)]\" {host}")
+
+
+def log(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if value != value else f"{value:,.{digits}f}"
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    out = [title, line, "  ".join(h.ljust(w) for h, w in zip(header, widths)), line]
+    for row in rows:
+        out.append("  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                             for i, (c, w) in enumerate(zip(row, widths))))
+    out.append(line)
+    return "\n".join(out)
+
+
+def copy_kvstore(tmp: Path, name: str) -> config.Project:
+    """Copy examples/kvstore (without its .composer) so runs and replays stay in ``tmp``."""
+    target = tmp / name
+    shutil.copytree(KVSTORE, target, ignore=shutil.ignore_patterns(".composer", "__pycache__"))
+    return config.load(target)
+
+
+# -- 1. node start to ready ------------------------------------------------------------
+
+def listener_project(tmp: Path, nodes: int) -> config.Project:
+    root = tmp / f"listeners-{nodes}"
+    root.mkdir()
+    (root / "composer.toml").write_text(
+        "[project]\nname = \"bench-listeners\"\n\n"
+        f"[services.srv]\nreplicas = {nodes}\ncommand = '{LISTENER}'\nready = {{ tcp = 7000 }}\n"
+    )
+    return config.load(root)
+
+
+async def start_to_ready(project: config.Project, directory: Path) -> float:
+    """Return ms from the first ServiceNode.start() to every wait_ready passing."""
+    cluster = LocalCluster(directory)
+    try:
+        names = [n for s in project.services for n in s.node_names()]
+        nodes = {n.name: n for n in await cluster.new_nodes(names)}
+        env = Environment(project, nodes, directory, seed=0)
+        services = [ServiceNode(nodes[name], s, i, env, directory)
+                    for s in project.services if s.command
+                    for i, name in enumerate(s.node_names(), start=1)]
+        t0 = time.perf_counter()
+        for service in services:
+            await service.start()
+        deadline = time.monotonic() + project.setup.timeout
+        await asyncio.gather(*(s.wait_ready(deadline) for s in services))
+        return (time.perf_counter() - t0) * 1000
+    finally:
+        await cluster.cleanup()
+
+
+def figure_nodes(tmp: Path, quick: bool) -> tuple[str, dict]:
+    sizes = {1: 3 if quick else 11, 10: 3 if quick else 7, 50: 3 if quick else 5}
+    results: dict[int, list[float]] = {}
+    for nodes, runs in sizes.items():
+        project = listener_project(tmp, nodes)
+        results[nodes] = []
+        for run in range(runs + 1):  # run 0 warms caches and is not counted
+            log(f"figure 1: {nodes} node(s), run {run}/{runs}{' (warm-up)' if not run else ''}")
+            directory = tmp / f"nodes-{nodes}-{run}"
+            ms = asyncio.run(start_to_ready(project, directory))
+            shutil.rmtree(directory, ignore_errors=True)
+            if run:
+                results[nodes].append(ms)
+    base = median(results[1])
+    rows = []
+    for nodes, values in results.items():
+        m = median(values)
+        rows.append([f"{nodes} node{'s' if nodes > 1 else ''}", str(len(values)), fmt(m),
+                     f"{fmt(min(values))}..{fmt(max(values))}", fmt(m / nodes),
+                     f"{m / base:.2f}x"])
+    text = table("1. local node start to ready (ServiceNode.start .. every wait_ready; "
+                 "TCP listener, ready = { tcp = 7000 })",
+                 ["nodes", "runs", "median ms", "min..max ms", "ms per node",
+                  "vs 1 node"], rows)
+    return text, {n: median(v) for n, v in results.items()}
+
+
+# -- 2. timeline overhead ----------------------------------------------------------------
+
+def figure_overhead(tmp: Path, quick: bool) -> tuple[str, float]:
+    project = copy_kvstore(tmp, "kvstore-overhead")
+    template = templates.discover(project.templates_dir)["main"]
+    timeline = Timeline(template="main", length=0.0, seed=0)
+    runs = 3 if quick else 7
+    wall: list[float] = []
+    for run in range(runs + 1):  # run 0 warms caches and is not counted
+        log(f"figure 2: empty kvstore timeline, run {run}/{runs}"
+            f"{' (warm-up)' if not run else ''}")
+        directory = tmp / f"overhead-{run}"
+        t0 = time.perf_counter()
+        result = asyncio.run(run_timeline(timeline, project, template, "local", directory))
+        ms = (time.perf_counter() - t0) * 1000
+        if not result.setup_ok:
+            raise SystemExit(f"figure 2: kvstore setup failed: {result.setup_error}")
+        shutil.rmtree(directory, ignore_errors=True)
+        if run:
+            wall.append(ms)
+    m = median(wall)
+    text = table("2. timeline overhead: setup + teardown of examples/kvstore (3 kv nodes), "
+                 "empty driver phase",
+                 ["figure", "runs", "median ms", "min..max ms", "target ms", "vs target"],
+                 [["run_timeline", str(len(wall)), fmt(m),
+                   f"{fmt(min(wall))}..{fmt(max(wall))}", fmt(OVERHEAD_TARGET_MS, 0),
+                   f"{m / OVERHEAD_TARGET_MS:.2f}x ({'under' if m < OVERHEAD_TARGET_MS else 'OVER'})"]])
+    return text, m
+
+
+# -- explore helpers -----------------------------------------------------------------------
+
+def capabilities(project: config.Project):
+    from composer.cli import _capabilities
+
+    return _capabilities(project, "local")
+
+
+def run_explore(project: config.Project, run_dir: Path, **kwargs):
+    found = templates.discover(project.templates_dir)
+    if "stop_on_failure" in kwargs and \
+            "stop_on_failure" not in inspect.signature(explore).parameters:
+        log("note: this composer's explore() has no stop_on_failure; searching to the budget")
+        kwargs.pop("stop_on_failure")
+    result = explore(project, found, "local", capabilities(project), run_dir,
+                     progress=Progress(kwargs["duration"], quiet=True), **kwargs)
+    if result.stopped_early:
+        raise KeyboardInterrupt
+    return result
+
+
+# -- 3. timelines per minute -------------------------------------------------------------
+
+def figure_rate(tmp: Path, quick: bool, overhead_ms: float | None) -> tuple[str, float]:
+    project = copy_kvstore(tmp, "kvstore-rate")
+    duration = 20.0 if quick else 60.0
+    log(f"figure 3: explore kvstore for {duration:g}s (shrinking off)")
+    # shrink_budget=0: a finding of the planted bug must not turn the search into shrinking
+    result = run_explore(project, tmp / "rate-run", duration=duration, seed=1, reruns=0,
+                         shrink_budget=0.0)
+    minutes = result.elapsed / 60
+    rate = result.timelines / minutes if minutes else float("nan")
+    rows = [["timelines per minute", fmt(rate), f"{result.timelines} timelines in "
+             f"{result.elapsed:.1f}s (duration {duration:g}s, seed 1)"]]
+    if overhead_ms:
+        # a timeline costs at least its overhead plus its driver phase (0.1 .. 5 s here)
+        ceiling = 60 / (overhead_ms / 1000 + project.explore.timeline / 2)
+        rows.append(["ceiling, mean 2.5 s phase", fmt(ceiling),
+                     f"60 / (figure 2 overhead + 2.5 s); measured = {rate / ceiling:.2f}x"])
+    text = table(f"3. explore examples/kvstore, {project.explore.timeline:g}s timelines, "
+                 "hypothesis generator", ["figure", "value", "note"], rows)
+    return text, rate
+
+
+# -- 4. time to find the planted bug --------------------------------------------------------
+
+def figure_find(tmp: Path, quick: bool, seeds: int, budget: float) -> str:
+    project = copy_kvstore(tmp, "kvstore-find")
+    found: dict[str, list[tuple[float, bool]]] = {"hypothesis": [], "random": []}
+    sizes: dict[str, list[tuple[int, int]]] = {"hypothesis": [], "random": []}
+    for seed in range(1, seeds + 1):
+        for generator in ("hypothesis", "random"):
+            log(f"figure 4: {generator}, seed {seed}/{seeds}, budget {budget:g}s")
+            run_dir = tmp / f"find-{generator}-{seed}"
+            result = run_explore(project, run_dir, duration=budget, seed=seed,
+                                 generator=generator, reruns=0, shrink_budget=120.0,
+                                 stop_on_failure=True)
+            finding = result.findings.get(BUG)
+            if finding is None:
+                found[generator].append((budget, False))
+                log(f"figure 4: {generator}, seed {seed}: not found in {budget:g}s "
+                    f"({result.timelines} timelines; other findings: "
+                    f"{sorted(result.findings) or 'none'})")
+            else:
+                found[generator].append((min(finding.found_after, budget), True))
+                sizes[generator].append((len(finding.first.events),
+                                         len(finding.smallest.events)))
+                log(f"figure 4: {generator}, seed {seed}: found after "
+                    f"{finding.found_after:.1f}s, shrunk {len(finding.first.events)} -> "
+                    f"{len(finding.smallest.events)} events ({result.timelines} timelines)")
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def summary(generator: str) -> tuple[float, str, str]:
+        values = found[generator]
+        m = median([v for v, _ in values])
+        hits = sum(ok for _, ok in values)
+        # a miss counts as the budget, so the median is a lower bound once misses reach it
+        # (the middle one, or the upper of the two middle ones, is a miss)
+        mark = "" if sorted(values)[len(values) // 2][1] else ">="
+        each = ", ".join(f"{'' if ok else '>='}{v:.0f}" for v, ok in values)
+        return m, f"{mark}{fmt(m)}", f"{hits}/{len(values)} found; per seed: {each}"
+
+    hm, hs, hn = summary("hypothesis")
+    rm, rs, rn = summary("random")
+    ratio = rm / hm if hm else float("nan")
+    either_lower = rs.startswith(">=") or hs.startswith(">=")
+    rows = [["hypothesis", hs, "1.00x", hn],
+            ["random (baseline)", rs, f"{'~' if either_lower else ''}{ratio:.2f}x",
+             f"{rn}; ratio random/hypothesis"]]
+    text = table(f"4. seconds to find {BUG!r} (median over {seeds} seeds, budget {budget:g}s "
+                 "each; a miss counts as the budget and is marked >=)",
+                 ["generator", "median s", "vs hypothesis", "note"], rows)
+    shrink_rows = []
+    for generator, pairs in sizes.items():
+        if not pairs:
+            shrink_rows.append([generator, "-", "-", "-", "no finding"])
+            continue
+        first = median([a for a, _ in pairs])
+        small = median([b for _, b in pairs])
+        ratios = [b / a for a, b in pairs if a]
+        shrink_rows.append([generator, fmt(first), fmt(small), f"{median(ratios):.2f}",
+                            ", ".join(f"{a}->{b}" for a, b in pairs)])
+    text += "\n\n" + table("4b. shrunk timeline size (events of Finding.smallest vs "
+                           "Finding.first; shrink budget 120 s)",
+                           ["generator", "unshrunk (median)", "shrunk (median)",
+                            "shrunk/unshrunk (median)", "per finding"], shrink_rows)
+    return text
+
+
+# -- main ---------------------------------------------------------------------------------
+
+def _sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer runs, shorter explorations (a few minutes)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds of figure 4 (default 5; --quick 2)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds each figure-4 search may take before it counts as a "
+                             "miss (default 300; --quick 120)")
+    parser.add_argument("--only", default="1234",
+                        help="figures to run, e.g. 12 (default: all)")
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (2 if args.quick else 5)
+    budget = args.budget or (120.0 if args.quick else 300.0)
+    signal.signal(signal.SIGTERM, _sigterm)
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="composer-bench-"))
+    out: list[str] = []
+    try:
+        log(f"{'quick' if args.quick else 'full'} run; files under {tmp}")
+        overhead = None
+        if "1" in args.only:
+            out.append(figure_nodes(tmp, args.quick)[0])
+        if "2" in args.only:
+            text, overhead = figure_overhead(tmp, args.quick)
+            out.append(text)
+        if "3" in args.only:
+            out.append(figure_rate(tmp, args.quick, overhead)[0])
+        if "4" in args.only:
+            out.append(figure_find(tmp, args.quick, seeds, budget))
+    except KeyboardInterrupt:
+        log("interrupted: printing the figures measured so far")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"composer local benchmarks ({'quick' if args.quick else 'full'} run, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - started:.0f}s; "
+          "shared machine: compare ratios, not absolute times)\n")
+    print("\n\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
