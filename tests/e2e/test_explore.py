@@ -86,3 +86,26 @@ def test_random_generator_is_available_as_a_baseline(project):
                               "--generator", "random", "--reruns", "1")
     assert result.code == 1, result.output
     assert project.summary()["findings"][0]["property"] == "At most one writer at a time"
+
+
+def _first_timelines(project, count: int) -> list[dict]:
+    timelines = sorted((project.last_run() / "timelines").iterdir())[:count]
+    return [json.loads((t / "timeline.json").read_text()) for t in timelines]
+
+
+def test_seed_makes_exploration_repeatable_and_ci_does_not_change_it(project):
+    make(project)
+    env = {"PLANTED_BUG": "0"}
+    project.composer("explore", "--duration", "6s", "--seed", "11", env=env)
+    first = _first_timelines(project, 2)
+    project.composer("explore", "--duration", "6s", "--seed", "11", env={**env, "CI": "true"})
+    assert _first_timelines(project, 2) == first
+    project.composer("explore", "--duration", "6s", "--seed", "12", env=env)
+    assert _first_timelines(project, 2) != first
+
+
+def test_example_database_lives_under_dot_composer_even_on_ci(project):
+    make(project)
+    result = project.composer("explore", "--duration", "6s", env={"CI": "true"})
+    assert result.code in (0, 1), result.output
+    assert (project.root / ".composer" / "hypothesis" / "local").is_dir()
