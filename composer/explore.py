@@ -98,31 +98,21 @@ class _BudgetSpent(BaseException):
 
 
 class _PropertyFailed(Exception):
-    """Base of the per-property exceptions; one class per property keeps Hypothesis
-    shrinking each failing property on its own."""
-
-
-_failure_classes: dict[str, type[_PropertyFailed]] = {}
-
-
-def _failure(property_id: str) -> type[_PropertyFailed]:
-    if property_id not in _failure_classes:
-        _failure_classes[property_id] = type("PropertyFailed", (_PropertyFailed,), {})
-    return _failure_classes[property_id]
+    """Tells Hypothesis a timeline failed, so it stops and saves it in its database."""
 
 
 class _Explorer:
     def __init__(self, project: Project, templates: Mapping[str, Template], backend: str,
                  caps: Capabilities, run_dir: Path, duration: float, seed: int | None,
-                 generator: str, reruns: int, shrink_budget: float, progress) -> None:
+                 reruns: int, shrink_budget: float, stop_on_failure: bool, progress) -> None:
         self.project = project
         self.templates = templates
         self.backend = backend
         self.caps = caps
         self.run_dir = run_dir
         self.seed = seed
-        self.generator = generator
         self.reruns = reruns
+        self.stop_on_failure = stop_on_failure
         self.progress = progress
         self.t0 = time.monotonic()
         self.deadline = self.t0 + duration
@@ -171,7 +161,7 @@ class _Explorer:
                           label="sometimes assertions satisfied")
         new = [p for p in judged.violations if p not in self.closed]
         if new:
-            raise _failure(new[0])(new[0])
+            raise _PropertyFailed(new[0])
 
     def hypothesis_test(self, database: DirectoryBasedExampleDatabase | None,
                         round: int) -> Callable:
@@ -273,8 +263,7 @@ def explore(project: Project, templates: Mapping[str, Template], backend: str,
 
     progress = progress or Progress(duration)
     explorer = _Explorer(project, templates, backend, caps, run_dir, duration, seed,
-                         generator, reruns, shrink_budget, progress)
-    explorer.stop_on_failure = stop_on_failure
+                         reruns, shrink_budget, stop_on_failure, progress)
     try:
         if generator == "random":
             explorer.search_at_random()
