@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from composer import config, templates
@@ -191,32 +192,63 @@ def run_explore(project: config.Project, run_dir: Path, **kwargs):
 
 # -- 3. timelines per minute -------------------------------------------------------------
 
-def figure_rate(tmp: Path, quick: bool, overhead_ms: float | None) -> tuple[str, float]:
+def figure_rate(tmp: Path, quick: bool) -> tuple[str, float]:
     project = copy_kvstore(tmp, "kvstore-rate")
     duration = 20.0 if quick else 60.0
-    log(f"figure 3: explore kvstore for {duration:g}s (shrinking off)")
-    # shrink_budget=0: a finding of the planted bug must not turn the search into shrinking
-    result = run_explore(project, tmp / "rate-run", duration=duration, seed=1, reruns=0,
-                         shrink_budget=0.0)
-    minutes = result.elapsed / 60
-    rate = result.timelines / minutes if minutes else float("nan")
-    rows = [["timelines per minute", fmt(rate), f"{result.timelines} timelines in "
-             f"{result.elapsed:.1f}s (duration {duration:g}s, seed 1)"]]
-    if overhead_ms:
-        # a timeline costs at least its overhead plus its driver phase (0.1 .. 5 s here)
-        ceiling = 60 / (overhead_ms / 1000 + project.explore.timeline / 2)
-        rows.append(["ceiling, mean 2.5 s phase", fmt(ceiling),
-                     f"60 / (figure 2 overhead + 2.5 s); measured = {rate / ceiling:.2f}x"])
-    text = table(f"3. explore examples/kvstore, {project.explore.timeline:g}s timelines, "
-                 "hypothesis generator", ["figure", "value", "note"], rows)
-    return text, rate
+    rates: dict[str, float] = {}
+    rows = []
+    for generator in ("hypothesis", "random"):
+        log(f"figure 3: explore kvstore with {generator} for {duration:g}s (shrinking off)")
+        # shrink_budget=0: finding the planted bug must not turn the search into shrinking
+        result = run_explore(project, tmp / f"rate-{generator}", duration=duration, seed=1,
+                             generator=generator, reruns=0, shrink_budget=0.0)
+        shutil.rmtree(tmp / f"rate-{generator}", ignore_errors=True)
+        minutes = result.elapsed / 60
+        rates[generator] = result.timelines / minutes if minutes else float("nan")
+        rows.append([generator + (" (baseline)" if generator == "random" else ""),
+                     fmt(rates[generator]), "",
+                     f"{result.timelines} timelines in {result.elapsed:.1f}s "
+                     f"(duration {duration:g}s, seed 1)"])
+    rows[0][2] = f"{rates['hypothesis'] / rates['random']:.2f}x"
+    rows[1][2] = "1.00x"
+    text = table(f"3. timelines per minute, explore examples/kvstore, timelines up to "
+                 f"{project.explore.timeline:g}s",
+                 ["generator", "timelines/min", "vs random", "note"], rows)
+    return text, rates["hypothesis"]
 
 
 # -- 4. time to find the planted bug --------------------------------------------------------
 
+def failed_commands(finding) -> str:
+    """Return which commands of the finding's timeline failed, with their stderr's end."""
+    import json
+
+    try:
+        run = json.loads((finding.directory / "run.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    lines = []
+    for inv in run.get("invocations", []):
+        if inv.get("status") == "exited" and inv.get("exit_code") == 0:
+            continue
+        if inv.get("status") == "killed":
+            continue
+        stderr = Path(inv["stdout"]).with_suffix(".stderr")
+        try:
+            tail = stderr.read_text(errors="replace").strip().splitlines()[-3:]
+        except OSError:
+            tail = []
+        lines.append(f"\n    {inv['command']} on {inv['node']}: {inv['status']}, exit code "
+                     f"{inv['exit_code']}" + "".join(f"\n      {t}" for t in tail))
+    if run.get("setup_error"):
+        lines.append(f"\n    setup failed: {run['setup_error']}")
+    return "".join(lines)
+
+
 def figure_find(tmp: Path, quick: bool, seeds: int, budget: float) -> str:
     project = copy_kvstore(tmp, "kvstore-find")
-    found: dict[str, list[tuple[float, bool]]] = {"hypothesis": [], "random": []}
+    # per generator: (seconds, found it, what stopped the search early or "")
+    found: dict[str, list[tuple[float, bool, str]]] = {"hypothesis": [], "random": []}
     sizes: dict[str, list[tuple[int, int]]] = {"hypothesis": [], "random": []}
     for seed in range(1, seeds + 1):
         for generator in ("hypothesis", "random"):
@@ -226,13 +258,20 @@ def figure_find(tmp: Path, quick: bool, seeds: int, budget: float) -> str:
                                  generator=generator, reruns=0, shrink_budget=120.0,
                                  stop_on_failure=True)
             finding = result.findings.get(BUG)
+            others = [f for p, f in result.findings.items() if p != BUG]
+            for other in others:
+                log(f"figure 4: {generator}, seed {seed}: another property failed after "
+                    f"{other.found_after:.1f}s: {other.property!r}{failed_commands(other)}")
             if finding is None:
-                found[generator].append((budget, False))
-                log(f"figure 4: {generator}, seed {seed}: not found in {budget:g}s "
-                    f"({result.timelines} timelines; other findings: "
-                    f"{sorted(result.findings) or 'none'})")
+                # stop_on_failure ends the search at any finding, so another property may
+                # have cut it short: it still counts as the budget, marked as such
+                stopped = others[0].property if others and result.elapsed < budget else ""
+                found[generator].append((budget, False, stopped))
+                log(f"figure 4: {generator}, seed {seed}: not found in {result.elapsed:.0f}s "
+                    f"({result.timelines} timelines"
+                    f"{'; stopped early by ' + repr(stopped) if stopped else ''})")
             else:
-                found[generator].append((min(finding.found_after, budget), True))
+                found[generator].append((min(finding.found_after, budget), True, ""))
                 sizes[generator].append((len(finding.first.events),
                                          len(finding.smallest.events)))
                 log(f"figure 4: {generator}, seed {seed}: found after "
@@ -242,22 +281,30 @@ def figure_find(tmp: Path, quick: bool, seeds: int, budget: float) -> str:
 
     def summary(generator: str) -> tuple[float, str, str]:
         values = found[generator]
-        m = median([v for v, _ in values])
-        hits = sum(ok for _, ok in values)
+        m = median([v for v, _, _ in values])
+        hits = sum(ok for _, ok, _ in values)
+        stopped = sum(bool(why) for _, _, why in values)
         # a miss counts as the budget, so the median is a lower bound once misses reach it
         # (the middle one, or the upper of the two middle ones, is a miss)
         mark = "" if sorted(values)[len(values) // 2][1] else ">="
-        each = ", ".join(f"{'' if ok else '>='}{v:.0f}" for v, ok in values)
-        return m, f"{mark}{fmt(m)}", f"{hits}/{len(values)} found; per seed: {each}"
+        each = ", ".join(f"{'' if ok else '>='}{v:.0f}{'*' if why else ''}"
+                         for v, ok, why in values)
+        note = f"{hits}/{len(values)} found; per seed: {each}"
+        if stopped:
+            note += f"; * = {stopped} stopped early by another failing property"
+        return m, f"{mark}{fmt(m)}", note
 
     hm, hs, hn = summary("hypothesis")
     rm, rs, rn = summary("random")
     ratio = rm / hm if hm else float("nan")
-    either_lower = rs.startswith(">=") or hs.startswith(">=")
+    # a lower bound on random's time makes the ratio a lower bound; on hypothesis's, an
+    # upper bound; on both, neither
+    bound = {(True, False): ">=", (False, True): "<=", (True, True): "~"}.get(
+        (rs.startswith(">="), hs.startswith(">=")), "")
     rows = [["hypothesis", hs, "1.00x", hn],
-            ["random (baseline)", rs, f"{'~' if either_lower else ''}{ratio:.2f}x",
+            ["random (baseline)", rs, f"{bound}{ratio:.2f}x",
              f"{rn}; ratio random/hypothesis"]]
-    text = table(f"4. seconds to find {BUG!r} (median over {seeds} seeds, budget {budget:g}s "
+    text = table(f"4. seconds to find {BUG!r} (median over {seeds} seed{'s' if seeds > 1 else ''}, budget {budget:g}s "
                  "each; a miss counts as the budget and is marked >=)",
                  ["generator", "median s", "vs hypothesis", "note"], rows)
     shrink_rows = []
@@ -267,13 +314,13 @@ def figure_find(tmp: Path, quick: bool, seeds: int, budget: float) -> str:
             continue
         first = median([a for a, _ in pairs])
         small = median([b for _, b in pairs])
-        ratios = [b / a for a, b in pairs if a]
-        shrink_rows.append([generator, fmt(first), fmt(small), f"{median(ratios):.2f}",
+        shrink_rows.append([generator, fmt(first), fmt(small),
+                            f"{small / first:.2f}x" if first else "n/a",
                             ", ".join(f"{a}->{b}" for a, b in pairs)])
     text += "\n\n" + table("4b. shrunk timeline size (events of Finding.smallest vs "
                            "Finding.first; shrink budget 120 s)",
                            ["generator", "unshrunk (median)", "shrunk (median)",
-                            "shrunk/unshrunk (median)", "per finding"], shrink_rows)
+                            "shrunk/unshrunk", "per finding"], shrink_rows)
     return text
 
 
@@ -301,18 +348,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="composer-bench-"))
     out: list[str] = []
+    failed = 0
     try:
         log(f"{'quick' if args.quick else 'full'} run; files under {tmp}")
-        overhead = None
-        if "1" in args.only:
-            out.append(figure_nodes(tmp, args.quick)[0])
-        if "2" in args.only:
-            text, overhead = figure_overhead(tmp, args.quick)
-            out.append(text)
-        if "3" in args.only:
-            out.append(figure_rate(tmp, args.quick, overhead)[0])
-        if "4" in args.only:
-            out.append(figure_find(tmp, args.quick, seeds, budget))
+        figures = {"1": lambda: figure_nodes(tmp, args.quick)[0],
+                   "2": lambda: figure_overhead(tmp, args.quick)[0],
+                   "3": lambda: figure_rate(tmp, args.quick)[0],
+                   "4": lambda: figure_find(tmp, args.quick, seeds, budget)}
+        for number, figure in figures.items():
+            if number not in args.only:
+                continue
+            try:
+                out.append(figure())
+            except Exception:  # one broken figure must not lose the others
+                failed += 1
+                log(f"figure {number} failed:\n{traceback.format_exc()}")
+                out.append(f"{number}. FAILED: {traceback.format_exc().splitlines()[-1]} "
+                           "(traceback on stderr)")
     except KeyboardInterrupt:
         log("interrupted: printing the figures measured so far")
     finally:
@@ -321,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - started:.0f}s; "
           "shared machine: compare ratios, not absolute times)\n")
     print("\n\n".join(out))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

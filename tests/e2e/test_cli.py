@@ -58,7 +58,7 @@ def test_template_without_driver_is_rejected(project):
     ("[project\nname = 1", "malformed TOML"),
     ("[explore]\nmax_paralel = 3", "did you mean 'max_parallel'?"),
     ("[explore]\ntimeline = \"fast\"", "explore.timeline='fast' is not a duration"),
-    ("[services.kv]\nreplicas = \"3\"", "services.kv.replicas='3' must be int"),
+    ("[services.kv]\nreplicas = \"3\"", "services.kv.replicas='3' must be an integer"),
     ("[explore]\nfaults = [\"meteor\"]", "unknown fault kind 'meteor'"),
     ("[servics.kv]\nreplicas = 1", "did you mean [services]?"),
 ])
