@@ -250,10 +250,11 @@ class _Run:
             command = self.template.command(event.command)
             async with self.changed:
                 try:
-                    await asyncio.wait_for(
-                        self.changed.wait_for(lambda: self.may_start(command)),
-                        max(0.0, end - time.monotonic()),
-                    )
+                    if not self.may_start(command):
+                        await asyncio.wait_for(
+                            self.changed.wait_for(lambda: self.may_start(command)),
+                            max(0.0, end - time.monotonic()),
+                        )
                 except asyncio.TimeoutError:
                     self.note("skip", command=command.name, reason="driver phase over before "
                               "the prefix rules allowed it to start")

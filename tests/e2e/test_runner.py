@@ -1,0 +1,113 @@
+"""The runner on hand-written timelines: faults and heals land where the timeline says,
+ANTITHESIS_STOP_FAULTS pauses them, eventually_ sees every node restarted, and finally_
+runs only when every command completed on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from composer import config, templates
+from composer.runner import run_timeline
+from composer.timeline import Fault, Start, Timeline
+
+CONFIG = """
+[services.db]
+replicas = 2
+command = "python3 -c 'import socket, sys, time; s = socket.socket(); s.bind((sys.argv[1], 7000)); s.listen(); time.sleep(600)' {host}"
+ready = { tcp = 7000 }
+
+[explore]
+command_timeout = "2s"
+"""
+
+PROBE = """
+import os, socket, sys
+up = []
+for host in os.environ["COMPOSER_HOSTS_DB"].split(","):
+    try:
+        socket.create_connection((host, 7000), timeout=0.5).close()
+        up.append(host)
+    except OSError:
+        pass
+print(len(up))
+"""
+
+
+def _run(project, timeline: Timeline):
+    project.config(CONFIG)
+    loaded = config.load(project.root)
+    template = templates.discover(loaded.templates_dir)["main"]
+    directory = project.root / "out"
+    result = asyncio.run(run_timeline(timeline, loaded, template, "local", directory))
+    run = json.loads((directory / "run.json").read_text())
+    return result, run
+
+
+def _stdout(run, command: str) -> list[str]:
+    return [open(i["stdout"]).read().strip() for i in run["invocations"] if i["command"] == command]
+
+
+def test_kill_fault_takes_a_node_down_until_its_heal(project):
+    project.command("serial_driver_probe", PROBE)
+    timeline = Timeline("main", length=2.0, seed=1, events=(
+        Fault(0.0, "kill", ("db-1",), 1.0),
+        Start(0.3, "serial_driver_probe", "client-1", 1),
+        Start(1.6, "serial_driver_probe", "client-1", 2),
+    ))
+    result, run = _run(project, timeline)
+    assert result.setup_ok
+    assert _stdout(run, "serial_driver_probe") == ["1", "2"]
+    whats = [entry["what"] for entry in run["log"]]
+    assert whats.index("fault") < whats.index("heal")
+
+
+def test_stop_faults_command_pauses_faults(project):
+    project.command("first_calm", "#!/bin/sh\n\"$ANTITHESIS_STOP_FAULTS\" 30\n")
+    project.command("serial_driver_probe", PROBE)
+    timeline = Timeline("main", length=1.5, seed=1, first="first_calm", events=(
+        Fault(0.0, "kill", ("db-1", "db-2"), 1.0),
+        Start(0.3, "serial_driver_probe", "client-1", 1),
+    ))
+    _, run = _run(project, timeline)
+    assert _stdout(run, "serial_driver_probe") == ["2"]
+    assert any(e.get("reason", "").startswith("faults paused") for e in run["log"])
+
+
+def test_eventually_runs_after_drivers_are_killed_and_nodes_restarted(project):
+    project.command("parallel_driver_forever", "import time; time.sleep(60)")
+    project.command("eventually_probe", PROBE)
+    timeline = Timeline("main", length=1.0, seed=1, eventually="eventually_probe", events=(
+        Start(0.0, "parallel_driver_forever", "client-1", 1),
+        Fault(0.1, "kill", ("db-1", "db-2"), 30.0),
+    ))
+    _, run = _run(project, timeline)
+    statuses = {i["command"]: i["status"] for i in run["invocations"]}
+    assert statuses == {"parallel_driver_forever": "killed", "eventually_probe": "exited"}
+    assert _stdout(run, "eventually_probe") == ["2"]
+
+
+def test_finally_is_skipped_when_a_command_timed_out(project):
+    project.command("parallel_driver_hang", "import time; time.sleep(60)")
+    project.command("finally_check", "print('ran')")
+    timeline = Timeline("main", length=0.5, seed=1, finally_="finally_check", events=(
+        Start(0.0, "parallel_driver_hang", "client-1", 1),
+    ))
+    _, run = _run(project, timeline)
+    assert [i["command"] for i in run["invocations"]] == ["parallel_driver_hang"]
+    assert run["invocations"][0]["status"] == "timeout"
+    records = [json.loads(line) for line in (project.root / "out" / "composer.jsonl").open()]
+    zero_exit = [r["antithesis_assert"] for r in records
+                 if r["antithesis_assert"]["id"] == "Commands finish with zero exit code"]
+    assert [z["condition"] for z in zero_exit] == [False]
+
+
+def test_finally_runs_when_everything_completed(project):
+    project.command("parallel_driver_quick", "print('quick')")
+    project.command("finally_check", "print('ran')")
+    timeline = Timeline("main", length=0.5, seed=1, finally_="finally_check", events=(
+        Start(0.0, "parallel_driver_quick", "client-1", 1),
+        Fault(0.0, "pause", ("db-1",), 5.0),
+    ))
+    _, run = _run(project, timeline)
+    assert _stdout(run, "finally_check") == ["ran"]
