@@ -102,6 +102,7 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
                        backend: str, directory: Path, on_event: OnEvent | None = None
                        ) -> TimelineResult:
     """Run ``timeline`` on a new ``backend`` cluster, writing its files to ``directory``."""
+    directory = directory.resolve()  # commands run in the project: their paths must be absolute
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "timeline.json").write_text(json.dumps(timeline.to_json(), indent=2))
     run = _Run(timeline, project, template, directory, on_event)
