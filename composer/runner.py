@@ -280,11 +280,12 @@ class _Run:
         hit = []
         for target in fault.targets:
             service = self.services.get(target)
-            if service is None or target in self.faulted:
+            if service is None or target in self.faulted or service.state != "running":
                 continue
-            if await service.apply(fault.kind):
-                self.faulted[target] = fault.kind
-                hit.append(target)
+            # Recorded before applying: a heal may come while a stop still waits.
+            self.faulted[target] = fault.kind
+            hit.append(target)
+        await asyncio.gather(*(self.services[t].apply(fault.kind) for t in hit))
         self.note("fault", kind=fault.kind, targets=hit, planned=list(fault.targets))
         if not hit:
             return

@@ -209,24 +209,24 @@ class ServiceNode:
         return code == 0
 
     async def apply(self, kind: str) -> bool:
-        """Apply process fault ``kind``; return False (nothing done) if not running."""
+        """Apply process fault ``kind``; return False (nothing done) if not running.
+
+        The state changes before any waiting, so a heal that comes while a stop is still
+        waiting for the process to exit knows to restart it.
+        """
         if self.state != "running" or self.process is None:
             return False
-        if kind == "kill":
-            self.process.signal(signal.SIGKILL)
-            await self.process.wait()
-            self.state = "killed"
-        elif kind == "stop":
-            self.process.signal(signal.SIGTERM)
+        if kind == "pause":
+            self.state = "paused"
+            self.process.signal(signal.SIGSTOP)
+        elif kind in ("kill", "stop"):
+            self.state = "killed" if kind == "kill" else "stopped"
+            self.process.signal(signal.SIGKILL if kind == "kill" else signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.process.wait(), _STOP_GRACE)
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), _STOP_GRACE)
             except asyncio.TimeoutError:
                 self.process.signal(signal.SIGKILL)
                 await self.process.wait()
-            self.state = "stopped"
-        elif kind == "pause":
-            self.process.signal(signal.SIGSTOP)
-            self.state = "paused"
         else:
             raise InfraError(f"{self.name}: {kind!r} is not a process fault")
         return True
@@ -237,6 +237,9 @@ class ServiceNode:
             self.process.signal(signal.SIGCONT)
             self.state = "running"
         elif self.state in ("killed", "stopped", "exited"):
+            if self.process is not None and self.process.returncode is None:
+                self.process.signal(signal.SIGKILL)  # a stop still waiting for its exit
+                await self.process.wait()
             await self.start()
 
     def check_exited(self) -> int | None:

@@ -4,9 +4,10 @@ Every answer is JSON:
 
 - ``GET /health`` -> ``{"node", "role", "seq", "keys", "bug"}``
 - ``GET /kv/<key>`` -> ``{"key", "value"}`` (404 with ``"value": null`` when absent)
-- ``PUT /kv/<key>`` with ``{"value": "..."}`` -> primary only (409 elsewhere); the answer
-  says how it was committed: ``{"ok", "seq", "mode": "sync"|"group", "concurrent",
-  "replicas", "of"}`` (``replicas`` of ``of`` acknowledged it before the answer)
+- ``PUT /kv/<key>`` with ``{"value": "..."}`` -> primary only (409 elsewhere); an
+  optional ``X-Writer`` header names the writer (else each connection is its own).
+  The answer says how the write was committed: ``{"ok", "seq", "mode": "sync"|"group",
+  "concurrent", "replicas", "of"}`` (``replicas`` of ``of`` had it before the answer)
 - ``GET /dump`` -> ``{"seq", "data"}``: the whole map, for convergence checks
 - ``POST /replicate`` with ``{"entries": [...]}`` -> replicas only; 409 on a gap
 """
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import signal
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
@@ -32,6 +34,14 @@ class KVServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], store: Store) -> None:
         super().__init__(address, Handler)
         self.store = store
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A peer that gave up waiting (closed connection) is routine: one line, no trace."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log(f"{client_address[0]} hung up before the answer: {error}")
+        else:
+            super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -61,7 +71,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(409, {"error": "not the primary", "primary": store.primary})
         else:
             key = unquote(self.path[len("/kv/"):])
-            self._send(200, store.put(key, str(self._body()["value"])))
+            host, port = self.client_address[:2]
+            writer = self.headers.get("X-Writer") or f"{host}:{port}"
+            self._send(200, store.put(key, str(self._body()["value"]), writer))
 
     def do_POST(self) -> None:
         store = self.server.store

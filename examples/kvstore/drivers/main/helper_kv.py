@@ -9,6 +9,7 @@ O_APPEND descriptor so concurrent drivers never interleave.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -48,16 +49,23 @@ def rng() -> random.Random:
 
 def request(node: str, method: str, path: str, body: Any = None,
             timeout: float = TIMEOUT) -> tuple[int, Any]:
-    """Send one JSON request; return (status, decoded answer) or raise ``Unavailable``."""
+    """Send one JSON request; return (status, decoded answer) or raise ``Unavailable``.
+
+    ``X-Writer`` names this driver process, so the store can tell concurrent writers
+    from one writer whose timed-out request is still queued.
+    """
     data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json",
+               "X-Writer": f"{os.environ.get('COMPOSER_NODE', 'driver')}/{os.getpid()}"}
     req = urllib.request.Request(f"http://{node}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
-    except (OSError, ValueError) as error:  # refused, reset, timed out, torn answer
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        # refused, reset, timed out, or the node died mid-answer
         raise Unavailable(f"{method} {node}{path}: {error}") from error
 
 
