@@ -111,3 +111,23 @@ def test_finally_runs_when_everything_completed(project):
     ))
     _, run = _run(project, timeline)
     assert _stdout(run, "finally_check") == ["ran"]
+
+
+def test_a_stop_still_waiting_for_its_exit_is_healed_by_a_restart(project):
+    """A service that ignores SIGTERM is still exiting when the driver phase ends: the
+    heal must kill and restart it, not leave the node down."""
+    project.command("parallel_driver_quick", "print('quick')")
+    project.command("finally_probe", PROBE)
+    stubborn = CONFIG.replace("import socket, sys, time;",
+                              "import signal, socket, sys, time; "
+                              "signal.signal(signal.SIGTERM, signal.SIG_IGN);")
+    project.config(stubborn)
+    loaded = config.load(project.root)
+    template = templates.discover(loaded.templates_dir)["main"]
+    timeline = Timeline("main", length=1.0, seed=1, finally_="finally_probe", events=(
+        Start(0.0, "parallel_driver_quick", "client-1", 1),
+        Fault(0.2, "stop", ("db-1",), 30.0),
+    ))
+    asyncio.run(run_timeline(timeline, loaded, template, "local", project.root / "out"))
+    run = json.loads((project.root / "out" / "run.json").read_text())
+    assert _stdout(run, "finally_probe") == ["2"]
