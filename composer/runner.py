@@ -195,13 +195,15 @@ class _Run:
         else:
             await self.heal_all()
             await asyncio.gather(*(i.task for i in self.invocations))
-            if self.timeline.finally_ and all(i.status == "exited" for i in self.invocations):
-                inv = await self.invoke(self.template.command(self.timeline.finally_),
-                                        self.driver_node, self.timeline.seed)
-                await inv.task
-            elif self.timeline.finally_:
-                self.note("skip", command=self.timeline.finally_,
-                          reason="not every command completed on its own")
+        if not self.timeline.finally_:
+            return
+        if all(i.status == "exited" for i in self.invocations):
+            inv = await self.invoke(self.template.command(self.timeline.finally_),
+                                    self.driver_node, self.timeline.seed)
+            await inv.task
+        else:
+            self.note("skip", command=self.timeline.finally_,
+                      reason="not every command completed on its own")
 
     async def setup(self) -> bool:
         deadline = time.monotonic() + self.project.setup.timeout

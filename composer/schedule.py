@@ -110,8 +110,7 @@ def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
         events += d.items(event, max_events(max_length))
     eventually = template.of_kind("eventually")
     finally_ = template.of_kind("finally")
-    # With finally_ commands too, a timeline may skip eventually so that finally can run.
-    chosen = d.choice(eventually + ([None] if finally_ else [])) if eventually else None
+    chosen = d.choice(eventually) if eventually else None
     return Timeline(
         template=template.name,
         length=tenths / 10,
