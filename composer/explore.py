@@ -169,13 +169,15 @@ class _Explorer:
         strategy = schedule.timelines(self.templates, self.caps, self.project.explore.timeline)
         test = settings(
             database=database,
-            # Few per round: Hypothesis draws its first tenth deliberately tiny, and starts
-            # climbing toward its targets after half of them.
-            max_examples=40,
+            # Rounds of 9: below 10 Hypothesis neither draws deliberately tiny examples first
+            # nor hill-climbs its targets by re-running near-identical timelines, both
+            # wasteful when one example costs seconds (measured: 178 distinct timelines in
+            # 200 calls, against 85 with rounds of 40 and hill-climbing).
+            max_examples=9,
             deadline=None,
             derandomize=False,
             # composer shrinks with composer.shrink: each test costs seconds, not microseconds
-            phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target),
+            phases=(Phase.explicit, Phase.reuse, Phase.generate),
             suppress_health_check=list(HealthCheck),
             report_multiple_bugs=False,
             verbosity=Verbosity.quiet,

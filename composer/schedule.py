@@ -47,13 +47,15 @@ class _HypothesisDraw:
         return self.draw(st.sampled_from(options))
 
     def subset(self, options: Sequence[T]) -> list[T]:
-        chosen = self.draw(st.lists(st.sampled_from(options), min_size=1, unique=True))
-        return sorted(chosen, key=list(options).index)
+        # A coin per option: st.lists would mostly pick one, so faults would rarely span nodes.
+        chosen = [option for option in options if self.draw(st.booleans())]
+        return chosen or [self.draw(st.sampled_from(options))]
 
     def items(self, element: Callable[[_Draw], T], max_size: int) -> list[T]:
         # A drawn count, not st.lists: its average of about five items is too few for
         # timelines, and composer.shrink (not Hypothesis) deletes what is not needed.
-        count = self.integer(1, max_size)
+        # Counted down from max_size: Hypothesis favours the low end of a range.
+        count = max_size + 1 - self.integer(1, max_size)
         return [element(self) for _ in range(count)]
 
 
