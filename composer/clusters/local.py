@@ -195,14 +195,19 @@ class LocalCluster:
             raise InfraError(f"local cleanup failed: {'; '.join(map(repr, errors))}")
 
 
+_cursor = random.randrange(254)
+
+
 def _lock_block() -> tuple[socket.socket, int]:
     """Claim a free 127.0.X.0/24 block (X in 1..254); return (claim, X).
 
     The claim is an abstract Unix socket bound to the block's name: the kernel frees it
-    when the process dies, so a crashed run leaves no lock file behind.
+    when the process dies, so a crashed run leaves no lock file behind. Blocks are taken
+    in turn from a random start, so consecutive clusters of one exploration do not reuse
+    an address whose old connections still linger in TIME_WAIT.
     """
-    blocks = list(range(1, 255))
-    random.shuffle(blocks)
+    global _cursor
+    blocks = [(_cursor + i) % 254 + 1 for i in range(254)]
     for block in blocks:
         claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -210,5 +215,6 @@ def _lock_block() -> tuple[socket.socket, int]:
         except OSError:
             claim.close()
             continue
+        _cursor = block % 254
         return claim, block
     raise InfraError("every 127.0.X.0/24 block is in use by other composer runs")

@@ -11,7 +11,7 @@ from composer import config
 from composer.clusters.local import LocalCluster
 from composer.services import Environment, ServiceNode
 
-LISTENER = "python3 -c 'import socket, sys, time; s = socket.socket(); s.bind((sys.argv[1], 7000)); s.listen(); time.sleep(600)' {host}"
+LISTENER = "python3 -c 'import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 7000)); s.listen(); time.sleep(600)' {host}"
 
 
 def _project(tmp_path: Path, replicas: int = 2) -> config.Project:

@@ -14,7 +14,7 @@ from composer.timeline import Fault, Start, Timeline
 CONFIG = """
 [services.db]
 replicas = 2
-command = "python3 -c 'import socket, sys, time; s = socket.socket(); s.bind((sys.argv[1], 7000)); s.listen(); time.sleep(600)' {host}"
+command = "python3 -c 'import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 7000)); s.listen(); time.sleep(600)' {host}"
 ready = { tcp = 7000 }
 
 [explore]
