@@ -96,6 +96,8 @@ class _Invocation:
     status: str = "running"
     exit_code: int | None = None
     stdout: Path | None = None
+    #: watches the process to its end; done once the invocation is over
+    task: asyncio.Future | None = None
 
 
 async def run_timeline(timeline: Timeline, project: Project, template: Template,
@@ -135,6 +137,7 @@ class _Run:
         self.faulted: dict[str, str] = {}
         self.setup_error: str | None = None
         self.closing = False
+        self.fault_tasks: list[asyncio.Future] = []
         self.check_exit = project.options_for(template.name).check_exit_code
         self.timeout = project.explore.command_timeout
         self.changed = asyncio.Condition()
@@ -182,28 +185,28 @@ class _Run:
             return
         self.driver_node = self.project.driver_nodes()[0]
         if self.timeline.first:
-            first = await self.invoke(self.template.command(self.timeline.first),
-                                      self.driver_node, self.timeline.seed)
-            await first.task
+            await self.run_to_end(self.timeline.first)
         await self.driver_phase()
         if self.timeline.eventually:
             await self.stop_everything()
             await self.restart_services()
-            inv = await self.invoke(self.template.command(self.timeline.eventually),
-                                    self.driver_node, self.timeline.seed)
-            await inv.task
+            await self.run_to_end(self.timeline.eventually)
         else:
             await self.heal_all()
             await asyncio.gather(*(i.task for i in self.invocations))
         if not self.timeline.finally_:
             return
         if all(i.status == "exited" for i in self.invocations):
-            inv = await self.invoke(self.template.command(self.timeline.finally_),
-                                    self.driver_node, self.timeline.seed)
-            await inv.task
+            await self.run_to_end(self.timeline.finally_)
         else:
             self.note("skip", command=self.timeline.finally_,
                       reason="not every command completed on its own")
+
+    async def run_to_end(self, name: str) -> None:
+        """Run the timeline's first, eventually or finally command until it ends."""
+        inv = await self.invoke(self.template.command(name), self.driver_node,
+                                self.timeline.seed)
+        await inv.task
 
     async def setup(self) -> bool:
         deadline = time.monotonic() + self.project.setup.timeout
@@ -306,9 +309,9 @@ class _Run:
             self.note("heal", targets=healed)
 
     async def heal_all(self) -> None:
-        for task in getattr(self, "fault_tasks", []):
+        for task in self.fault_tasks:
             task.cancel()
-        await asyncio.gather(*getattr(self, "fault_tasks", []), return_exceptions=True)
+        await asyncio.gather(*self.fault_tasks, return_exceptions=True)
         await self.heal(list(self.faulted))
 
     async def stop_everything(self) -> None:
@@ -397,7 +400,7 @@ class _Run:
                 await step()
             except Exception as exc:  # collect every error, as aiohttp's CleanupContext
                 errors.append(exc)
-        tasks = [i.task for i in self.invocations if hasattr(i, "task")]
+        tasks = [i.task for i in self.invocations if i.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         if errors:
             raise InfraError(f"teardown failed: {'; '.join(map(str, errors))}")
