@@ -194,6 +194,8 @@ class _Run:
         else:
             await self.heal_all()
             await asyncio.gather(*(i.task for i in self.invocations))
+            if self.timeline.finally_:
+                await self.restart_services()
         if not self.timeline.finally_:
             return
         if all(i.status == "exited" for i in self.invocations):

@@ -14,6 +14,7 @@ import asyncio
 import os
 import random
 import subprocess
+import shutil
 import signal
 import socket
 import sys
@@ -26,6 +27,7 @@ from composer.errors import InfraError
 __all__ = ["LocalCluster", "LocalNode", "LocalProcess"]
 
 _CHUNK = 64 * 1024
+_SETPRIV = shutil.which("setpriv")
 _REAPER = """
 import os, signal, sys
 groups = set()
@@ -49,6 +51,16 @@ class _Reaper:
     _pipe = None
 
     @classmethod
+    def start(cls) -> None:
+        """Start the reaper now, so registering a process later is one quick write."""
+        if cls._pipe is None:
+            reaper = subprocess.Popen(
+                [sys.executable, "-c", _REAPER], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            cls._pipe = reaper.stdin
+
+    @classmethod
     def watch(cls, pgid: int) -> None:
         cls._send(pgid)
 
@@ -58,12 +70,7 @@ class _Reaper:
 
     @classmethod
     def _send(cls, value: int) -> None:
-        if cls._pipe is None:
-            reaper = subprocess.Popen(
-                [sys.executable, "-c", _REAPER], stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            )
-            cls._pipe = reaper.stdin
+        cls.start()
         try:
             cls._pipe.write(f"{value}\n".encode())
             cls._pipe.flush()
@@ -138,6 +145,8 @@ class LocalNode:
 
     async def start(self, spec: ProcessSpec) -> LocalProcess:
         argv = list(spec.argv)
+        if _SETPRIV:  # the first process dies with composer even before the reaper knows it
+            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         spec.stdout.parent.mkdir(parents=True, exist_ok=True)
         spec.stderr.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -168,6 +177,7 @@ class LocalCluster:
         self._processes: list[LocalProcess] = []
         self._nodes: list[LocalNode] = []
         self._lock_file, self.block = _lock_block()
+        _Reaper.start()
 
     async def new_nodes(self, names: Sequence[str]) -> list[LocalNode]:
         start = len(self._nodes)

@@ -224,10 +224,14 @@ def test_sigkill_of_composer_leaves_no_service_running(project):
     """)
     project.command("parallel_driver_sleep", "#!/bin/sh\nsleep 1\n")
     proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "run", "--seed", "1"],
-                            cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    for line in proc.stdout:  # crash mid-timeline: once every service is up
+        if "setup complete" in line:
+            break
+    deadline = time.monotonic() + 30
+    while len(processes_with(marker)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)  # two services, a shell and its python each
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
