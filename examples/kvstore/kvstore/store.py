@@ -23,7 +23,7 @@ import sdk
 
 Entry = dict[str, Any]
 
-GROUP_COMMIT_DELAY = 0.5  # seconds a group-committed write waits in memory (the bug window)
+GROUP_COMMIT_DELAY = 1.0  # seconds a group-committed write waits in memory (the bug window)
 REPLICATE_TIMEOUT = 0.3  # a replica slower than this is skipped and caught up later
 CATCH_UP_INTERVAL = 0.3  # how often the primary compares replicas' logs with its own
 CATCH_UP_BATCH = 500
