@@ -7,7 +7,7 @@ with ``--debug``).
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import os
 import random
 import signal
@@ -145,8 +145,6 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
                                   f"{', '.join(config.FAULT_KINDS)}")
         overrides["faults"] = kinds
     if overrides:
-        import dataclasses
-
         project = dataclasses.replace(
             project, explore=dataclasses.replace(project.explore, **overrides))
     return project, templates.discover(project.templates_dir)

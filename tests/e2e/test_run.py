@@ -190,16 +190,21 @@ def test_prefix_rules_hold_in_every_timeline(project):
             assert ends["eventually_e"][2] <= ends["finally_f"][1], (seed, spans)
 
 
-def test_ctrl_c_stops_every_process(project):
-    marker = f"ctrlc-{uuid.uuid4().hex}"
+def _sleeping_services(project, command: str) -> None:
+    """Two service nodes running ``command``, in a project with long timelines."""
     project.config(f"""
         [services.svc]
         replicas = 2
-        command = "python3 -c 'import time; time.sleep(300)' {marker}"
+        command = "{command}"
 
         [explore]
         timeline = "30s"
     """)
+
+
+def test_ctrl_c_stops_every_process(project):
+    marker = f"ctrlc-{uuid.uuid4().hex}"
+    _sleeping_services(project, f"python3 -c 'import time; time.sleep(300)' {marker}")
     project.command("parallel_driver_sleep", f"#!/bin/sh\nexec python3 -c 'import time; time.sleep(300)' {marker}-driver\n")
     proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "explore", "--duration", "2m"],
                             cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -214,14 +219,7 @@ def test_ctrl_c_stops_every_process(project):
 
 def test_sigkill_of_composer_leaves_no_service_running(project):
     marker = f"sigkill-{uuid.uuid4().hex}"
-    project.config(f"""
-        [services.svc]
-        replicas = 2
-        command = "true && python3 -c 'import time; time.sleep(300)' {marker}"
-
-        [explore]
-        timeline = "30s"
-    """)
+    _sleeping_services(project, f"true && python3 -c 'import time; time.sleep(300)' {marker}")
     project.command("parallel_driver_sleep", "#!/bin/sh\nsleep 1\n")
     proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "run", "--seed", "1"],
                             cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
