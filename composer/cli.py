@@ -99,13 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--project", type=Path,
                      help="project directory, if it moved since the replay was saved")
     cluster_option(rep, default=None)
+
+    sub.add_parser("gc", help="remove what runs killed with SIGKILL left behind",
+                   description="remove the network namespaces, hosts files, nftables tables, "
+                   "cgroups and processes of composer runs that are no longer alive (runs "
+                   "still going are left alone); needs root for what root created")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``composer`` command with ``argv``; return the exit code."""
     args = _parser().parse_args(argv)
-    handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay}
+    handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay,
+               "gc": _gc}
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         return int(handler[args.command](args))
@@ -154,10 +160,10 @@ def _capabilities(project: config.Project, backend: str) -> Capabilities:
     supported = clusters.capabilities(backend)
     wanted = project.explore.faults
     if wanted:
-        missing = sorted(set(wanted) - supported)
-        if missing:
-            print(f"composer: note: the {backend} backend cannot apply {', '.join(missing)} "
-                  "faults here; they are not drawn", file=sys.stderr)
+        why = clusters.limitations(backend)
+        for kind in sorted(set(wanted) - supported):
+            print(f"composer: note: the {backend} backend cannot apply {kind} faults here "
+                  f"({why.get(kind, 'not supported')}); they are not drawn", file=sys.stderr)
     return Capabilities(
         faults=supported,
         fault_targets=tuple(n for s in project.services if s.command for n in s.node_names()),
@@ -262,7 +268,7 @@ def _explore(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from composer.explore import run_one
-    from composer.timeline import load_replay
+    from composer.timeline import Fault, load_replay
 
     if args.runs < 1:
         raise ConfigError(f"--runs={args.runs} must be at least 1")
@@ -276,6 +282,14 @@ def _replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.replay}: template {replay.timeline.template!r} is no longer in "
                           f"{project.templates_dir}")
     backend = args.cluster or replay.backend
+    needed = {e.kind for e in replay.timeline.events if isinstance(e, Fault)}
+    missing = needed - clusters.capabilities(backend)
+    if missing:
+        why = clusters.limitations(backend)
+        raise ConfigError(f"{args.replay}: the {backend} backend cannot apply "
+                          + "; ".join(f"{k} faults ({why.get(k, 'not supported')})"
+                                      for k in sorted(missing))
+                          + f"; replay it on {replay.backend} (--cluster {replay.backend})")
     run_dir = _run_dir(project)
     print(f"replaying {args.replay} ({replay.property!r}) {args.runs} time(s) on {backend}:")
     print("\n".join(replay.timeline.describe()))
@@ -290,6 +304,16 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"  run {i}: {verdict}", flush=True)
     print(f"reproduced {reproduced}/{args.runs}; logs in {run_dir}")
     return ExitCode.PROPERTY_FAILED if reproduced else ExitCode.OK
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from composer.clusters import leftovers
+
+    removed = leftovers.collect()
+    for what in removed:
+        print(f"removed {what}")
+    print(f"{len(removed)} leftover(s) removed" if removed else "nothing to remove")
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

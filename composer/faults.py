@@ -1,14 +1,19 @@
-"""Fault kinds as data, and the capability set a backend declares.
+"""Fault kinds as data, the capability set a backend declares, and network state.
 
 Imports only the standard library. Backends apply faults; schedules draw them from a
-``Capabilities`` value and never see a cluster.
+``Capabilities`` value and never see a cluster. Network faults compose: the runner keeps
+the faults in effect and asks ``network_of`` for the one ``Network`` a backend must
+enforce, so overlapping partitions, loss and limits never undo each other.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
-__all__ = ["PROCESS_FAULTS", "NETWORK_FAULTS", "ALL_FAULTS", "Capabilities"]
+__all__ = ["PROCESS_FAULTS", "NETWORK_FAULTS", "ALL_FAULTS", "PARTITION_SHAPES", "AMOUNTS",
+           "Capabilities", "Network", "network_of", "describe_fault"]
 
 #: Faults applied to a node's service processes by signals: kill (SIGKILL, restart at
 #: heal), stop (SIGTERM, restart at heal), pause (SIGSTOP, SIGCONT at heal).
@@ -16,6 +21,21 @@ PROCESS_FAULTS = frozenset({"kill", "stop", "pause"})
 #: Faults applied to a node's network.
 NETWORK_FAULTS = frozenset({"partition", "loss", "latency", "bandwidth"})
 ALL_FAULTS = PROCESS_FAULTS | NETWORK_FAULTS | {"clock"}
+
+#: How a partition splits the fault targets P, given the fault's own targets A:
+#: halves: A | P-A; isolate: each of A alone; bridge: the rest of P in two halves that
+#: only A still joins; one-way: A's packets to P-A are dropped, the other way passes.
+PARTITION_SHAPES = ("halves", "isolate", "bridge", "one-way")
+
+#: The amounts a schedule draws for each parameterised kind: loss in percent of the
+#: target's packets, bandwidth in kbit/s, latency in ms, clock offset in seconds.
+AMOUNTS: Mapping[str, tuple[int, ...]] = {
+    "loss": (10, 30, 50, 90),
+    "bandwidth": (64, 512, 4096),
+    "latency": (20, 200, 1000),
+    "clock": (-3600, -300, -30, -5, 5, 30, 300, 3600),
+}
+_UNITS = {"loss": "%", "bandwidth": "kbit/s", "latency": "ms", "clock": "s"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,3 +56,75 @@ class Capabilities:
         if allowed is None:
             return self
         return dataclasses.replace(self, faults=self.faults & frozenset(allowed))
+
+
+class FaultLike(Protocol):
+    kind: str
+    targets: tuple[str, ...]
+    shape: str | None
+    amount: float | None
+
+
+def describe_fault(fault: FaultLike) -> str:
+    """Return ``fault`` in a few words: "partition isolate kv-1", "loss 30% kv-2,kv-3"."""
+    targets = ",".join(fault.targets)
+    if fault.kind == "partition":
+        return f"partition {fault.shape or 'halves'} {targets}"
+    if fault.amount is not None:
+        sign = "+" if fault.kind == "clock" and fault.amount > 0 else ""
+        return f"{fault.kind} {sign}{fault.amount:g}{_UNITS.get(fault.kind, '')} {targets}"
+    return f"{fault.kind} {targets}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """What a backend must make the network between nodes do; empty means healthy."""
+
+    #: (source, destination) node pairs whose packets are dropped
+    blocked: frozenset[tuple[str, str]] = frozenset()
+    #: node -> percent of the packets it sends that are dropped
+    loss: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: node -> kbit/s its sending is limited to
+    bandwidth: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: node -> ms of delay added to what it sends
+    latency: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.blocked or self.loss or self.bandwidth or self.latency)
+
+
+def network_of(faults: Iterable[FaultLike], participants: Sequence[str]) -> Network:
+    """Combine the network ``faults`` in effect over the nodes ``participants`` may cut.
+
+    Partitions add up (the union of blocked pairs); for loss, bandwidth and latency on
+    one node the harshest fault wins.
+    """
+    blocked: set[tuple[str, str]] = set()
+    harshest: dict[str, dict[str, float]] = {"loss": {}, "bandwidth": {}, "latency": {}}
+    for fault in faults:
+        if fault.kind == "partition":
+            blocked |= _partition(fault.shape or "halves", fault.targets, participants)
+        elif fault.kind in harshest:
+            amount = float(fault.amount if fault.amount is not None else AMOUNTS[fault.kind][0])
+            worst = min if fault.kind == "bandwidth" else max
+            for node in fault.targets:
+                old = harshest[fault.kind].get(node)
+                harshest[fault.kind][node] = amount if old is None else worst(old, amount)
+    return Network(frozenset(blocked), **harshest)
+
+
+def _partition(shape: str, targets: Sequence[str], participants: Sequence[str]
+               ) -> set[tuple[str, str]]:
+    side = [n for n in participants if n in targets]
+    rest = [n for n in participants if n not in targets]
+    if shape == "isolate":
+        return {(a, b) for a in side for b in participants if a != b} | {
+            (b, a) for a in side for b in participants if a != b}
+    if shape == "one-way":
+        return {(a, b) for a in side for b in rest}
+    if shape == "bridge":
+        left, right = rest[: len(rest) // 2], rest[len(rest) // 2:]
+        return {(a, b) for a in left for b in right} | {(b, a) for a in left for b in right}
+    if shape == "halves":
+        return {(a, b) for a in side for b in rest} | {(b, a) for a in side for b in rest}
+    raise ValueError(f"unknown partition shape {shape!r}; known: {', '.join(PARTITION_SHAPES)}")

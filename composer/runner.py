@@ -19,10 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from composer import clusters
+from composer import clock, clusters
 from composer.clusters.base import Process, ProcessSpec
 from composer.config import Project
 from composer.errors import InfraError
+from composer.faults import PROCESS_FAULTS, network_of
 from composer.services import Environment, ServiceNode, SetupFailed
 from composer.templates import Command, Template
 from composer.timeline import Fault, Start, Timeline
@@ -134,7 +135,12 @@ class _Run:
         self.log: list[dict[str, Any]] = []
         self.invocations: list[_Invocation] = []
         self.services: dict[str, ServiceNode] = {}
+        #: node -> the process fault holding it
         self.faulted: dict[str, str] = {}
+        #: network faults in effect, in the order they began
+        self.network: list[Fault] = []
+        #: node -> offsets (s) of the clock faults in effect on it
+        self.clock_offsets: dict[str, list[float]] = {}
         self.setup_error: str | None = None
         self.closing = False
         self.fault_tasks: list[asyncio.Future] = []
@@ -171,6 +177,7 @@ class _Run:
     # -- phases ------------------------------------------------------------------------
 
     async def main(self, cluster: clusters.Cluster) -> None:
+        self.cluster = cluster
         names = [n for s in self.project.services for n in s.node_names()]
         nodes = {n.name: n for n in await cluster.new_nodes(names)}
         self.nodes = nodes
@@ -181,6 +188,10 @@ class _Run:
             for index, name in enumerate(service.node_names(), start=1):
                 self.services[name] = ServiceNode(nodes[name], service, index, self.env,
                                                   self.directory)
+        if any(isinstance(e, Fault) and e.kind == "clock" for e in self.timeline.events):
+            for service in self.services.values():
+                service.clock_file = self.directory / "nodes" / service.name / "clock"
+                self.set_clock(service)
         if not await self.setup():
             return
         self.driver_node = self.project.driver_nodes()[0]
@@ -284,6 +295,14 @@ class _Run:
         if self.env.faults_paused():
             self.note("skip", fault=fault.kind, reason="faults paused by ANTITHESIS_STOP_FAULTS")
             return
+        if fault.kind in PROCESS_FAULTS:
+            await self.process_fault(fault)
+        elif fault.kind == "clock":
+            await self.clock_fault(fault)
+        else:
+            await self.network_fault(fault)
+
+    async def process_fault(self, fault: Fault) -> None:
         hit = []
         for target in fault.targets:
             service = self.services.get(target)
@@ -300,6 +319,39 @@ class _Run:
             await asyncio.sleep(fault.duration)
         finally:
             await self.heal(hit)
+
+    async def network_fault(self, fault: Fault) -> None:
+        """Network faults overlap freely: the cluster enforces all those in effect."""
+        self.network.append(fault)
+        await self.cluster.shape_network(network_of(self.network, list(self.services)))
+        self.note("fault", kind=fault.kind, targets=list(fault.targets), shape=fault.shape,
+                  amount=fault.amount)
+        try:
+            await asyncio.sleep(fault.duration)
+        finally:
+            self.network.remove(fault)
+            if not self.closing:  # cleanup removes the rules with the nodes
+                await self.cluster.shape_network(network_of(self.network, list(self.services)))
+                self.note("heal", kind=fault.kind, targets=list(fault.targets))
+
+    async def clock_fault(self, fault: Fault) -> None:
+        """Offsets of overlapping clock faults on one node add up."""
+        hit = [self.services[t] for t in fault.targets if t in self.services]
+        for service in hit:
+            self.clock_offsets.setdefault(service.name, []).append(fault.amount or 0)
+            self.set_clock(service)
+        self.note("fault", kind="clock", targets=[s.name for s in hit], amount=fault.amount)
+        try:
+            await asyncio.sleep(fault.duration)
+        finally:
+            for service in hit:
+                self.clock_offsets[service.name].remove(fault.amount or 0)
+                self.set_clock(service)
+            self.note("heal", kind="clock", targets=[s.name for s in hit])
+
+    def set_clock(self, service: ServiceNode) -> None:
+        assert service.clock_file is not None
+        clock.set_offset(service.clock_file, sum(self.clock_offsets.get(service.name, ())))
 
     async def heal(self, targets: list[str]) -> None:
         healed = [t for t in targets if self.faulted.pop(t, None) is not None]

@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 
 from hypothesis import strategies as st
 
-from composer.faults import Capabilities
+from composer.faults import AMOUNTS, PARTITION_SHAPES, Capabilities
 from composer.templates import Template
 from composer.timeline import Event, Fault, Start, Timeline
 
@@ -99,12 +99,13 @@ def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
         events.append(Start(d.integer(0, tenths - 1) / 10, d.choice(singletons).name,
                             d.choice(caps.driver_nodes), d.integer(0, _SEED_MAX)))
     faults = sorted(caps.faults) if caps.fault_targets else []
+    if len(caps.fault_targets) < 2 and "partition" in faults:
+        faults.remove("partition")
 
     def event(d: _Draw) -> Event:
         at = d.integer(0, tenths - 1) / 10
         if faults and (not startable or d.integer(0, 2) == 2):
-            return Fault(at, d.choice(faults), tuple(d.subset(caps.fault_targets)),
-                         d.integer(1, int(MAX_FAULT_SECONDS * 10)) / 10)
+            return _fault(d, at, d.choice(faults), caps.fault_targets)
         return Start(at, d.choice(startable).name, d.choice(caps.driver_nodes),
                      d.integer(0, _SEED_MAX))
 
@@ -122,6 +123,17 @@ def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
         eventually=chosen.name if chosen else None,
         finally_=d.choice(finally_).name if finally_ else None,
     )
+
+
+def _fault(d: _Draw, at: float, kind: str, nodes: Sequence[str]) -> Fault:
+    shape = None
+    if kind == "partition":  # drawn only with two nodes or more
+        shape = d.choice([s for s in PARTITION_SHAPES if s != "bridge" or len(nodes) > 2])
+    targets = [d.choice(nodes)] if shape == "bridge" else d.subset(nodes)
+    if shape in ("halves", "one-way") and len(targets) == len(nodes):
+        targets.pop()  # all on one side would cut nothing
+    return Fault(at, kind, tuple(targets), d.integer(1, int(MAX_FAULT_SECONDS * 10)) / 10,
+                 shape=shape, amount=d.choice(AMOUNTS[kind]) if kind in AMOUNTS else None)
 
 
 def timelines(templates: Mapping[str, Template], caps: Capabilities,

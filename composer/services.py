@@ -2,7 +2,8 @@
 
 Owns placeholders, the environment every process gets, starting a service and waiting
 until it is ready, and the process faults (kill, stop, pause) with their heals. Imports
-``composer.clusters.base``, ``composer.config``, ``composer.errors``; never Hypothesis.
+``composer.clock``, ``composer.clusters.base``, ``composer.config``, ``composer.errors``;
+never Hypothesis.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from composer import clock
 from composer.clusters.base import Node, Process, ProcessSpec
 from composer.config import Project, Service
 from composer.errors import InfraError
@@ -142,6 +144,8 @@ class ServiceNode:
         self.env = env
         self.directory = directory
         self.process: Process | None = None
+        #: the wall-clock offset file when the timeline has clock faults
+        self.clock_file: Path | None = None
         #: "running", "killed", "stopped", "paused" or "exited"
         self.state = "new"
         self.starts = 0
@@ -152,10 +156,12 @@ class ServiceNode:
 
     def _spec(self, argv: tuple[str, ...], label: str) -> ProcessSpec:
         logs = self.directory / "logs" / self.name
+        extra = dict(self.service.env)
+        if self.clock_file is not None:
+            extra.update(clock.environment(self.clock_file))
         return ProcessSpec(
             argv=argv,
-            env=self.env.for_process(self.node, self.env.seed, f"{self.name}-{label}",
-                                     self.service.env),
+            env=self.env.for_process(self.node, self.env.seed, f"{self.name}-{label}", extra),
             cwd=self.env.project.root,
             stdout=logs / f"{label}.stdout",
             stderr=logs / f"{label}.stderr",
@@ -192,14 +198,7 @@ class ServiceNode:
 
     async def _check(self, ready, deadline: float) -> bool:
         if ready.tcp is not None:
-            try:
-                _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.node.address, ready.tcp), timeout=0.5
-                )
-            except (OSError, asyncio.TimeoutError):
-                return False
-            writer.close()
-            return True
+            return await self.node.probe(ready.tcp, timeout=0.5)
         check = await self.node.start(self._spec(("/bin/sh", "-c", ready.command), "ready"))
         try:
             code = await asyncio.wait_for(check.wait(), max(0.1, deadline - time.monotonic()))

@@ -1,6 +1,6 @@
 """Timelines as plain data: what runs when, which faults hit which nodes; and replay files.
 
-Imports only the standard library. A timeline round-trips through JSON exactly, so a
+Imports only ``composer.faults`` and the standard library. A timeline round-trips through JSON exactly, so a
 replay file repeats the same timeline on any machine.
 """
 
@@ -11,6 +11,8 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+
+from composer.faults import describe_fault
 
 __all__ = ["Start", "Fault", "Event", "Timeline", "Replay", "save_replay", "load_replay"]
 
@@ -35,6 +37,10 @@ class Fault:
     kind: str
     targets: tuple[str, ...]
     duration: float
+    #: how a partition cuts (``composer.faults.PARTITION_SHAPES``); None for other kinds
+    shape: str | None = None
+    #: loss %, bandwidth kbit/s, latency ms or clock offset s; None for other kinds
+    amount: float | None = None
 
 
 Event = Start | Fault
@@ -107,10 +113,8 @@ class Timeline:
                     f"  {event.at:7.2f}s  start     {event.command} on {event.node} (seed {event.seed})"
                 )
             else:
-                targets = ",".join(event.targets)
-                lines.append(
-                    f"  {event.at:7.2f}s  {event.kind:<9} {targets} for {event.duration:.2f}s"
-                )
+                kind, _, rest = describe_fault(event).partition(" ")
+                lines.append(f"  {event.at:7.2f}s  {kind:<9} {rest} for {event.duration:.2f}s")
         lines.append(f"  {self.length:7.2f}s  end of driver phase")
         if self.eventually:
             lines.append(f"  after      eventually {self.eventually}")
@@ -124,6 +128,9 @@ def _event_json(event: Event) -> dict[str, Any]:
     data["type"] = "start" if isinstance(event, Start) else "fault"
     if isinstance(event, Fault):
         data["targets"] = list(event.targets)
+        for key in ("shape", "amount"):
+            if data[key] is None:
+                del data[key]
     return data
 
 
@@ -132,6 +139,12 @@ def _name(value: Any, key: str, optional: bool = False) -> str | None:
     if isinstance(value, str) or (optional and value is None):
         return value
     raise ValueError(f"{key}={value!r} must be a {'string or null' if optional else 'string'}")
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key}={value!r} must be a number")
+    return value
 
 
 def _event_from_json(data: dict[str, Any]) -> Event:
@@ -145,6 +158,8 @@ def _event_from_json(data: dict[str, Any]) -> Event:
         return Fault(
             float(data["at"]), _name(data["kind"], "kind"),
             tuple(_name(t, "target") for t in data["targets"]), float(data["duration"]),
+            shape=_name(data.get("shape"), "shape", optional=True),
+            amount=None if data.get("amount") is None else _number(data["amount"], "amount"),
         )
     raise ValueError(f"unknown event type {kind!r}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from composer.clusters.base import Cluster
 from composer.errors import ConfigError
 
-__all__ = ["BACKENDS", "Cluster", "capabilities", "create"]
+__all__ = ["BACKENDS", "Cluster", "capabilities", "limitations", "create"]
 
 #: Backends a user can name with --cluster, in the order of the design.
 BACKENDS = ("local", "netns", "docker", "aws")
@@ -21,16 +21,27 @@ def _backend(backend: str) -> type:
         from composer.clusters.local import LocalCluster
 
         return LocalCluster
+    if backend == "netns":
+        from composer.clusters.netns import NetnsCluster
+
+        return NetnsCluster
     if backend in BACKENDS:
         raise ConfigError(
-            f"--cluster {backend}: this backend is not available yet in this version; use --cluster local"
+            f"--cluster {backend}: this backend is not available yet in this version; "
+            "use --cluster local or netns"
         )
     raise ConfigError(f"--cluster {backend!r}: unknown backend; choose one of {', '.join(BACKENDS)}")
 
 
 def capabilities(backend: str) -> frozenset[str]:
-    """Return the fault kinds ``backend`` can apply on this machine."""
-    return _backend(backend).capabilities
+    """Return the fault kinds ``backend`` can apply on this machine; ``ConfigError`` if
+    the backend cannot run here at all."""
+    return _backend(backend).supported()
+
+
+def limitations(backend: str) -> dict[str, str]:
+    """Return, for each fault kind ``backend`` cannot apply here, the reason."""
+    return _backend(backend).limitations()
 
 
 def create(backend: str, workdir: Path) -> Cluster:

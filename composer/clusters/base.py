@@ -1,7 +1,8 @@
-"""The cluster backend interface: a two-method Cluster, a one-method Node, a Process.
+"""The cluster backend interface: a small Cluster, a two-method Node, a Process.
 
-Imports only the standard library. Backends know nothing of Hypothesis, schedules or
-properties; the runner talks to every backend through these protocols alone.
+Imports only ``composer.faults`` and the standard library. Backends know nothing of
+Hypothesis, schedules or properties; the runner talks to every backend through these
+protocols alone.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
+
+from composer.faults import Network
 
 __all__ = ["ProcessSpec", "Process", "Node", "Cluster", "LOG_LIMIT"]
 
@@ -57,6 +60,9 @@ class Node(Protocol):
     async def start(self, spec: ProcessSpec) -> Process:
         """Start a process; raise ``InfraError`` if the backend cannot."""
 
+    async def probe(self, port: int, timeout: float) -> bool:
+        """Return whether something on this node accepts TCP connections on ``port``."""
+
 
 class Cluster(Protocol):
     """A set of nodes of one backend. Not safe to use from several tasks at once."""
@@ -66,6 +72,10 @@ class Cluster(Protocol):
 
     async def new_nodes(self, names: Sequence[str]) -> list[Node]:
         """Create one node per name, in order."""
+
+    async def shape_network(self, network: Network) -> None:
+        """Make traffic between this cluster's nodes behave as ``network`` says, replacing
+        what an earlier call asked; only called with kinds in ``capabilities``."""
 
     async def cleanup(self) -> None:
         """Kill every process and remove every node; safe to call twice; collects all errors."""

@@ -1,183 +1,111 @@
 """The ``local`` backend: nodes are processes on this host, each on its own 127.0.X.Y.
 
-Imports only ``composer.clusters.base``, ``composer.errors`` and the standard library.
-Nodes are not sandboxed and share one filesystem: fast, and needs nothing. Each cluster
-holds an exclusive claim on one 127.0.X.0/24 block for its lifetime, so concurrent runs
-never share an address. Every process runs in its own process group and dies with
-composer: a small reaper process watches a pipe from composer and kills every process
-group still listed when the pipe closes, however composer ended (even SIGKILL).
+Imports ``composer.clusters`` helpers, ``composer.errors``, ``composer.faults`` and the
+standard library. Nodes are not sandboxed and share one filesystem: fast, and needs
+nothing. Each cluster holds the claim on one address block X for its lifetime
+(``composer.clusters.leftovers``), so concurrent runs never share an address.
+
+As root, with nftables and cgroup2, partitions and packet loss work between nodes too.
+A process that connects to 127.0.X.Y leaves from 127.0.0.1 unless it binds, so each
+node's processes run in a cgroup of their own, and the run's nftables table rewrites
+the source of their loopback connections to the node's address (marked by cgroup on
+output, source NAT on postrouting). Fault rules then name each packet's sender and
+receiver by its connection's conntrack tuples (``composer.clusters.nft.drop_rules``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import random
-import subprocess
 import shutil
-import signal
-import socket
-import sys
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from composer import clock
+from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
+from composer.clusters.processes import HostProcess, Reaper, spawn
 from composer.errors import InfraError
+from composer.faults import Network
 
-__all__ = ["LocalCluster", "LocalNode", "LocalProcess"]
+__all__ = ["LocalCluster", "LocalNode"]
 
-_CHUNK = 64 * 1024
-_SETPRIV = shutil.which("setpriv")
-_REAPER = """
-import os, signal, sys
-groups = set()
-for line in sys.stdin:
-    pgid = int(line)
-    if pgid > 0:
-        groups.add(pgid)
-    else:
-        groups.discard(-pgid)
-for pgid in groups:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
-"""
-
-
-class _Reaper:
-    """Kills the process groups composer started if composer dies without cleaning up."""
-
-    _pipe = None
-
-    @classmethod
-    def start(cls) -> None:
-        """Start the reaper now, so registering a process later is one quick write."""
-        if cls._pipe is None:
-            reaper = subprocess.Popen(
-                [sys.executable, "-c", _REAPER], stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            )
-            cls._pipe = reaper.stdin
-
-    @classmethod
-    def watch(cls, pgid: int) -> None:
-        cls._send(pgid)
-
-    @classmethod
-    def forget(cls, pgid: int) -> None:
-        cls._send(-pgid)
-
-    @classmethod
-    def _send(cls, value: int) -> None:
-        cls.start()
-        try:
-            cls._pipe.write(f"{value}\n".encode())
-            cls._pipe.flush()
-        except (BrokenPipeError, ValueError):
-            cls._pipe = None
-
-
-class LocalProcess:
-    """A process group on this host whose stdout and stderr are copied to capped log files."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, spec: ProcessSpec) -> None:
-        self._proc = proc
-        self._pumps = [
-            asyncio.ensure_future(_pump(proc.stdout, spec.stdout, spec.log_limit)),
-            asyncio.ensure_future(_pump(proc.stderr, spec.stderr, spec.log_limit)),
-        ]
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.returncode
-
-    async def wait(self) -> int:
-        code = await self._proc.wait()
-        # A child that kept the pipes open must not hold us: give the logs a moment.
-        await asyncio.wait(self._pumps, timeout=0.5)
-        return code
-
-    def signal(self, sig: int) -> None:
-        try:
-            os.killpg(self._proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    async def destroy(self) -> None:
-        """Kill the whole process group and reap it."""
-        self.signal(signal.SIGKILL)
-        await self._proc.wait()
-        _Reaper.forget(self._proc.pid)
-        for pump in self._pumps:
-            pump.cancel()
-        await asyncio.gather(*self._pumps, return_exceptions=True)
-
-
-async def _pump(stream: asyncio.StreamReader | None, path: Path, limit: int) -> None:
-    """Copy ``stream`` to ``path``, keeping ``limit`` bytes and draining the rest."""
-    if stream is None:
-        return
-    written = 0
-    with open(path, "ab") as out:
-        while chunk := await stream.read(_CHUNK):
-            if written < limit:
-                keep = chunk[: limit - written]
-                out.write(keep)
-                written += len(keep)
-                if written >= limit:
-                    out.write(f"\n[composer: output truncated after {limit} bytes]\n".encode())
-                out.flush()
+_MARK = 0x636D0000  # "cm": composer's packet marks, one per node
+#: nft names a cgroup by its path below this directory, wherever cgroup2 is mounted
+_NFT_CGROUPS = Path("/sys/fs/cgroup")
 
 
 class LocalNode:
     """A node of the local backend: an address on loopback and a data directory."""
 
-    def __init__(self, cluster: LocalCluster, name: str, address: str, data_dir: Path) -> None:
+    def __init__(self, cluster: LocalCluster, name: str, address: str, data_dir: Path,
+                 cgroup: Path | None = None) -> None:
         self._cluster = cluster
         self.name = name
         self.address = address
         self.data_dir = data_dir
+        self._cgroup = cgroup
 
-    async def start(self, spec: ProcessSpec) -> LocalProcess:
-        argv = list(spec.argv)
-        if _SETPRIV:  # the first process dies with composer even before the reaper knows it
-            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
-        spec.stdout.parent.mkdir(parents=True, exist_ok=True)
-        spec.stderr.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=spec.cwd,
-                env=dict(spec.env),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise InfraError(f"{self.name}: cannot start {spec.argv[0]!r}: {exc}") from None
-        _Reaper.watch(proc.pid)
-        process = LocalProcess(proc, spec)
+    async def start(self, spec: ProcessSpec) -> HostProcess:
+        argv: list[str] = list(spec.argv)
+        if self._cgroup is not None:  # join the node's cgroup before the command runs
+            argv = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
+                    str(self._cgroup), *argv]
+        process = await spawn(argv, spec, self.name)
         self._cluster._processes.append(process)
         return process
 
+    async def probe(self, port: int, timeout: float) -> bool:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(self.address, port),
+                                               timeout)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        writer.close()
+        return True
+
 
 class LocalCluster:
-    """Nodes on one locked 127.0.X.0/24 block; files under ``workdir``."""
-
-    capabilities = frozenset({"kill", "stop", "pause"})
+    """Nodes on one claimed 127.0.X.0/24 block; files under ``workdir``."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self._processes: list[LocalProcess] = []
+        self.capabilities = self.supported()
+        self._processes: list[HostProcess] = []
         self._nodes: list[LocalNode] = []
-        self._lock_file, self.block = _lock_block()
-        _Reaper.start()
+        self._claim, self.block = leftovers.claim_free_block()
+        Reaper.start()
+        self._network = "partition" in self.capabilities
+        if self._network:
+            Reaper.tell("sweep", self.block)
+            root = leftovers.cgroup_root()
+            assert root is not None
+            self._cgroups = root / "composer" / str(self.block)
+            self._cgroups.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def supported() -> frozenset[str]:
+        """Process faults always; clock with libfaketime; partition and loss as root."""
+        kinds = {"kill", "stop", "pause"}
+        if clock.LIBFAKETIME:
+            kinds.add("clock")
+        if _network_faults_work():
+            kinds |= {"partition", "loss"}
+        return frozenset(kinds)
+
+    @staticmethod
+    def limitations() -> dict[str, str]:
+        """Return why each fault kind this backend lacks here is missing."""
+        why = {"latency": "the local backend shares one loopback device; use --cluster netns",
+               "bandwidth": "the local backend shares one loopback device; use --cluster netns"}
+        if not clock.LIBFAKETIME:
+            why["clock"] = clock.MISSING
+        if not _network_faults_work():
+            why["partition"] = why["loss"] = (
+                "needs root, nft (apt-get install nftables) and cgroup2; or use --cluster netns")
+        return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[LocalNode]:
         start = len(self._nodes)
@@ -187,9 +115,39 @@ class LocalCluster:
         for i, name in enumerate(names, start=start + 1):
             data_dir = self.workdir / "nodes" / name / "data"
             data_dir.mkdir(parents=True, exist_ok=True)
-            nodes.append(LocalNode(self, name, f"127.0.{self.block}.{i}", data_dir))
+            cgroup = None
+            if self._network:
+                cgroup = self._cgroups / name
+                cgroup.mkdir(exist_ok=True)
+            nodes.append(LocalNode(self, name, f"127.0.{self.block}.{i}", data_dir, cgroup))
         self._nodes.extend(nodes)
+        if self._network:
+            await self.shape_network(Network())
         return nodes
+
+    async def shape_network(self, network: Network) -> None:
+        table, block = leftovers.nft_table(self.block), f"127.0.{self.block}.0/24"
+        root = self._cgroups.parent.parent
+        marks, snats = [], []
+        for i, node in enumerate(self._nodes, start=1):
+            assert node._cgroup is not None
+            path = node._cgroup.relative_to(_NFT_CGROUPS)
+            level = len(node._cgroup.relative_to(root).parts)
+            mark = f"0x{_MARK | self.block << 8 | i:08x}"
+            marks.append(f'ip daddr {block} socket cgroupv2 level {level} "{path}" '
+                         f"meta mark set {mark}")
+            snats.append(f"meta mark {mark} ip saddr 127.0.0.1 ip daddr {block} "
+                         f"snat to {node.address}")
+        address = {n.name: n.address for n in self._nodes}
+        script = "".join([
+            nft.replace_chain("ip", table, "node_marks", "type filter hook output priority mangle",
+                              marks),
+            nft.replace_chain("ip", table, "node_sources", "type nat hook postrouting priority srcnat",
+                              snats),
+            nft.replace_chain("ip", table, "faults", "type filter hook prerouting priority -150",
+                              nft.drop_rules(network, address, tracked=True)),
+        ])
+        await nft.run(["nft", "-f", "-"], script, what="local network faults")
 
     async def cleanup(self) -> None:
         errors = []
@@ -198,33 +156,34 @@ class LocalCluster:
         )
         errors.extend(r for r in results if isinstance(r, BaseException))
         self._processes.clear()
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        if self._claim is not None:
+            if self._network:
+                subprocess.run(["nft", "delete", "table", "ip", leftovers.nft_table(self.block)],
+                               capture_output=True)
+                leftovers.sweep(self.block, tables=False)
+                Reaper.tell("swept", self.block)
+            self._claim.close()
+            self._claim = None
         if errors:
             raise InfraError(f"local cleanup failed: {'; '.join(map(repr, errors))}")
 
 
-_cursor = random.randrange(254)
-
-
-def _lock_block() -> tuple[socket.socket, int]:
-    """Claim a free 127.0.X.0/24 block (X in 1..254); return (claim, X).
-
-    The claim is an abstract Unix socket bound to the block's name: the kernel frees it
-    when the process dies, so a crashed run leaves no lock file behind. Blocks are taken
-    in turn from a random start, so consecutive clusters of one exploration do not reuse
-    an address whose old connections still linger in TIME_WAIT.
-    """
-    global _cursor
-    blocks = [(_cursor + i) % 254 + 1 for i in range(254)]
-    for block in blocks:
-        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            claim.bind(f"\0composer-local-127.0.{block}")
-        except OSError:
-            claim.close()
-            continue
-        _cursor = block % 254
-        return claim, block
-    raise InfraError("every 127.0.X.0/24 block is in use by other composer runs")
+@functools.cache
+def _network_faults_work() -> bool:
+    """Return whether nftables can mark loopback traffic by cgroup here (tried, not guessed)."""
+    root = leftovers.cgroup_root()
+    if os.geteuid() != 0 or not shutil.which("nft") or root is None:
+        return False
+    try:
+        path = root.relative_to(_NFT_CGROUPS)
+    except ValueError:
+        return False  # cgroup2 mounted elsewhere: nft cannot name its groups
+    script = nft.replace_chain(
+        "ip", "composer_probe", "node_marks", "type filter hook output priority mangle",
+        [f'socket cgroupv2 level 1 "{path / "composer"}" meta mark set 1']
+    ) + nft.replace_chain("ip", "composer_probe", "node_sources",
+                          "type nat hook postrouting priority srcnat",
+                          ["meta mark 1 ip saddr 127.0.0.1 snat to 127.0.0.2"])
+    (root / "composer").mkdir(exist_ok=True)
+    return subprocess.run(["nft", "--check", "-f", "-"], input=script.encode(),
+                          capture_output=True).returncode == 0

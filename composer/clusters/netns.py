@@ -1,0 +1,222 @@
+"""The ``netns`` backend: each node is a Linux network namespace with its own address.
+
+Imports ``composer.clusters`` helpers, ``composer.clock``, ``composer.errors``,
+``composer.faults`` and the standard library. Per run: a claimed address block X
+(``composer.clusters.leftovers``), a hub namespace ``composer-X-hub`` holding a bridge,
+and the subnet 10.77.X.0/24. Per node: a namespace ``composer-X-<node>`` (loopback up,
+``eth0`` = 10.77.X.i on the bridge), a hostname namespace (hostname = node name), a
+hosts file naming every node, and a data directory. The bridge lives in the hub
+namespace, not on the host, so Docker's FORWARD policy and br_netfilter never see the
+traffic, and the host's routes stay untouched.
+
+Processes start through ``nsenter`` (hostname) and ``ip netns exec`` (network, hosts
+file), which exec in turn: the process composer signals is the command itself.
+Partitions and loss are nftables rules on the hub's bridge; bandwidth (tbf) and latency
+(netem, where the kernel has it) are qdiscs on each node's ``eth0``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from composer import clock
+from composer.clusters import leftovers, nft
+from composer.clusters.base import ProcessSpec
+from composer.clusters.processes import HostProcess, Reaper, spawn
+from composer.errors import ConfigError, InfraError
+from composer.faults import Network
+
+__all__ = ["NetnsCluster", "NetnsNode"]
+
+_CLONE_NEWNET = 0x40000000
+_TOOLS = ("ip", "nft", "tc", "nsenter", "unshare")
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetnsNode:
+    """A node of the netns backend: a namespace on the run's bridge."""
+
+    def __init__(self, cluster: NetnsCluster, name: str, index: int, data_dir: Path) -> None:
+        self._cluster = cluster
+        self.name = name
+        self.index = index
+        self.address = f"10.77.{cluster.block}.{index}"
+        self.data_dir = data_dir
+        self.namespace = leftovers.netns_name(cluster.block, name)
+        self.uts = leftovers.uts_dir(cluster.block) / name
+
+    async def start(self, spec: ProcessSpec) -> HostProcess:
+        argv = ["nsenter", f"--uts={self.uts}", "ip", "netns", "exec", self.namespace,
+                *spec.argv]
+        process = await spawn(argv, spec, self.name)
+        self._cluster._processes.append(process)
+        return process
+
+    async def probe(self, port: int, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        sock = await asyncio.to_thread(_socket_in, f"/run/netns/{self.namespace}")
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (self.address, port)), timeout)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        finally:
+            sock.close()
+        return True
+
+
+def _socket_in(namespace: str) -> socket.socket:
+    """Return a TCP socket of ``namespace``: made on a thread of its own that enters the
+    namespace and then ends, so no other code ever runs in the wrong namespace."""
+    made: list = []
+
+    def enter() -> None:
+        try:
+            fd = os.open(namespace, os.O_RDONLY)
+            try:
+                if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns {namespace}")
+            finally:
+                os.close(fd)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            made.append(sock)
+        except OSError as exc:
+            made.append(exc)
+
+    thread = threading.Thread(target=enter)
+    thread.start()
+    thread.join()
+    if isinstance(made[0], OSError):
+        raise made[0]
+    return made[0]
+
+
+class NetnsCluster:
+    """Namespaces on one bridge of their own; files under ``workdir``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.capabilities = self.supported()
+        self.workdir = workdir
+        self._processes: list[HostProcess] = []
+        self._nodes: list[NetnsNode] = []
+        self._claim, self.block = leftovers.claim_free_block()
+        self.hub = leftovers.netns_name(self.block, "hub")
+        self._qdiscs: dict[str, tuple[float | None, float | None]] = {}
+        Reaper.start()
+        Reaper.tell("sweep", self.block)
+
+    @staticmethod
+    def supported() -> frozenset[str]:
+        """Every fault but latency without netem and clock without libfaketime."""
+        missing = [tool for tool in _TOOLS if not shutil.which(tool)]
+        if os.geteuid() != 0 or missing:
+            raise ConfigError(
+                "--cluster netns needs root and " + ", ".join(_TOOLS)
+                + (f" (missing: {', '.join(missing)}; apt-get install iproute2 nftables "
+                   "util-linux)" if missing else f" (running as uid {os.geteuid()})")
+                + "; run as root or use --cluster local")
+        kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
+        if nft.have_netem():
+            kinds.add("latency")
+        if clock.LIBFAKETIME:
+            kinds.add("clock")
+        return frozenset(kinds)
+
+    @staticmethod
+    def limitations() -> dict[str, str]:
+        why = {}
+        if not nft.have_netem():
+            why["latency"] = "this kernel has no netem qdisc (sch_netem)"
+        if not clock.LIBFAKETIME:
+            why["clock"] = clock.MISSING
+        return why
+
+    async def new_nodes(self, names: Sequence[str]) -> list[NetnsNode]:
+        start = len(self._nodes)
+        if start + len(names) > 254:
+            raise InfraError(f"the netns backend holds at most 254 nodes, {start + len(names)} asked")
+        nodes = [NetnsNode(self, name, i, self.workdir / "nodes" / name / "data")
+                 for i, name in enumerate(names, start=start + 1)]
+        created = ([] if self._nodes else [self.hub]) + [n.namespace for n in nodes]
+        await _ip(["-batch", "-"], "".join(f"netns add {ns}\n" for ns in created))
+        self._nodes.extend(nodes)  # from here on, cleanup removes them
+        hub = [] if start else ["link add br0 type bridge", "link set br0 up"]
+        for node in nodes:
+            hub += [f"link add v{node.index} type veth peer name eth0 netns {node.namespace}",
+                    f"link set v{node.index} master br0 up"]
+        await _ip(["-n", self.hub, "-batch", "-"], "".join(f"{line}\n" for line in hub))
+        leftovers.uts_dir(self.block).mkdir(parents=True, exist_ok=True)
+        await asyncio.gather(*(self._configure(node) for node in nodes))
+        self._write_hosts()
+        return nodes
+
+    async def _configure(self, node: NetnsNode) -> None:
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        await _ip(["-n", node.namespace, "-batch", "-"],
+                  f"link set lo up\naddr add {node.address}/24 dev eth0\nlink set eth0 up\n")
+        node.uts.touch()
+        await nft.run(["unshare", f"--uts={node.uts}", "hostname", node.name],
+                      what=f"{node.name}: hostname")
+
+    def _write_hosts(self) -> None:
+        lines = ["127.0.0.1\tlocalhost"] + [f"{n.address}\t{n.name}" for n in self._nodes]
+        for node in self._nodes:
+            directory = leftovers.hosts_dir(self.block, node.name)
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "hosts").write_text("\n".join(lines) + "\n")
+
+    async def shape_network(self, network: Network) -> None:
+        address = {n.name: n.address for n in self._nodes}
+        rules = nft.replace_chain("bridge", "composer", "faults",
+                                  "type filter hook forward priority 0",
+                                  nft.drop_rules(network, address))
+        changes = [nft.run(["ip", "netns", "exec", self.hub, "nft", "-f", "-"], rules,
+                           what="netns partition/loss")]
+        for node in self._nodes:
+            wanted = (network.bandwidth.get(node.name), network.latency.get(node.name))
+            if self._qdiscs.get(node.name, (None, None)) != wanted:
+                self._qdiscs[node.name] = wanted
+                changes.append(self._qdisc(node, *wanted))
+        await asyncio.gather(*changes)
+
+    async def _qdisc(self, node: NetnsNode, bandwidth: float | None,
+                     latency: float | None) -> None:
+        remove, *add = nft.qdisc_commands("eth0", bandwidth, latency)
+        try:
+            await nft.run(["tc", "-n", node.namespace, *remove])
+        except InfraError:
+            pass  # there was no qdisc to remove
+        for command in add:
+            await nft.run(["tc", "-n", node.namespace, *command], what=f"{node.name}: tc")
+
+    async def cleanup(self) -> None:
+        errors: list[BaseException] = []
+        results = await asyncio.gather(*(p.destroy() for p in self._processes),
+                                       return_exceptions=True)
+        errors.extend(r for r in results if isinstance(r, BaseException))
+        self._processes.clear()
+        if self._claim is not None:
+            namespaces = ([self.hub] if self._nodes else []) + [n.namespace for n in self._nodes]
+            try:
+                if namespaces:
+                    await _ip(["-batch", "-"], "".join(f"netns delete {ns}\n" for ns in namespaces))
+            except InfraError as exc:
+                errors.append(exc)
+            leftovers.sweep(self.block, tables=False)  # hostnames, hosts files, stragglers
+            Reaper.tell("swept", self.block)
+            self._claim.close()
+            self._claim = None
+            self._nodes.clear()
+        if errors:
+            raise InfraError(f"netns cleanup failed: {'; '.join(map(str, errors))}")
+
+
+async def _ip(args: list[str], script: str) -> None:
+    await nft.run(["ip", *args], script, what="netns")

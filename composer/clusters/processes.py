@@ -1,0 +1,149 @@
+"""Processes on this host: started in their own process group, logs copied to capped
+files, and killed with composer however it ends.
+
+Imports only ``composer.clusters.base``, ``composer.errors`` and the standard library.
+Shared by the backends whose nodes live on this host (``local``, ``netns``). A small
+reaper process watches a pipe from composer; when the pipe closes (composer ended, even
+by SIGKILL) it kills every process group still listed and sweeps the address blocks
+still listed (``composer.clusters.leftovers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from composer.clusters.base import ProcessSpec
+from composer.errors import InfraError
+
+__all__ = ["HostProcess", "Reaper", "spawn"]
+
+_CHUNK = 64 * 1024
+_SETPRIV = shutil.which("setpriv")
+_REAPER = """
+import os, signal, subprocess, sys
+groups, blocks = set(), set()
+for line in sys.stdin:
+    word, value = line.split()
+    {"watch": groups.add, "forget": groups.discard, "sweep": blocks.add,
+     "swept": blocks.discard}[word](int(value))
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+if blocks:
+    subprocess.run([sys.executable, "-m", "composer.clusters.leftovers", *map(str, blocks)])
+"""
+
+
+class Reaper:
+    """Kills the process groups composer started, and removes the namespaces, rules and
+    cgroups of its address blocks, if composer dies without cleaning up."""
+
+    _pipe = None
+
+    @classmethod
+    def start(cls) -> None:
+        """Start the reaper now, so registering a process later is one quick write."""
+        if cls._pipe is None:
+            reaper = subprocess.Popen(
+                [sys.executable, "-c", _REAPER], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+            cls._pipe = reaper.stdin
+
+    @classmethod
+    def tell(cls, word: str, value: int) -> None:
+        """Say "watch"/"forget" a process group, or "sweep"/"swept" an address block."""
+        cls.start()
+        try:
+            cls._pipe.write(f"{word} {value}\n".encode())
+            cls._pipe.flush()
+        except (BrokenPipeError, ValueError):
+            cls._pipe = None
+
+
+class HostProcess:
+    """A process group on this host whose stdout and stderr are copied to capped log files."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, spec: ProcessSpec) -> None:
+        self._proc = proc
+        self._pumps = [
+            asyncio.ensure_future(_pump(proc.stdout, spec.stdout, spec.log_limit)),
+            asyncio.ensure_future(_pump(proc.stderr, spec.stderr, spec.log_limit)),
+        ]
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    async def wait(self) -> int:
+        code = await self._proc.wait()
+        # A child that kept the pipes open must not hold us: give the logs a moment.
+        await asyncio.wait(self._pumps, timeout=0.5)
+        return code
+
+    def signal(self, sig: int) -> None:
+        try:
+            os.killpg(self._proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    async def destroy(self) -> None:
+        """Kill the whole process group and reap it."""
+        self.signal(signal.SIGKILL)
+        await self._proc.wait()
+        Reaper.tell("forget", self._proc.pid)
+        for pump in self._pumps:
+            pump.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+
+
+async def _pump(stream: asyncio.StreamReader | None, path: Path, limit: int) -> None:
+    """Copy ``stream`` to ``path``, keeping ``limit`` bytes and draining the rest."""
+    if stream is None:
+        return
+    written = 0
+    with open(path, "ab") as out:
+        while chunk := await stream.read(_CHUNK):
+            if written < limit:
+                keep = chunk[: limit - written]
+                out.write(keep)
+                written += len(keep)
+                if written >= limit:
+                    out.write(f"\n[composer: output truncated after {limit} bytes]\n".encode())
+                out.flush()
+
+
+async def spawn(argv: Sequence[str], spec: ProcessSpec, what: str) -> HostProcess:
+    """Start ``argv`` (``spec.argv`` behind a backend's wrapper) as a new process group
+    that dies with composer; ``what`` names the node in errors."""
+    if _SETPRIV:  # the first process dies with composer even before the reaper knows it
+        argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    spec.stdout.parent.mkdir(parents=True, exist_ok=True)
+    spec.stderr.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=spec.cwd,
+            env=dict(spec.env),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise InfraError(f"{what}: cannot start {spec.argv[0]!r}: {exc}") from None
+    Reaper.tell("watch", proc.pid)
+    return HostProcess(proc, spec)

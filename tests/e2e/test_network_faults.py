@@ -1,0 +1,187 @@
+"""Network faults with real traffic and real rules, on every backend that has them:
+a partition drops exactly the chosen pairs, one-way drops one direction only, heal
+restores all, loss drops about the asked share, bandwidth caps throughput."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from composer import clusters
+from composer.clusters.base import ProcessSpec
+from composer.errors import ConfigError
+from composer.faults import Network, network_of
+from composer.timeline import Fault
+
+PROBE = str(Path(__file__).with_name("netprobe.py"))
+PORT = 7000
+NODES = ["n-1", "n-2", "n-3", "n-4"]
+
+
+def _backend_with(kind: str, backend: str) -> None:
+    try:
+        supported = clusters.capabilities(backend)
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+    if kind not in supported:
+        pytest.skip(f"{backend}: {clusters.limitations(backend).get(kind)}")
+
+
+class Probed:
+    """A cluster of NODES, each serving netprobe on PORT."""
+
+    def __init__(self, backend: str, tmp_path: Path) -> None:
+        self.cluster = clusters.create(backend, tmp_path)
+        self.tmp = tmp_path
+        self.runs = 0
+
+    async def up(self) -> None:
+        self.nodes = {n.name: n for n in await self.cluster.new_nodes(NODES)}
+        self.servers = {name: await self.start(name, "serve", self.nodes[name].address, str(PORT))
+                        for name in NODES}
+        for node in self.nodes.values():
+            while not await node.probe(PORT, 0.5):
+                await asyncio.sleep(0.02)
+
+    async def start(self, name: str, *args: str):
+        self.runs += 1
+        spec = ProcessSpec(argv=(sys.executable, PROBE, *args), env=dict(os.environ),
+                           cwd=self.tmp, stdout=self.tmp / f"{self.runs}-{name}.out",
+                           stderr=self.tmp / f"{self.runs}-{name}.err")
+        process = await self.nodes[name].start(spec)
+        process.spec = spec
+        return process
+
+    async def output(self, name: str, *args: str) -> str:
+        process = await self.start(name, *args)
+        await process.wait()
+        return process.spec.stdout.read_text()
+
+    def target(self, name: str) -> str:
+        return f"{self.nodes[name].address}:{PORT}"
+
+    async def tcp_reachable(self) -> set[tuple[str, str]]:
+        """Return the (from, to) pairs between which a TCP connection opens."""
+        outputs = await asyncio.gather(*(
+            self.output(a, "tcp", *(self.target(b) for b in NODES if b != a)) for a in NODES))
+        by_address = {n.address: n.name for n in self.nodes.values()}
+        return {(a, by_address[line.split()[1]]) for a, out in zip(NODES, outputs)
+                for line in out.splitlines() if line.startswith("ok")}
+
+    def received(self) -> dict[str, list[str]]:
+        return {name: [line.split()[1] for line in p.spec.stdout.read_text().splitlines()
+                       if line.startswith("udp")] for name, p in self.servers.items()}
+
+    async def udp_arrived(self) -> set[tuple[str, str]]:
+        """Return the (from, to) pairs between which UDP datagrams arrive."""
+        before = {n: len(r) for n, r in self.received().items()}
+        await asyncio.gather(*(self.output(a, "udp", "3", "0.01", a,
+                                           *(self.target(b) for b in NODES if b != a))
+                               for a in NODES))
+        await asyncio.sleep(0.3)
+        return {(source, name) for name, lines in self.received().items()
+                for source in lines[before[name]:]}
+
+
+def _all_pairs() -> set[tuple[str, str]]:
+    return {(a, b) for a in NODES for b in NODES if a != b}
+
+
+def _with(tmp_path: Path, backend: str, test) -> None:
+    async def main():
+        probed = Probed(backend, tmp_path)
+        try:
+            await probed.up()
+            await test(probed)
+        finally:
+            await probed.cluster.cleanup()
+
+    asyncio.run(main())
+
+
+BACKENDS = ["local", "netns"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape, targets", [
+    ("halves", ("n-1", "n-2")), ("isolate", ("n-3",)), ("bridge", ("n-1",)),
+    ("one-way", ("n-1", "n-2")),
+])
+def test_partition_drops_exactly_the_chosen_pairs_and_heal_restores_all(
+        tmp_path, backend, shape, targets):
+    _backend_with("partition", backend)
+    network = network_of([Fault(0, "partition", targets, 1, shape=shape)], NODES)
+    assert network.blocked  # every case cuts something
+
+    async def test(probed: Probed) -> None:
+        assert await probed.tcp_reachable() == _all_pairs()
+        await probed.cluster.shape_network(network)
+        blocked = network.blocked
+        assert await probed.udp_arrived() == _all_pairs() - blocked
+        # TCP needs both directions: a connection opens only where neither is cut
+        assert await probed.tcp_reachable() == {
+            (a, b) for a, b in _all_pairs() if (a, b) not in blocked and (b, a) not in blocked}
+        await probed.cluster.shape_network(Network())
+        assert await probed.tcp_reachable() == _all_pairs()
+        assert await probed.udp_arrived() == _all_pairs()
+
+    _with(tmp_path, backend, test)
+
+
+def test_one_way_partition_passes_the_other_direction():
+    network = network_of([Fault(0, "partition", ("n-1",), 1, shape="one-way")], NODES)
+    assert ("n-1", "n-2") in network.blocked and ("n-2", "n-1") not in network.blocked
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loss_drops_about_the_asked_share_of_packets(tmp_path, backend):
+    _backend_with("loss", backend)
+    sent = 600
+
+    async def test(probed: Probed) -> None:
+        await probed.cluster.shape_network(
+            network_of([Fault(0, "loss", ("n-1",), 1, amount=30)], NODES))
+        await probed.output("n-1", "udp", str(sent), "0.001", "n-1", probed.target("n-2"))
+        await probed.output("n-3", "udp", str(sent // 3), "0.001", "n-3", probed.target("n-2"))
+        await asyncio.sleep(0.3)
+        received = probed.received()["n-2"]
+        lost = 1 - received.count("n-1") / sent
+        assert 0.2 <= lost <= 0.4, f"lost {lost:.0%} of n-1's packets, asked 30%"
+        assert received.count("n-3") == sent // 3  # other senders keep every packet
+
+    _with(tmp_path, backend, test)
+
+
+def test_bandwidth_limit_caps_throughput(tmp_path):
+    _backend_with("bandwidth", "netns")
+    size = 96 * 1024  # 0.79 Mbit: at least 1.5 s at 512 kbit/s, milliseconds unlimited
+
+    async def test(probed: Probed) -> None:
+        free = float(await probed.output("n-1", "send", str(size), probed.target("n-2")))
+        await probed.cluster.shape_network(
+            network_of([Fault(0, "bandwidth", ("n-1",), 1, amount=512)], NODES))
+        limited = float(await probed.output("n-1", "send", str(size), probed.target("n-2")))
+        other = float(await probed.output("n-3", "send", str(size), probed.target("n-2")))
+        # Lower bounds only: a busy machine makes transfers slower, never faster.
+        assert limited >= 1.0, (free, limited)
+        await probed.cluster.shape_network(Network())
+        healed = float(await probed.output("n-1", "send", str(size), probed.target("n-2")))
+        assert limited > 3 * min(healed, other, free), (free, limited, healed, other)
+
+    _with(tmp_path, "netns", test)
+
+
+def test_netns_reports_latency_unsupported_without_netem():
+    _backend_with("partition", "netns")
+    from composer.clusters import nft
+
+    if nft.have_netem():
+        assert "latency" in clusters.capabilities("netns")
+    else:
+        assert "latency" not in clusters.capabilities("netns")
+        assert "netem" in clusters.limitations("netns")["latency"]
