@@ -1,5 +1,6 @@
-"""The local backend with real processes: addresses, process faults and heals, data that
-survives a kill, and clusters that never share an address."""
+"""The backends whose nodes live on this host (local, netns), with real processes:
+addresses, process faults and heals, data that survives a kill, and clusters that never
+share an address."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ import asyncio
 import textwrap
 from pathlib import Path
 
-from composer import config
+import pytest
+
+from composer import clusters, config
 from composer.clusters.local import LocalCluster
+from composer.errors import ConfigError
 from composer.services import Environment, ServiceNode
+
+
+@pytest.fixture(params=["local", "netns"])
+def backend(request) -> str:
+    try:
+        clusters.capabilities(request.param)
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+    return request.param
 
 LISTENER = "python3 -c 'import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 7000)); s.listen(); time.sleep(600)' {host}"
 
@@ -24,7 +37,7 @@ def _project(tmp_path: Path, replicas: int = 2) -> config.Project:
     return config.load(tmp_path)
 
 
-async def _up(tmp_path: Path, cluster: LocalCluster, project: config.Project):
+async def _up(tmp_path: Path, cluster: clusters.Cluster, project: config.Project):
     service = project.service("db")
     names = [n for s in project.services for n in s.node_names()]
     nodes = {n.name: n for n in await cluster.new_nodes(names)}
@@ -58,9 +71,9 @@ def test_each_node_listens_on_its_own_loopback_address(tmp_path):
     asyncio.run(main())
 
 
-def test_pause_stops_the_process_and_heal_continues_it(tmp_path):
+def test_pause_stops_the_process_and_heal_continues_it(tmp_path, backend):
     async def main():
-        cluster = LocalCluster(tmp_path)
+        cluster = clusters.create(backend, tmp_path)
         try:
             service = (await _up(tmp_path, cluster, _project(tmp_path, replicas=1)))[0]
             pid = service.process.pid
@@ -76,9 +89,9 @@ def test_pause_stops_the_process_and_heal_continues_it(tmp_path):
     asyncio.run(main())
 
 
-def test_kill_and_stop_end_the_process_and_heal_restarts_it_with_its_data(tmp_path):
+def test_kill_and_stop_end_the_process_and_heal_restarts_it_with_its_data(tmp_path, backend):
     async def main():
-        cluster = LocalCluster(tmp_path)
+        cluster = clusters.create(backend, tmp_path)
         try:
             service = (await _up(tmp_path, cluster, _project(tmp_path, replicas=1)))[0]
             (service.node.data_dir / "state").write_text("kept")
@@ -99,11 +112,70 @@ def test_kill_and_stop_end_the_process_and_heal_restarts_it_with_its_data(tmp_pa
 
 
 def test_concurrent_clusters_never_share_an_address_block(tmp_path):
-    clusters = [LocalCluster(tmp_path / str(i)) for i in range(20)]
+    claimed = [LocalCluster(tmp_path / str(i)) for i in range(20)]
     try:
-        assert len({c.block for c in clusters}) == 20
+        assert len({c.block for c in claimed}) == 20
     finally:
-        for c in clusters:
+        for c in claimed:
             asyncio.run(c.cleanup())
     again = LocalCluster(tmp_path / "again")  # released blocks can be claimed again
     asyncio.run(again.cleanup())
+
+
+def _netns_or_skip() -> None:
+    try:
+        clusters.capabilities("netns")
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+
+
+async def _output(node, tmp_path: Path, *argv: str) -> str:
+    from composer.clusters.base import ProcessSpec
+
+    out = tmp_path / f"{node.name}-{len(list(tmp_path.glob('*.out')))}.out"
+    process = await node.start(ProcessSpec(argv=argv, env={"PATH": "/usr/bin:/bin:/usr/sbin"},
+                                           cwd=tmp_path, stdout=out, stderr=out.with_suffix(".err")))
+    await process.wait()
+    return out.read_text() + out.with_suffix(".err").read_text()
+
+
+def test_netns_node_has_its_hostname_names_of_peers_loopback_and_own_address(tmp_path):
+    _netns_or_skip()
+
+    async def main():
+        cluster = clusters.create("netns", tmp_path)
+        try:
+            a, b = await cluster.new_nodes(["kv-1", "kv-2"])
+            assert a.address != b.address and a.data_dir != b.data_dir
+            assert (await _output(a, tmp_path, "hostname")).strip() == "kv-1"
+            assert (await _output(a, tmp_path, "getent", "hosts", "kv-2")).split()[0] == b.address
+            addresses = await _output(a, tmp_path, "ip", "-brief", "address")
+            assert "lo" in addresses and "UNKNOWN" in addresses or "UP" in addresses
+            assert a.address in addresses and b.address not in addresses
+            assert "0% packet loss" in await _output(a, tmp_path, "ping", "-c1", "-W2", "kv-2")
+            assert "0% packet loss" in await _output(a, tmp_path, "ping", "-c1", "-W2", "127.0.0.1")
+        finally:
+            await cluster.cleanup()
+
+    asyncio.run(main())
+
+
+def test_two_netns_runs_at_once_do_not_see_each_other(tmp_path):
+    _netns_or_skip()
+
+    async def main():
+        one = clusters.create("netns", tmp_path / "one")
+        two = clusters.create("netns", tmp_path / "two")
+        try:
+            (a,) = await one.new_nodes(["kv-1"])
+            (b,) = await two.new_nodes(["kv-1"])  # the same node name in both runs
+            assert one.block != two.block and a.address != b.address
+            assert (await _output(a, tmp_path, "getent", "hosts", "kv-1")).split()[0] == a.address
+            assert (await _output(b, tmp_path, "getent", "hosts", "kv-1")).split()[0] == b.address
+            cross = await _output(a, tmp_path, "ping", "-c1", "-W1", b.address)
+            assert "100% packet loss" in cross or "unreachable" in cross, cross
+        finally:
+            await one.cleanup()
+            await two.cleanup()
+
+    asyncio.run(main())

@@ -1,0 +1,172 @@
+"""Nothing is left behind: many timelines in a row leave no namespace, veth, bridge,
+nftables table, cgroup, process or hosts file; a composer killed with SIGKILL (and its
+reaper with it) is cleaned up by ``composer gc``, which leaves live runs alone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from composer import clusters
+from composer.clusters import leftovers
+from composer.errors import ConfigError
+from tests.conftest import processes_with
+
+pytestmark = pytest.mark.slow
+
+
+def _backend_or_skip(backend: str) -> None:
+    try:
+        clusters.capabilities(backend)
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+
+
+def _resources(block: int | None = None) -> list[str]:
+    """Return every composer-named host resource (of ``block``, or of any run)."""
+    prefix = f"composer-{block}-" if block else "composer-"
+    found = []
+    for directory in (Path("/run/netns"), Path("/etc/netns")):
+        if directory.is_dir():
+            found += [f"{directory}/{n}" for n in os.listdir(directory) if n.startswith(prefix)]
+    run = Path("/run/composer")
+    if run.is_dir():
+        found += [str(run / n) for n in os.listdir(run) if block is None or n == str(block)]
+    root = leftovers.cgroup_root()
+    if root and (root / "composer").is_dir():
+        found += [str(p) for p in (root / "composer").iterdir() if p.is_dir()
+                  and (block is None or p.name == str(block))]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    found += [t for t in tables.splitlines()
+              if t.startswith(f"table ip composer_{block or ''}")]
+    return found
+
+
+def _mine(found: list[str], blocks: set[int]) -> list[str]:
+    """Keep the resources of ``blocks``: other tests may run clusters at the same time."""
+    return [f for f in found if any(f"composer-{b}-" in f or f.endswith(f"/{b}")
+                                    or f.endswith(f"composer_{b}") for b in blocks)]
+
+
+def _project(project, timeline: str = "0.5s") -> str:
+    """Write the test project; return the marker on its services' command lines (unique:
+    tests run in parallel)."""
+    marker = f"leftover-marker-{os.urandom(4).hex()}"
+    project.config(f"""
+        [services.db]
+        replicas = 2
+        command = "python3 -c 'import time; time.sleep(600)' {marker}"
+
+        [explore]
+        timeline = "{timeline}"
+    """)
+    project.command("parallel_driver_ok", "print('ok')\n")
+    return marker
+
+
+def _blocks_used(run_dir: Path) -> set[int]:
+    """Return the address blocks the timelines of a run used, from their topology files."""
+    blocks = set()
+    for topology in run_dir.glob("timelines/*/topology.json"):
+        address = topology.read_text().split('"address": "', 1)[1].split('"', 1)[0]
+        blocks.add(int(address.split(".")[2]))
+    return blocks
+
+
+@pytest.mark.parametrize("backend", ["netns", "local"])
+def test_fifty_timelines_in_a_row_leave_nothing_behind(project, backend):
+    _backend_or_skip(backend)
+    marker = _project(project, timeline="0.3s")
+    result = project.composer("explore", "--cluster", backend, "--duration", "75s", "--seed", "3",
+                              "--quiet", timeout=600)
+    assert result.code in (0, 1), result.output
+    run = project.last_run()
+    assert project.summary()["timelines"] >= 50, result.output
+    blocks = _blocks_used(run)
+    assert blocks
+    assert _mine(_resources(), blocks) == []
+    assert processes_with(marker) == []
+    assert not list(Path("/tmp").glob("composer-*"))
+
+
+def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project):
+    _backend_or_skip("netns")
+    marker = _project(project, timeline="30s")
+    proc = subprocess.Popen(
+        [os.sys.executable, "-m", "composer.cli", "explore", "--cluster", "netns", "--duration",
+         "5m", "--faults", "none", "--quiet"], cwd=project.root, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_with(marker), "the services never started"
+        reaper = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                  and _parent(p) == proc.pid and b"composer.clusters.leftovers" in _cmdline(p)]
+        assert reaper, "composer started no reaper"
+        for pid in [proc.pid, *reaper]:
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+    blocks = _blocks_used(project.last_run())
+    assert _mine(_resources(), blocks), "SIGKILL left nothing for gc to do: the test is void"
+
+    async def live_cluster():  # gc must leave a run that is still going alone
+        cluster = clusters.create("netns", project.root / "live")
+        await cluster.new_nodes(["kv-1"])
+        return cluster
+
+    live = asyncio.run(live_cluster())
+    try:
+        gc = project.composer("gc")
+        assert gc.code == 0, gc.output
+        assert "removed network namespace" in gc.stdout
+        assert _mine(_resources(), blocks) == []
+        assert processes_with(marker) == []
+        assert _resources(live.block), "gc removed a live run's namespaces"
+    finally:
+        asyncio.run(live.cleanup())
+    assert _resources(live.block) == []
+
+
+def test_reaper_alone_cleans_up_after_composer_is_killed(project):
+    _backend_or_skip("netns")
+    marker = _project(project, timeline="30s")
+    proc = subprocess.Popen(
+        [os.sys.executable, "-m", "composer.cli", "explore", "--cluster", "netns", "--duration",
+         "5m", "--faults", "none", "--quiet"], cwd=project.root, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(marker), "the services never started"
+    blocks = _blocks_used(project.last_run())
+    assert _mine(_resources(), blocks)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while _mine(_resources(), blocks) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _mine(_resources(), blocks) == []
+    assert processes_with(marker) == []
+
+
+def _parent(proc: Path) -> int:
+    try:
+        return int((proc / "stat").read_text().split(") ", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
