@@ -131,3 +131,45 @@ def test_a_stop_still_waiting_for_its_exit_is_healed_by_a_restart(project):
     asyncio.run(run_timeline(timeline, loaded, template, "local", project.root / "out"))
     run = json.loads((project.root / "out" / "run.json").read_text())
     assert _stdout(run, "finally_probe") == ["2"]
+
+
+CLOCK_SERVICE = """
+[services.db]
+replicas = 2
+command = "python3 -c 'import socket, sys, time; s = socket.create_server((sys.argv[1], 7000)); [c.sendall(str(time.time()).encode()) or c.close() for c, _ in iter(s.accept, None)]' {host}"
+ready = { tcp = 7000 }
+"""
+
+CLOCK_PROBE = """
+import os, socket, time
+for host in os.environ["COMPOSER_HOSTS_DB"].split(","):
+    with socket.create_connection((host, 7000), timeout=2) as conn:
+        print(round(float(conn.recv(64)) - time.time()), end=" ")
+"""
+
+
+def test_clock_fault_moves_the_service_clock_until_its_heal(project):
+    from composer import clock
+
+    if clock.LIBFAKETIME is None:
+        import pytest
+
+        pytest.skip(clock.MISSING)
+    project.command("serial_driver_clock", CLOCK_PROBE)
+    project.command("eventually_clock", CLOCK_PROBE)
+    timeline = Timeline("main", length=2.0, seed=1, eventually="eventually_clock", events=(
+        Start(0.1, "serial_driver_clock", "client-1", 1),
+        Fault(0.3, "clock", ("db-2",), 1.2, amount=-3600),
+        Fault(0.4, "clock", ("db-2",), 0.8, amount=30),
+        Start(0.6, "serial_driver_clock", "client-1", 2),
+        Start(1.7, "serial_driver_clock", "client-1", 3),
+    ))
+    project.config(CLOCK_SERVICE)
+    loaded = config.load(project.root)
+    template = templates.discover(loaded.templates_dir)["main"]
+    result = asyncio.run(run_timeline(timeline, loaded, template, "local", project.root / "out"))
+    run = json.loads((project.root / "out" / "run.json").read_text())
+    assert result.setup_ok
+    # offsets of overlapping faults add up; the driver's own clock is never moved
+    assert _stdout(run, "serial_driver_clock") == ["0 0", "0 -3570", "0 0"]
+    assert _stdout(run, "eventually_clock") == ["0 0"]

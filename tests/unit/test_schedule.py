@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from composer import schedule
-from composer.faults import ALL_FAULTS, Capabilities
+from composer.faults import ALL_FAULTS, AMOUNTS, PARTITION_SHAPES, Capabilities, network_of
 from composer.templates import KINDS, Command, Template
 from composer.timeline import Fault, Start, Timeline
 
@@ -84,6 +84,16 @@ def check(t: Timeline, templates: dict[str, Template], caps: Capabilities,
             assert set(event.targets) <= set(caps.fault_targets)
             assert len(set(event.targets)) == len(event.targets)
             assert 0 < event.duration <= schedule.MAX_FAULT_SECONDS
+            if event.kind == "partition":
+                assert event.shape in PARTITION_SHAPES and event.amount is None
+                assert len(caps.fault_targets) >= 2, "a partition needs two nodes"
+                # every drawn partition cuts something
+                assert network_of([event], caps.fault_targets).blocked, event
+            else:
+                assert event.shape is None
+                assert event.amount == (None if event.kind not in AMOUNTS else event.amount)
+                if event.kind in AMOUNTS:
+                    assert event.amount in AMOUNTS[event.kind]
     # singletons: at most one, and then the timeline's only driver
     started = [kind_of[e.command] for e in t.events if isinstance(e, Start)]
     if "singleton_driver" in started:
@@ -244,3 +254,23 @@ def _shape(t: Timeline) -> tuple[bool, frozenset]:
     singleton = any(isinstance(e, Start) and e.command.startswith("singleton_")
                     for e in t.events)
     return singleton, frozenset(e.kind for e in t.events if isinstance(e, Fault))
+
+
+ONE_TARGET = Capabilities(faults=frozenset({"partition", "kill"}), fault_targets=("kv-1",),
+                          driver_nodes=("client-1",), max_parallel=2)
+
+
+@settings(max_examples=100)
+@given(schedule.timelines({"full": FULL}, ONE_TARGET, 20.0))
+def test_no_partition_with_a_single_fault_target(timeline):
+    assert {e.kind for e in timeline.events if isinstance(e, Fault)} <= {"kill"}
+
+
+def test_random_timelines_draw_every_partition_shape_and_amount():
+    rng = random.Random(5)
+    faults = [e for _ in range(300)
+              for e in schedule.random_timeline(rng, {"full": FULL}, ALL_CAPS, 20.0).events
+              if isinstance(e, Fault)]
+    assert {f.shape for f in faults if f.kind == "partition"} == set(PARTITION_SHAPES)
+    for kind, amounts in AMOUNTS.items():
+        assert {f.amount for f in faults if f.kind == kind} == set(amounts), kind

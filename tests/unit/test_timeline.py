@@ -44,7 +44,8 @@ _text = st.text()
 _events = st.one_of(
     st.builds(Start, at=_floats, command=_text, node=_text, seed=st.integers()),
     st.builds(Fault, at=_floats, kind=_text, targets=st.lists(_text).map(tuple),
-              duration=_floats),
+              duration=_floats, shape=st.none() | _text,
+              amount=st.none() | st.integers(-10**6, 10**6) | _floats),
 )
 arbitrary = st.builds(
     Timeline, template=_text, length=_floats, seed=st.integers(),
@@ -59,6 +60,8 @@ EXAMPLE = Timeline(
         Fault(1.5, "partition", ("kv-1", "kv-2"), 2.0),
         Start(2.5, "serial_driver_read", "client-2", 8),
         Fault(3.0, "kill", ("kv-3",), 1.0),
+        Fault(3.5, "partition", ("kv-2",), 1.0, shape="one-way"),
+        Fault(4.0, "clock", ("kv-1", "kv-3"), 2.5, amount=-300),
     ),
     eventually="eventually_check", finally_="finally_verify",
 )
@@ -99,6 +102,10 @@ def test_json_shape():
                                  "node": "client-1", "seed": 7}
     assert data["events"][1] == {"type": "fault", "at": 1.5, "kind": "partition",
                                  "targets": ["kv-1", "kv-2"], "duration": 2.0}
+    assert data["events"][4] == {"type": "fault", "at": 3.5, "kind": "partition",
+                                 "targets": ["kv-2"], "duration": 1.0, "shape": "one-way"}
+    assert data["events"][5] == {"type": "fault", "at": 4.0, "kind": "clock",
+                                 "targets": ["kv-1", "kv-3"], "duration": 2.5, "amount": -300}
     json.dumps(data)  # JSON-ready as is
 
 
@@ -130,6 +137,7 @@ def _event(i, **changes):
     _with(first=3), _with(eventually=["x"]), _with(finally_=None, **{"finally": {}}),
     _with(template=3), _with(template=None), _event(0, command=3), _event(0, node=None),
     _event(1, kind=1), _event(1, targets=[1, 2]),
+    _event(1, shape=3), _event(1, amount="lots"), _event(1, amount=True), _event(1, amount=[1]),
 ])
 def test_from_json_rejects_garbage(garbage):
     with pytest.raises(ValueError):
@@ -216,7 +224,8 @@ def test_describe_example():
     text = "\n".join(EXAMPLE.describe())
     for word in ("first_setup", "parallel_driver_write on client-1", "seed 7", "partition",
                  "kv-1,kv-2", "2.00s", "serial_driver_read on client-2", "kill", "kv-3",
-                 "8.00s", "eventually_check", "finally_verify"):
+                 "8.00s", "eventually_check", "finally_verify", "partition one-way kv-2 for 1.00s",
+                 "clock     -300s kv-1,kv-3 for 2.50s"):
         assert word in text
     lines = EXAMPLE.describe()
     assert "first_setup" in lines[0] and "finally_verify" in lines[-1]
@@ -234,6 +243,11 @@ def test_describe_mentions_every_event(timeline):
             assert event.command in line and event.node in line and str(event.seed) in line
         else:
             assert event.kind in line and ",".join(event.targets) in line
+            assert f"for {event.duration:.2f}s" in line
+            if event.shape:
+                assert event.shape in line
+            if event.amount is not None:
+                assert f"{abs(event.amount):g}" in line
     for step in steps:
         if step:
             assert any(step in line for line in lines)
