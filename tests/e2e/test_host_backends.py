@@ -12,16 +12,13 @@ import pytest
 
 from composer import clusters, config
 from composer.clusters.local import LocalCluster
-from composer.errors import ConfigError
 from composer.services import Environment, ServiceNode
+from tests.conftest import need
 
 
 @pytest.fixture(params=["local", "netns"])
 def backend(request) -> str:
-    try:
-        clusters.capabilities(request.param)
-    except ConfigError as exc:
-        pytest.skip(str(exc))
+    need(request.param)
     return request.param
 
 LISTENER = "python3 -c 'import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 7000)); s.listen(); time.sleep(600)' {host}"
@@ -122,13 +119,6 @@ def test_concurrent_clusters_never_share_an_address_block(tmp_path):
     asyncio.run(again.cleanup())
 
 
-def _netns_or_skip() -> None:
-    try:
-        clusters.capabilities("netns")
-    except ConfigError as exc:
-        pytest.skip(str(exc))
-
-
 async def _output(node, tmp_path: Path, *argv: str) -> str:
     from composer.clusters.base import ProcessSpec
 
@@ -140,7 +130,7 @@ async def _output(node, tmp_path: Path, *argv: str) -> str:
 
 
 def test_netns_node_has_its_hostname_names_of_peers_loopback_and_own_address(tmp_path):
-    _netns_or_skip()
+    need("netns")
 
     async def main():
         cluster = clusters.create("netns", tmp_path)
@@ -161,7 +151,7 @@ def test_netns_node_has_its_hostname_names_of_peers_loopback_and_own_address(tmp
 
 
 def test_two_netns_runs_at_once_do_not_see_each_other(tmp_path):
-    _netns_or_skip()
+    need("netns")
 
     async def main():
         one = clusters.create("netns", tmp_path / "one")

@@ -15,17 +15,9 @@ import pytest
 
 from composer import clusters
 from composer.clusters import leftovers
-from composer.errors import ConfigError
-from tests.conftest import processes_with
+from tests.conftest import need, processes_with
 
 pytestmark = pytest.mark.slow
-
-
-def _backend_or_skip(backend: str) -> None:
-    try:
-        clusters.capabilities(backend)
-    except ConfigError as exc:
-        pytest.skip(str(exc))
 
 
 def _resources(block: int | None = None) -> list[str]:
@@ -81,7 +73,7 @@ def _blocks_used(run_dir: Path) -> set[int]:
 
 @pytest.mark.parametrize("backend", ["netns", "local"])
 def test_fifty_timelines_in_a_row_leave_nothing_behind(project, backend):
-    _backend_or_skip(backend)
+    need(backend)
     marker = _project(project, timeline="0.3s")
     result = project.composer("explore", "--cluster", backend, "--duration", "75s", "--seed", "3",
                               "--quiet", timeout=600)
@@ -96,7 +88,7 @@ def test_fifty_timelines_in_a_row_leave_nothing_behind(project, backend):
 
 
 def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project):
-    _backend_or_skip("netns")
+    need("netns")
     marker = _project(project, timeline="30s")
     proc = subprocess.Popen(
         [os.sys.executable, "-m", "composer.cli", "explore", "--cluster", "netns", "--duration",
@@ -137,7 +129,7 @@ def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project):
 
 
 def test_reaper_alone_cleans_up_after_composer_is_killed(project):
-    _backend_or_skip("netns")
+    need("netns")
     marker = _project(project, timeline="30s")
     proc = subprocess.Popen(
         [os.sys.executable, "-m", "composer.cli", "explore", "--cluster", "netns", "--duration",

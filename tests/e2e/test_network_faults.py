@@ -14,22 +14,13 @@ import pytest
 
 from composer import clusters
 from composer.clusters.base import ProcessSpec
-from composer.errors import ConfigError
 from composer.faults import Network, network_of
 from composer.timeline import Fault
+from tests.conftest import need
 
 PROBE = str(Path(__file__).with_name("netprobe.py"))
 PORT = 7000
 NODES = ["n-1", "n-2", "n-3", "n-4"]
-
-
-def _backend_with(kind: str, backend: str) -> None:
-    try:
-        supported = clusters.capabilities(backend)
-    except ConfigError as exc:
-        pytest.skip(str(exc))
-    if kind not in supported:
-        pytest.skip(f"{backend}: {clusters.limitations(backend).get(kind)}")
 
 
 class Probed:
@@ -114,7 +105,7 @@ BACKENDS = ["local", "netns"]
 ])
 def test_partition_drops_exactly_the_chosen_pairs_and_heal_restores_all(
         tmp_path, backend, shape, targets):
-    _backend_with("partition", backend)
+    need(backend, "partition")
     network = network_of([Fault(0, "partition", targets, 1, shape=shape)], NODES)
     assert network.blocked  # every case cuts something
 
@@ -140,7 +131,7 @@ def test_one_way_partition_passes_the_other_direction():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_loss_drops_about_the_asked_share_of_packets(tmp_path, backend):
-    _backend_with("loss", backend)
+    need(backend, "loss")
     sent = 600
 
     async def test(probed: Probed) -> None:
@@ -158,7 +149,7 @@ def test_loss_drops_about_the_asked_share_of_packets(tmp_path, backend):
 
 
 def test_bandwidth_limit_caps_throughput(tmp_path):
-    _backend_with("bandwidth", "netns")
+    need("netns", "bandwidth")
     size = 96 * 1024  # 0.79 Mbit: at least 1.5 s at 512 kbit/s, milliseconds unlimited
 
     async def test(probed: Probed) -> None:
@@ -177,7 +168,7 @@ def test_bandwidth_limit_caps_throughput(tmp_path):
 
 
 def test_netns_reports_latency_unsupported_without_netem():
-    _backend_with("partition", "netns")
+    need("netns", "partition")
     from composer.clusters import nft
 
     if nft.have_netem():

@@ -10,6 +10,7 @@ import json
 from composer import config, templates
 from composer.runner import run_timeline
 from composer.timeline import Fault, Start, Timeline
+from tests.conftest import need
 
 CONFIG = """
 [services.db]
@@ -149,12 +150,7 @@ for host in os.environ["COMPOSER_HOSTS_DB"].split(","):
 
 
 def test_clock_fault_moves_the_service_clock_until_its_heal(project):
-    from composer import clock
-
-    if clock.LIBFAKETIME is None:
-        import pytest
-
-        pytest.skip(clock.MISSING)
+    need("local", "clock")
     project.command("serial_driver_clock", CLOCK_PROBE)
     project.command("eventually_clock", CLOCK_PROBE)
     timeline = Timeline("main", length=2.0, seed=1, eventually="eventually_clock", events=(
