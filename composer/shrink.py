@@ -5,7 +5,8 @@ time, so this shrinker works on the timeline itself (as Hypothesis's shrink pass
 choice sequences) and keeps a candidate only when it fails again: a candidate that does
 not reproduce is simply passed over. Passes, cheapest and most effective first:
 delete chunks of events (halves, quarters, ... single events), drop the first /
-eventually / finally commands, narrow each fault to one target, halve fault durations,
+eventually / finally commands, narrow each fault to one target (or one node fewer),
+halve fault durations,
 cut the driver phase short after its last event.
 """
 
@@ -54,8 +55,10 @@ def _candidates(t: Timeline) -> Iterator[Timeline]:
     for i, event in enumerate(events):
         if not isinstance(event, Fault):
             continue
-        variants = [dataclasses.replace(event, targets=(target,)) for target in event.targets
-                    ] if len(event.targets) > 1 else []
+        narrower = [(target,) for target in event.targets] if len(event.targets) > 1 else []
+        if len(event.targets) > 2:  # one node fewer, when no single node is enough
+            narrower += [tuple(t for t in event.targets if t != target) for target in event.targets]
+        variants = [dataclasses.replace(event, targets=targets) for targets in narrower]
         if event.duration > 0.1:
             variants.append(dataclasses.replace(event, duration=max(0.1, round(event.duration / 2, 1))))
         for variant in variants:
