@@ -139,6 +139,7 @@ class _Run:
         self.faulted: dict[str, str] = {}
         #: network faults in effect, in the order they began
         self.network: list[Fault] = []
+        self.network_lock = asyncio.Lock()
         #: node -> offsets (s) of the clock faults in effect on it
         self.clock_offsets: dict[str, list[float]] = {}
         self.setup_error: str | None = None
@@ -323,7 +324,7 @@ class _Run:
     async def network_fault(self, fault: Fault) -> None:
         """Network faults overlap freely: the cluster enforces all those in effect."""
         self.network.append(fault)
-        await self.cluster.shape_network(network_of(self.network, list(self.services)))
+        await self.reshape_network()
         self.note("fault", kind=fault.kind, targets=list(fault.targets), shape=fault.shape,
                   amount=fault.amount)
         try:
@@ -331,8 +332,15 @@ class _Run:
         finally:
             self.network.remove(fault)
             if not self.closing:  # cleanup removes the rules with the nodes
-                await self.cluster.shape_network(network_of(self.network, list(self.services)))
+                await self.reshape_network()
                 self.note("heal", kind=fault.kind, targets=list(fault.targets))
+
+    async def reshape_network(self) -> None:
+        """Enforce the network faults in effect now. One change at a time, each computed
+        once the previous is in force: two heals at once must not let the older state,
+        applied last, bring back a healed fault."""
+        async with self.network_lock:
+            await self.cluster.shape_network(network_of(self.network, list(self.services)))
 
     async def clock_fault(self, fault: Fault) -> None:
         """Offsets of overlapping clock faults on one node add up."""

@@ -169,3 +169,31 @@ def test_clock_fault_moves_the_service_clock_until_its_heal(project):
     # offsets of overlapping faults add up; the driver's own clock is never moved
     assert _stdout(run, "serial_driver_clock") == ["0 0", "0 -3570", "0 0"]
     assert _stdout(run, "eventually_clock") == ["0 0"]
+
+
+CONNECTS = """
+import os, socket
+ok = 0
+for host in os.environ["COMPOSER_HOSTS_DB"].split(",") * 10:
+    try:
+        socket.create_connection((host, 7000), timeout=0.3).close()
+        ok += 1
+    except OSError:
+        pass
+print(ok)
+"""
+
+
+def test_network_faults_healed_together_leave_no_rule_behind(project):
+    """Faults still in force at the end of the driver phase are healed at once; the
+    network must then be whole, whichever heal's rules reach the kernel last."""
+    need("local", "loss")
+    project.command("eventually_connects", CONNECTS)
+    project.command("anytime_nothing", "pass")
+    events = tuple(Fault(0.1 * i, kind, (f"db-{1 + i % 2}",), 5.0, amount=90 if kind == "loss" else None,
+                         shape="isolate" if kind == "partition" else None)
+                   for i, kind in enumerate(["loss", "partition", "loss", "partition"] * 2))
+    timeline = Timeline("main", length=1.0, seed=1, eventually="eventually_connects", events=events)
+    result, run = _run(project, timeline)
+    assert result.setup_ok
+    assert _stdout(run, "eventually_connects") == ["20"]
