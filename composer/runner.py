@@ -153,7 +153,8 @@ class _Run:
     # -- bookkeeping -------------------------------------------------------------------
 
     def note(self, what: str, **fields: Any) -> None:
-        entry = {"t": round(time.monotonic() - self.t0, 3), "what": what, **fields}
+        entry = {"t": round(time.monotonic() - self.t0, 3), "what": what,
+                 **{k: v for k, v in fields.items() if v is not None}}
         self.log.append(entry)
         if self.on_event:
             self.on_event(entry)
