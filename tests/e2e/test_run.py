@@ -11,7 +11,9 @@ import sys
 import time
 import uuid
 
-from tests.conftest import processes_with
+import pytest
+
+from tests.conftest import need, processes_with
 
 SERVICE = """
     [project]
@@ -202,19 +204,26 @@ def _sleeping_services(project, command: str) -> None:
     """)
 
 
-def test_ctrl_c_stops_every_process(project):
+@pytest.mark.parametrize("backend", ["local", "netns"])
+def test_ctrl_c_stops_every_process_and_removes_every_namespace(project, backend):
+    need(backend)
     marker = f"ctrlc-{uuid.uuid4().hex}"
     _sleeping_services(project, f"python3 -c 'import time; time.sleep(300)' {marker}")
     project.command("parallel_driver_sleep", f"#!/bin/sh\nexec python3 -c 'import time; time.sleep(300)' {marker}-driver\n")
-    proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "explore", "--duration", "2m"],
+    proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "explore", "--duration", "2m",
+                             "--cluster", backend],
                             cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(processes_with(marker)) >= 2
+    topology = next(project.last_run().glob("timelines/*/topology.json")).read_text()
+    block = topology.split('"address": "', 1)[1].split(".")[2]
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     assert processes_with(marker) == []
+    if os.path.isdir("/run/netns"):
+        assert not [n for n in os.listdir("/run/netns") if n.startswith(f"composer-{block}-")]
 
 
 def test_sigkill_of_composer_leaves_no_service_running(project):
