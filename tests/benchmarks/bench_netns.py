@@ -134,7 +134,7 @@ def figure_rate(tmp: Path, quick: bool) -> str:
                      f"{rates[backend] / rates.get('local', rates[backend]):.2f}x",
                      f"{result.timelines} timelines in {result.elapsed:.1f}s, "
                      f"{len(result.findings)} finding(s)"])
-    return table(f"3. timelines per minute, explore examples/pbstore, timelines up to 5s",
+    return table("3. timelines per minute, explore examples/pbstore, timelines up to 5s",
                  ["backend", "timelines/min", "vs local", "note"], rows)
 
 

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,15 +91,8 @@ def test_fifty_timelines_in_a_row_leave_nothing_behind(project, backend):
 def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project):
     need("netns")
     marker = _project(project, timeline="30s")
-    proc = subprocess.Popen(
-        [os.sys.executable, "-m", "composer.cli", "explore", "--cluster", "netns", "--duration",
-         "5m", "--faults", "none", "--quiet"], cwd=project.root, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    proc = _explore_until_services_run(project, marker)
     try:
-        deadline = time.monotonic() + 60
-        while not processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert processes_with(marker), "the services never started"
         reaper = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
                   and _parent(p) == proc.pid and b"composer.clusters.leftovers" in _cmdline(p)]
         assert reaper, "composer started no reaper"
@@ -131,14 +125,7 @@ def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project):
 def test_reaper_alone_cleans_up_after_composer_is_killed(project):
     need("netns")
     marker = _project(project, timeline="30s")
-    proc = subprocess.Popen(
-        [os.sys.executable, "-m", "composer.cli", "explore", "--cluster", "netns", "--duration",
-         "5m", "--faults", "none", "--quiet"], cwd=project.root, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_with(marker), "the services never started"
+    proc = _explore_until_services_run(project, marker)
     blocks = _blocks_used(project.last_run())
     assert _mine(_resources(), blocks)
     proc.kill()
@@ -148,6 +135,20 @@ def test_reaper_alone_cleans_up_after_composer_is_killed(project):
         time.sleep(0.1)
     assert _mine(_resources(), blocks) == []
     assert processes_with(marker) == []
+
+
+def _explore_until_services_run(project, marker: str) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "composer.cli", "explore", "--cluster", "netns", "--duration",
+         "5m", "--faults", "none", "--quiet"], cwd=project.root, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not processes_with(marker):
+        proc.kill()
+        pytest.fail("the services never started")
+    return proc
 
 
 def _parent(proc: Path) -> int:

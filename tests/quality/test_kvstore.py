@@ -20,11 +20,16 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kvstore"
 PROPERTY = "Acknowledged writes survive a primary crash"
 
 
+def copy_example(example: Path, tmp_path: Path) -> Path:
+    """Copy an example without its results, so runs and replays stay in ``tmp_path``."""
+    copy = tmp_path / example.name
+    shutil.copytree(example, copy, ignore=shutil.ignore_patterns(".composer", "__pycache__"))
+    return copy
+
+
 @pytest.fixture
 def kvstore(tmp_path: Path) -> Path:
-    copy = tmp_path / "kvstore"
-    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(".composer", "__pycache__"))
-    return copy
+    return copy_example(EXAMPLE, tmp_path)
 
 
 def composer(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -6,13 +6,12 @@ These explorations take minutes; they are marked slow and run in parallel in CI.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import need
-from tests.quality.test_kvstore import composer, summary
+from tests.quality.test_kvstore import composer, copy_example, summary
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +21,7 @@ PROPERTY = "Acknowledged writes survive a network partition"
 
 @pytest.fixture
 def pbstore(tmp_path: Path) -> Path:
-    copy = tmp_path / "pbstore"
-    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(".composer", "__pycache__"))
-    return copy
+    return copy_example(EXAMPLE, tmp_path)
 
 
 def test_partition_bug_is_found_on_netns_shrunk_and_replayed(pbstore):
