@@ -127,15 +127,16 @@ def test_flooding_driver_has_its_log_capped_and_the_run_goes_on(project):
         for _ in range(40):
             sys.stdout.write(chunk)
     """)
-    project.command("eventually_after", "print('still here')")
-    result = project.composer("run", "--seed", "5")
+    # finally_ runs only once the flood completed on its own: no end of phase cuts it short
+    project.command("finally_after", "print('still here')")
+    result = project.composer("run", "--seed", "5", "--faults", "none")
     assert result.code == 0, result.output
     flood = [i for i in invocations(project) if i["command"] == "singleton_driver_flood"]
-    if flood:  # the seed may not start it; the eventually command always runs
-        size = os.path.getsize(flood[0]["stdout"])
-        assert 10 * 1024 * 1024 <= size < 11 * 1024 * 1024
-        assert open(flood[0]["stdout"]).read().endswith("truncated after 10485760 bytes]\n")
-    assert "command=eventually_after" in result.stdout
+    assert flood and flood[0]["status"] == "exited", result.output
+    size = os.path.getsize(flood[0]["stdout"])
+    assert 10 * 1024 * 1024 <= size < 11 * 1024 * 1024
+    assert open(flood[0]["stdout"]).read().endswith("truncated after 10485760 bytes]\n")
+    assert "command=finally_after" in result.stdout
 
 
 def test_garbage_sdk_lines_are_counted_and_skipped(project):
