@@ -41,10 +41,22 @@ def _resources(block: int | None = None) -> list[str]:
     return found
 
 
-def _mine(found: list[str], blocks: set[int]) -> list[str]:
-    """Keep the resources of ``blocks``: other tests may run clusters at the same time."""
+def _of(found: list[str], blocks: set[int]) -> list[str]:
+    """Keep the resources of ``blocks``."""
     return [f for f in found if any(f"composer-{b}-" in f or f.endswith(f"/{b}")
                                     or f.endswith(f"composer_{b}") for b in blocks)]
+
+
+def _mine(found: list[str], blocks: set[int]) -> list[str]:
+    """Keep the resources of ``blocks`` that no live run holds: tests in other workers
+    run clusters at the same time and may have claimed a block this run released."""
+    free = set()
+    for block in blocks:
+        holder = leftovers.claim(block)
+        if holder is not None:
+            free.add(block)
+            holder.close()
+    return _of(found, free)
 
 
 def _project(project, timeline: str = "0.5s") -> str:
@@ -102,7 +114,7 @@ def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project):
     finally:
         proc.kill()
     blocks = _blocks_used(project.last_run())
-    assert _mine(_resources(), blocks), "SIGKILL left nothing for gc to do: the test is void"
+    assert _of(_resources(), blocks), "SIGKILL left nothing for gc to do: the test is void"
 
     async def live_cluster():  # gc must leave a run that is still going alone
         cluster = clusters.create("netns", project.root / "live")
@@ -127,7 +139,7 @@ def test_reaper_alone_cleans_up_after_composer_is_killed(project):
     marker = _project(project, timeline="30s")
     proc = _explore_until_services_run(project, marker)
     blocks = _blocks_used(project.last_run())
-    assert _mine(_resources(), blocks)
+    assert _of(_resources(), blocks)
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 20
