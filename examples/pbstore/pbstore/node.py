@@ -38,14 +38,28 @@ import sdk
 Entry = dict[str, Any]
 
 PROBE_INTERVAL = 0.2  # seconds between probe rounds (every node probes every peer)
-PROBE_TIMEOUT = 0.5  # a peer slower than this failed the probe
-SUSPECT_AFTER = 1.5  # seconds of consecutive failed probes before a backup takes over
+PROBE_TIMEOUT = 0.25  # a peer slower than this failed the probe
+SUSPECT_AFTER = 0.6  # seconds of consecutive failed probes before a backup takes over
 SUSPECT_ROUNDS = 3  # ... and at least this many failed rounds
 REPLICATE_TIMEOUT = 0.3  # a backup slower than this timed out (see put: the bug)
 FETCH_TIMEOUT = 2.0  # a backup fetching the primary's log
 TICK = 0.05  # the stall detector's period
-STALL = 1.0  # a gap this long in our own execution: we were paused (below SUSPECT_AFTER,
-# so any pause long enough for a takeover is noticed; well above a busy machine's hiccups)
+# A gap this long in our own execution means we were paused. It must stay BELOW
+# REPLICATE_TIMEOUT: a backup paused long enough to time a write out (a degraded ack
+# with the bug on) must know it, or it could promote itself without that write and
+# lose it under process faults alone. A busy machine's false alarms only cost a round
+# of availability (the node reconfirms), never safety.
+STALL = 0.25
+assert STALL < REPLICATE_TIMEOUT
+
+
+def nap(seconds: float) -> None:
+    """Sleep. Not ``time.sleep``: under libfaketime (composer's clock faults) it fails
+    with EINVAL, while waiting on an event works."""
+    _never.wait(seconds)
+
+
+_never = threading.Event()
 
 
 class Timeout(Exception):
@@ -154,6 +168,7 @@ class Node:
         self._pool = ThreadPoolExecutor(max_workers=4 * len(peers))
         if self.log.entries:
             log(f"{me} restarted with {self.seq} entries at epoch {self.epoch}")
+        self._tick = time.monotonic()
         threading.Thread(target=self._watch_stalls, daemon=True).start()
         threading.Thread(target=self._probe_forever, daemon=True).start()
 
@@ -217,7 +232,7 @@ class Node:
 
     def _watch_stalls(self) -> None:
         while True:
-            time.sleep(TICK)
+            nap(TICK)
             self._check_stall()
 
     def _check_stall(self) -> None:
@@ -247,7 +262,7 @@ class Node:
                 self._round(started)
             except Exception as error:  # keep probing whatever one round met
                 log(f"probe round failed: {error!r}")
-            time.sleep(max(0.05, PROBE_INTERVAL - (time.monotonic() - started)))
+            nap(max(0.05, PROBE_INTERVAL - (time.monotonic() - started)))
 
     def _round(self, started: float) -> None:
         """Probe every peer at once, then adopt, confirm, catch up or promote."""

@@ -139,10 +139,14 @@ def agreement(answers: dict[str, dict[str, Any] | None]) -> tuple[str | None, li
 
 
 def wait_for_agreement(seconds: float) -> tuple[str | None, list[str]]:
-    """Poll until ``agreement`` holds; (primary, []) or (None, problems) after ``seconds``."""
+    """Poll until ``agreement`` holds; (primary, []) or (None, problems) after ``seconds``.
+
+    For the setup and end checks, which run without faults: a generous status timeout,
+    so a busy machine does not count as a node that does not answer.
+    """
     deadline = time.monotonic() + seconds
     while True:
-        primary, problems = agreement(statuses())
+        primary, problems = agreement(statuses(TIMEOUT))
         if primary or time.monotonic() > deadline:
             return primary, problems
         time.sleep(0.3)
