@@ -89,7 +89,7 @@ class LocalCluster:
     def supported() -> frozenset[str]:
         """Process faults always; clock with libfaketime; partition and loss as root."""
         kinds = {"kill", "stop", "pause"}
-        if clock.LIBFAKETIME:
+        if clock.missing() is None:
             kinds.add("clock")
         if _network_faults_work():
             kinds |= {"partition", "loss"}
@@ -100,8 +100,8 @@ class LocalCluster:
         """Return why each fault kind this backend lacks here is missing."""
         why = {"latency": "the local backend shares one loopback device; use --cluster netns",
                "bandwidth": "the local backend shares one loopback device; use --cluster netns"}
-        if not clock.LIBFAKETIME:
-            why["clock"] = clock.MISSING
+        if clock.missing() is not None:
+            why["clock"] = clock.missing()
         if not _network_faults_work():
             why["partition"] = why["loss"] = (
                 "needs root, nft (apt-get install nftables) and cgroup2; or use --cluster netns")

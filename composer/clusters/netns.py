@@ -125,7 +125,7 @@ class NetnsCluster:
         kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
         if nft.have_netem():
             kinds.add("latency")
-        if clock.LIBFAKETIME:
+        if clock.missing() is None:
             kinds.add("clock")
         return frozenset(kinds)
 
@@ -134,8 +134,8 @@ class NetnsCluster:
         why = {}
         if not nft.have_netem():
             why["latency"] = "this kernel has no netem qdisc (sch_netem)"
-        if not clock.LIBFAKETIME:
-            why["clock"] = clock.MISSING
+        if clock.missing() is not None:
+            why["clock"] = clock.missing()
         return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[NetnsNode]:
