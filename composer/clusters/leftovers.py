@@ -92,9 +92,12 @@ def claim_free_block() -> tuple[socket.socket, int]:
 
     Blocks are taken in turn from a random start, so consecutive clusters of one
     exploration do not reuse an address whose old connections linger in TIME_WAIT.
+    Blocks a dead run left resources in come last: they are ``composer gc``'s to report.
     """
     global _cursor
-    for block in [(_cursor + i) % 254 + 1 for i in range(254)]:
+    turn = [(_cursor + i) % 254 + 1 for i in range(254)]
+    dirty = _blocks_with_resources(tables=False)
+    for block in [b for b in turn if b not in dirty] + [b for b in turn if b in dirty]:
         holder = claim(block)
         if holder is not None:
             _cursor = block % 254
@@ -103,7 +106,7 @@ def claim_free_block() -> tuple[socket.socket, int]:
     raise InfraError("all 254 address blocks are in use by other composer runs")
 
 
-def _blocks_with_resources() -> set[int]:
+def _blocks_with_resources(tables: bool = True) -> set[int]:
     found = set()
     pattern = re.compile(r"composer-(\d+)-")
     for directory in (_NETNS_DIR, _ETC_NETNS):
@@ -115,7 +118,8 @@ def _blocks_with_resources() -> set[int]:
     if root is not None:
         with contextlib.suppress(OSError):
             found |= {int(n) for n in os.listdir(root / "composer") if n.isdigit()}
-    found |= set(_nft_blocks())
+    if tables:  # listing them runs nft
+        found |= set(_nft_blocks())
     return found
 
 
