@@ -93,6 +93,10 @@ class Exploration:
     stopped_early: bool = False
 
 
+#: How many runs in a row a smaller timeline must fail before the shrinker keeps it.
+_SHRINK_CONFIRMATIONS = 2
+
+
 class _BudgetSpent(BaseException):
     """Raised through Hypothesis (not an Exception, so never a test failure) to stop it."""
 
@@ -217,7 +221,10 @@ class _Explorer:
                                f"of {len(finding.smallest.events)} events")
 
             def fails(candidate: Timeline) -> bool:
-                return finding.property in self.execute(candidate).violations
+                # Timing decides many failures: a candidate must fail every time it is
+                # tried, or the shrinker drifts to a timeline that fails once in a while.
+                return all(finding.property in self.execute(candidate).violations
+                           for _ in range(_SHRINK_CONFIRMATIONS))
 
             shrink(finding.smallest, fails, time.monotonic() + self.shrink_budget,
                    lambda t: self.progress.note(

@@ -2,8 +2,8 @@
 
 Imports only ``composer.timeline``. Each test costs seconds and fails only some of the
 time, so this shrinker works on the timeline itself (as Hypothesis's shrink passes do on
-choice sequences) and keeps a candidate only when it fails again: a candidate that does
-not reproduce is simply passed over. Passes, cheapest and most effective first:
+choice sequences) and keeps a candidate only when ``fails`` says so (the explorer asks
+for two failures in a row): a candidate that does not reproduce is simply passed over. Passes, cheapest and most effective first:
 delete chunks of events (halves, quarters, ... single events), drop the first /
 eventually / finally commands, narrow each fault to one target (or one node fewer),
 halve fault durations,

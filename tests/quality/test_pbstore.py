@@ -13,13 +13,7 @@ import pytest
 from tests.conftest import need
 from tests.quality.test_kvstore import composer, copy_example, summary
 
-pytestmark = [
-    pytest.mark.slow,
-    # Issue 3 is still open on this: under CI load (other explorations beside it) the
-    # example's own setup check sometimes times out ("Every pb node answers and one
-    # primary is ready at setup"), and --stop-on-failure then stops at that finding.
-    pytest.mark.skip(reason="examples/pbstore setup is not yet robust under load (issue 3)"),
-]
+pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pbstore"
 PROPERTY = "Acknowledged writes survive a network partition"
