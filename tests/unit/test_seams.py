@@ -152,3 +152,9 @@ def test_inner_modules_import_only_what_style_allows(path, allowed):
     found = touches(ALL[path], "composer") - {"composer"}
     extra = {m for m in found if not any(m == a or m.startswith(a + ".") for a in allowed)}
     assert not extra, f"{path} imports {sorted(extra)}; allowed: {sorted(allowed)}"
+
+
+@pytest.mark.parametrize("path", sorted(p for p in ALL if p.startswith("agent/")))
+def test_the_agent_knows_nothing_of_the_conductor(path):
+    bad = touches(ALL[path], "composer")
+    assert not bad, f"{path} imports {sorted(bad)}: the agent runs alone on remote machines"

@@ -1,0 +1,238 @@
+"""The asyncio client of one agent: what the composer's remote backends call.
+
+Imports aiohttp, ``agent.certs``, ``agent.errors``, ``agent.remote``, ``agent.tunnel``
+and the standard library. One ``aiohttp.ClientSession`` per client, made on first use
+(inside the event loop), with mutual TLS from ``certs.client_context``. Every failure
+is an ``AgentError``: the agent's own ``{"error": ...}`` message when it answered, an
+``AgentUnreachable`` when it could not be reached or the TLS handshake was refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import ssl
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import aiohttp
+
+from agent.certs import Credentials, client_context
+from agent.errors import AgentError, AgentUnreachable
+from agent.protocol import CHUNK
+from agent.remote import RemoteProcess
+from agent.tunnel import DialWriter, open_tunnel
+
+__all__ = ["AgentClient", "AgentError", "AgentUnreachable", "RemoteProcess", "DialWriter"]
+
+#: Seconds ``close`` waits for WebSocket connections to finish their TLS shutdown.
+_SHUTDOWN = 2.0
+
+
+class AgentClient:
+    """A connection to the agent at ``url`` (like ``https://10.0.0.2:7800``).
+
+    ``timeout`` bounds connecting and each wait for an answer, in seconds; it does not
+    bound how long a started process or a tunnel may stay silent.
+    """
+
+    def __init__(self, url: str, credentials: Credentials, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._ssl = client_context(credentials)
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._shutdowns: set[asyncio.Future] = set()
+
+    async def close(self) -> None:
+        """Close the session, for good; attached processes are killed by the agent, and
+        later calls (also through a ``RemoteProcess``) raise AgentError."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+        if self._shutdowns:  # WebSocket connections still in their TLS shutdown
+            await asyncio.wait(self._shutdowns, timeout=_SHUTDOWN)
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def heartbeat(self) -> dict:
+        """Push the agent's deadline back; return its hostname, root, pid and timeout."""
+        return await self._call("GET", "/v1/heartbeat")
+
+    async def put_file(self, path: str, source: bytes | Path, mode: int = 0o644) -> None:
+        """Write ``source`` (bytes, or a local file streamed in chunks) to ``path``."""
+        params = {"path": path, "mode": f"{mode:o}"}
+        if isinstance(source, (bytes, bytearray)):
+            await self._call("PUT", "/v1/files", params=params, data=source)
+            return
+        with open(source, "rb") as file:  # a missing source fails here, as OSError
+            await self._call("PUT", "/v1/files", params=params, data=_chunks(file))
+
+    async def get_file(self, path: str, destination: Path) -> None:
+        """Stream the agent's file ``path`` to ``destination`` (replaced once complete)."""
+        destination = Path(destination)
+        part = destination.with_name(f".{destination.name}.part")
+        try:
+            with open(part, "wb") as file, self._errors():
+                async with self._http().get(self._at("/v1/files"),
+                                            params={"path": path}) as response:
+                    await _check(response)
+                    async for chunk in response.content.iter_chunked(CHUNK):
+                        await asyncio.to_thread(file.write, chunk)
+            os.replace(part, destination)
+        finally:
+            part.unlink(missing_ok=True)
+
+    async def read_file(self, path: str) -> bytes:
+        """Return the agent's file ``path`` (held in memory: for small files)."""
+        with self._errors():
+            async with self._http().get(self._at("/v1/files"), params={"path": path}) as r:
+                await _check(r)
+                return await r.read()
+
+    async def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                    env_add: Mapping[str, str] | None = None,
+                    cwd: str | None = None, stdout: Path | None = None,
+                    stderr: Path | None = None, stdin: bool = False, detach: bool = False,
+                    log_limit: int = 10 * 1024 * 1024) -> RemoteProcess:
+        """Start ``argv`` on the agent's node and return it once it runs.
+
+        ``env`` replaces the agent's environment (None: keep it); ``env_add`` is set
+        over that, so ``env=None, env_add={...}`` extends the agent's own. ``stdout``/``stderr``
+        are local files the output goes to, at most ``log_limit`` bytes each (None: kept
+        in memory, as ``stdout_bytes``/``stderr_bytes``). Attached processes die with
+        their connection; ``detach=True`` ones outlive it, with their output on the
+        agent's node. Raises AgentError if the process cannot be started.
+        """
+        if detach and (stdin or stdout or stderr):
+            raise ValueError("a detached process keeps its output on the agent and reads "
+                             "no stdin: drop stdin=, stdout= and stderr=")
+        request = {"argv": list(argv), "env": dict(env) if env is not None else None,
+                   "env_add": dict(env_add) if env_add else None, "cwd": cwd,
+                   "stdin": stdin, "detach": detach}
+        ws = await self._connect("/v1/exec")
+        try:
+            with self._errors():
+                await ws.send_str(json.dumps(request))
+                answer = await self._answer(ws, "started")
+        except BaseException:
+            await ws.close()
+            raise
+        if detach:
+            await ws.close()
+        try:
+            return RemoteProcess(None if detach else ws, answer["started"], stdout=stdout,
+                                 stderr=stderr, log_limit=log_limit, stdin=stdin,
+                                 poll=self.processes, signal_detached=self.signal)
+        except BaseException:  # e.g. an output file that cannot be opened
+            await ws.close()  # so the agent kills the process
+            raise
+
+    async def processes(self) -> list[dict]:
+        """Return ``{"pid", "argv", "running", "returncode", "detached"}`` for every
+        process the agent started."""
+        return await self._call("GET", "/v1/processes")
+
+    async def signal(self, pid: int, sig: int) -> None:
+        """Send ``sig`` to the process group of ``pid``, a process this agent started."""
+        await self._call("POST", f"/v1/processes/{pid}/signal", json={"signal": int(sig)})
+
+    async def dial(self, port: int, host: str = "127.0.0.1"
+                   ) -> tuple[asyncio.StreamReader, DialWriter]:
+        """Open a TCP connection from the agent to ``host:port`` (on its node); raise
+        AgentError if the agent cannot connect."""
+        ws = await self._connect("/v1/dial", params={"port": str(port), "host": host})
+        try:
+            with self._errors():
+                await self._answer(ws, "dialed")
+        except BaseException:
+            await ws.close()
+            raise
+        return open_tunnel(ws)
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise AgentError(f"{self.url}: this AgentClient is closed; make a new one")
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout,
+                                            sock_read=self._timeout)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=0), timeout=timeout)
+        return self._session
+
+    def _at(self, endpoint: str) -> str:
+        return self.url + endpoint
+
+    async def _call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        with self._errors():
+            async with self._http().request(method, self._at(endpoint), **kwargs) as response:
+                await _check(response)
+                return await response.json()
+
+    async def _connect(self, endpoint: str, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
+        with self._errors():
+            ws = await self._http().ws_connect(self._at(endpoint), **kwargs)
+        closed = _connection_closed(ws)
+        if closed is not None:
+            self._shutdowns.add(closed)
+            closed.add_done_callback(self._shutdowns.discard)
+        return ws
+
+    async def _answer(self, ws: aiohttp.ClientWebSocketResponse, key: str) -> dict:
+        """Return the agent's first message on ``ws``; AgentError if it is an error."""
+        message = await ws.receive(timeout=self._timeout)
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            raise AgentError(f"{self.url}: the agent closed the connection without answering")
+        answer = json.loads(message.data)
+        if key not in answer:
+            raise AgentError(f"{self.url}: {answer.get('error', answer)}")
+        return answer
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn aiohttp, TLS and socket failures into AgentError / AgentUnreachable."""
+        try:
+            yield
+        except aiohttp.WSServerHandshakeError as exc:
+            raise AgentError(f"{self.url}: {exc.status} {exc.message}",
+                             status=exc.status) from exc
+        except (aiohttp.ClientError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as exc:
+            raise AgentUnreachable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+
+
+def _connection_closed(ws: aiohttp.ClientWebSocketResponse) -> asyncio.Future | None:
+    """Return the future aiohttp sets once the connection under ``ws`` is closed.
+
+    A WebSocket's connection leaves the session's pool, so closing the session does not
+    wait for its TLS shutdown; ``close`` waits on this instead, lest a loop that ends
+    right after leave the socket open. aiohttp keeps the path to it private: None if it
+    moved.
+    """
+    protocol = getattr(getattr(ws, "_conn", None), "protocol", None)
+    closed = getattr(protocol, "closed", None)
+    return closed if isinstance(closed, asyncio.Future) else None
+
+
+async def _check(response: aiohttp.ClientResponse) -> None:
+    """Raise AgentError with the agent's message if ``response`` is not a success."""
+    if response.status < 400:
+        return
+    try:
+        error = (await response.json(content_type=None))["error"]
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        error = response.reason
+    raise AgentError(f"{response.url.path}: {response.status} {error}",
+                     status=response.status)
+
+
+async def _chunks(file: BinaryIO) -> AsyncIterator[bytes]:
+    """Yield ``file`` a chunk at a time, reading off the event loop."""
+    while chunk := await asyncio.to_thread(file.read, CHUNK):
+        yield chunk
