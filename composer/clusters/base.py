@@ -7,6 +7,7 @@ protocols alone.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,11 +26,20 @@ class ProcessSpec:
     """What to start on a node; log paths are on the machine running composer."""
 
     argv: tuple[str, ...]
-    env: Mapping[str, str]
+    #: the whole environment; None: the node's own (composer's, on host backends)
+    env: Mapping[str, str] | None
     cwd: Path
     stdout: Path
     stderr: Path
     log_limit: int = LOG_LIMIT
+    #: give the process a stdin pipe (``Process.write_stdin``) instead of /dev/null
+    stdin: bool = False
+    #: variables set on top of ``env``
+    extra_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def environment(self, own: Mapping[str, str]) -> dict[str, str]:
+        """The environment to start with, given the node's ``own``."""
+        return {**(own if self.env is None else self.env), **self.extra_env}
 
 
 class Process(Protocol):
@@ -48,13 +58,21 @@ class Process(Protocol):
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the process and all it started; no-op once it has exited."""
 
+    async def write_stdin(self, data: bytes) -> None:
+        """Write to the process's stdin (started with ``ProcessSpec.stdin``)."""
+
+    async def close_stdin(self) -> None:
+        """Close the process's stdin, so it reads end-of-file."""
+
 
 class Node(Protocol):
     """One machine of the cluster, with its own address and data directory."""
 
     name: str
     address: str
-    #: survives kill/restart of the node's processes; path as the node's processes see it
+    #: the node's own directory, removed with the node; path as its processes see it
+    root: Path
+    #: survives kill/restart of the node's processes (inside ``root``)
     data_dir: Path
 
     async def start(self, spec: ProcessSpec) -> Process:
@@ -62,6 +80,15 @@ class Node(Protocol):
 
     async def probe(self, port: int, timeout: float) -> bool:
         """Return whether something on this node accepts TCP connections on ``port``."""
+
+    async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to ``port`` on this node as its own processes would; raise ``OSError``."""
+
+    async def send_file(self, path: Path, source: bytes | Path, mode: int = 0o644) -> None:
+        """Write ``source`` (bytes, or a local file streamed) to ``path`` on the node."""
+
+    async def read_file(self, path: Path) -> bytes:
+        """Return the contents of ``path`` on the node; raise ``FileNotFoundError``."""
 
 
 class Cluster(Protocol):

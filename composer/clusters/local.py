@@ -26,6 +26,7 @@ from pathlib import Path
 from composer import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
+from composer.clusters.hostnode import HostNode
 from composer.clusters.processes import HostProcess, Reaper, spawn
 from composer.errors import InfraError
 from composer.faults import Network
@@ -37,15 +38,16 @@ _MARK = 0x636D0000  # "cm": composer's packet marks, one per node
 _NFT_CGROUPS = Path("/sys/fs/cgroup")
 
 
-class LocalNode:
-    """A node of the local backend: an address on loopback and a data directory."""
+class LocalNode(HostNode):
+    """A node of the local backend: an address on loopback and a directory."""
 
-    def __init__(self, cluster: LocalCluster, name: str, address: str, data_dir: Path,
+    def __init__(self, cluster: LocalCluster, name: str, address: str, root: Path,
                  cgroup: Path | None = None) -> None:
         self._cluster = cluster
         self.name = name
         self.address = address
-        self.data_dir = data_dir
+        self.root = root
+        self.data_dir = root / "data"
         self._cgroup = cgroup
 
     async def start(self, spec: ProcessSpec) -> HostProcess:
@@ -57,14 +59,11 @@ class LocalNode:
         self._cluster._processes.append(process)
         return process
 
-    async def probe(self, port: int, timeout: float) -> bool:
+    async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(self.address, port),
-                                               timeout)
-        except (OSError, asyncio.TimeoutError):
-            return False
-        writer.close()
-        return True
+            return await asyncio.wait_for(asyncio.open_connection(self.address, port), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"{self.name}: port {port} did not answer in {timeout}s") from None
 
 
 class LocalCluster:
@@ -113,13 +112,13 @@ class LocalCluster:
             raise InfraError(f"the local backend holds at most 254 nodes, {start + len(names)} asked")
         nodes = []
         for i, name in enumerate(names, start=start + 1):
-            data_dir = self.workdir / "nodes" / name / "data"
-            data_dir.mkdir(parents=True, exist_ok=True)
+            root = self.workdir / "nodes" / name
+            (root / "data").mkdir(parents=True, exist_ok=True)
             cgroup = None
             if self._network:
                 cgroup = self._cgroups / name
                 cgroup.mkdir(exist_ok=True)
-            nodes.append(LocalNode(self, name, f"127.0.{self.block}.{i}", data_dir, cgroup))
+            nodes.append(LocalNode(self, name, f"127.0.{self.block}.{i}", root, cgroup))
         self._nodes.extend(nodes)
         if self._network:
             await self.shape_network(Network())

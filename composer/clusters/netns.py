@@ -29,6 +29,7 @@ from pathlib import Path
 from composer import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
+from composer.clusters.hostnode import HostNode
 from composer.clusters.processes import HostProcess, Reaper, spawn
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
@@ -40,15 +41,16 @@ _TOOLS = ("ip", "nft", "tc", "nsenter", "unshare")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class NetnsNode:
+class NetnsNode(HostNode):
     """A node of the netns backend: a namespace on the run's bridge."""
 
-    def __init__(self, cluster: NetnsCluster, name: str, index: int, data_dir: Path) -> None:
+    def __init__(self, cluster: NetnsCluster, name: str, index: int, root: Path) -> None:
         self._cluster = cluster
         self.name = name
         self.index = index
         self.address = f"10.77.{cluster.block}.{index}"
-        self.data_dir = data_dir
+        self.root = root
+        self.data_dir = root / "data"
         self.namespace = leftovers.netns_name(cluster.block, name)
         self.uts = leftovers.uts_dir(cluster.block) / name
 
@@ -59,16 +61,18 @@ class NetnsNode:
         self._cluster._processes.append(process)
         return process
 
-    async def probe(self, port: int, timeout: float) -> bool:
+    async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         loop = asyncio.get_running_loop()
         sock = await asyncio.to_thread(_socket_in, f"/run/netns/{self.namespace}")
         try:
             await asyncio.wait_for(loop.sock_connect(sock, (self.address, port)), timeout)
-        except (OSError, asyncio.TimeoutError):
-            return False
-        finally:
+            return await asyncio.open_connection(sock=sock)
+        except asyncio.TimeoutError:
             sock.close()
-        return True
+            raise TimeoutError(f"{self.name}: port {port} did not answer in {timeout}s") from None
+        except BaseException:
+            sock.close()
+            raise
 
 
 def _socket_in(namespace: str) -> socket.socket:
@@ -142,7 +146,7 @@ class NetnsCluster:
         start = len(self._nodes)
         if start + len(names) > 254:
             raise InfraError(f"the netns backend holds at most 254 nodes, {start + len(names)} asked")
-        nodes = [NetnsNode(self, name, i, self.workdir / "nodes" / name / "data")
+        nodes = [NetnsNode(self, name, i, self.workdir / "nodes" / name)
                  for i, name in enumerate(names, start=start + 1)]
         created = ([] if self._nodes else [self.hub]) + [n.namespace for n in nodes]
         await _ip(["-batch", "-"], "".join(f"netns add {ns}\n" for ns in created))

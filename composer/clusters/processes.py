@@ -100,6 +100,16 @@ class HostProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
+    async def write_stdin(self, data: bytes) -> None:
+        if self._proc.stdin is None:
+            raise ValueError("the process was started without a stdin pipe (ProcessSpec.stdin)")
+        self._proc.stdin.write(data)
+        await self._proc.stdin.drain()
+
+    async def close_stdin(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.is_closing():
+            self._proc.stdin.close()
+
     async def destroy(self) -> None:
         """Kill the whole process group and reap it."""
         self.signal(signal.SIGKILL)
@@ -136,11 +146,11 @@ async def spawn(argv: Sequence[str], spec: ProcessSpec, what: str) -> HostProces
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if spec.stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=spec.cwd,
-            env=dict(spec.env),
+            env=spec.environment(os.environ),
             start_new_session=True,
         )
     except OSError as exc:

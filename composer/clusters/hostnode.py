@@ -1,0 +1,58 @@
+"""What nodes living on this host share: files are this host's files, and a port is
+probed by dialling it.
+
+Imports only ``composer.clusters.base`` and the standard library. Used by the ``local``
+and ``netns`` backends, whose nodes see the host's filesystem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["HostNode"]
+
+
+class HostNode:
+    """Base of host nodes: subclasses set ``name``, ``root``, ``data_dir`` and ``dial``."""
+
+    name: str
+    root: Path
+
+    async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        raise NotImplementedError
+
+    async def probe(self, port: int, timeout: float) -> bool:
+        try:
+            _, writer = await self.dial(port, timeout)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    async def send_file(self, path: Path, source: bytes | Path, mode: int = 0o644) -> None:
+        await asyncio.to_thread(_write, Path(path), source, mode)
+
+    async def read_file(self, path: Path) -> bytes:
+        return await asyncio.to_thread(Path(path).read_bytes)
+
+
+def _write(path: Path, source: bytes | Path, mode: int) -> None:
+    """Write atomically: a reader on the node never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                out.write(source)
+            else:
+                with open(source, "rb") as data:
+                    shutil.copyfileobj(data, out, 1024 * 1024)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
