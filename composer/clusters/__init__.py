@@ -25,6 +25,10 @@ def _backend(backend: str) -> type:
         from composer.clusters.netns import NetnsCluster
 
         return NetnsCluster
+    if backend == "agents":  # for the Python API; explore needs the project on each node
+        from composer.clusters.agents import AgentsCluster
+
+        return AgentsCluster
     if backend in BACKENDS:
         raise ConfigError(
             f"--cluster {backend}: this backend is not available yet in this version; "
@@ -44,6 +48,7 @@ def limitations(backend: str) -> dict[str, str]:
     return _backend(backend).limitations()
 
 
-def create(backend: str, workdir: Path) -> Cluster:
-    """Return a new, empty cluster of ``backend`` keeping its files under ``workdir``."""
-    return _backend(backend)(workdir)
+def create(backend: str, workdir: Path, **options: object) -> Cluster:
+    """Return a new, empty cluster of ``backend`` keeping its files under ``workdir``;
+    ``options`` go to the backend (``agents``: the agents file)."""
+    return _backend(backend)(workdir, **options)

@@ -1,0 +1,230 @@
+"""The ``agents`` backend: each node is a machine running ``composer-agent``.
+
+Imports ``agent.client``, ``agent.certs``, ``composer.clusters.base``, ``composer.errors``
+and the standard library. The machines are listed in an agents file (like ducktape's
+cluster file), TOML or JSON; paths in it are relative to the file:
+
+    ca = "certs/ca.pem"          # the CA the agents' certificates come from
+    cert = "certs/client.pem"    # composer's client certificate and key, same CA
+    key = "certs/client.key"
+
+    [[agents]]
+    url = "https://10.0.0.2:7800"
+    address = "10.0.0.2"         # how the other nodes reach it (default: the url's host)
+
+``composer-agent certs`` makes such certificates. Each agent serves one node of a
+cluster at a time; a node's files live in a directory of its own under the agent's
+root, removed with the node. Heartbeats keep the agents alive while the cluster is up;
+if composer dies, every agent kills what it started once its heartbeat timeout passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import signal
+import tomllib
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from composer.clusters.base import ProcessSpec
+from composer.errors import ConfigError, InfraError
+from composer.faults import Network
+
+__all__ = ["AgentsCluster", "AgentNode", "AgentsFile", "load_agents_file"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentsFile:
+    """The agents to use and the credentials to reach them."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    urls: tuple[str, ...]
+    addresses: tuple[str, ...]
+
+
+def load_agents_file(path: Path) -> AgentsFile:
+    """Read an agents file; ``ConfigError`` naming the file and key when it is wrong."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"agents file {path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"agents file {path}: not valid {path.suffix[1:] or 'TOML'}: {exc}") from None
+    files = {}
+    for key in ("ca", "cert", "key"):
+        if not isinstance(data.get(key), str):
+            raise ConfigError(f"agents file {path}: {key} = \"<file>\" is missing "
+                              "(composer-agent certs makes the CA and certificates)")
+        files[key] = (path.parent / data[key]).resolve()
+        if not files[key].is_file():
+            raise ConfigError(f"agents file {path}: {key} = {data[key]!r}: no such file")
+    agents = data.get("agents")
+    if not isinstance(agents, list) or not agents:
+        raise ConfigError(f"agents file {path}: list the agents as [[agents]] tables with "
+                          "url = \"https://HOST:PORT\"")
+    urls, addresses = [], []
+    for i, entry in enumerate(agents, start=1):
+        url = entry.get("url") if isinstance(entry, dict) else None
+        host = urlsplit(url).hostname if isinstance(url, str) else None
+        if not isinstance(url, str) or not url.startswith("https://") or not host:
+            raise ConfigError(f"agents file {path}: agent {i}: url = \"https://HOST:PORT\" "
+                              f"expected, got {url!r}")
+        urls.append(url)
+        addresses.append(str(entry.get("address") or host))
+    return AgentsFile(files["ca"], files["cert"], files["key"], tuple(urls), tuple(addresses))
+
+
+class AgentNode:
+    """A node on a machine running the agent."""
+
+    def __init__(self, cluster: AgentsCluster, name: str, client, address: str,
+                 root: Path) -> None:
+        self._cluster = cluster
+        self._client = client
+        self.name = name
+        self.address = address
+        self.root = root
+        self.data_dir = root / "data"
+
+    async def start(self, spec: ProcessSpec):
+        from agent.client import AgentError
+
+        spec.stdout.parent.mkdir(parents=True, exist_ok=True)
+        spec.stderr.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            process = await self._client.start(
+                spec.argv, env=spec.env, env_add=dict(spec.extra_env), cwd=str(spec.cwd),
+                stdout=spec.stdout, stderr=spec.stderr, stdin=spec.stdin,
+                log_limit=spec.log_limit)
+        except (AgentError, OSError) as exc:
+            raise InfraError(f"{self.name}: cannot start {spec.argv[0]!r}: {exc}") from None
+        self._cluster._processes.append(process)
+        return process
+
+    async def dial(self, port: int, timeout: float):
+        try:
+            return await asyncio.wait_for(self._client.dial(port, self.address), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"{self.name}: port {port} did not answer in {timeout}s") from None
+        except Exception as exc:  # the agent's refusal is this node's connection refused
+            raise ConnectionRefusedError(f"{self.name}: port {port}: {exc}") from None
+
+    async def probe(self, port: int, timeout: float) -> bool:
+        try:
+            _, writer = await self.dial(port, timeout)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    async def send_file(self, path: Path, source: bytes | Path, mode: int = 0o644) -> None:
+        await self._client.put_file(str(path), source, mode)
+
+    async def read_file(self, path: Path) -> bytes:
+        from agent.client import AgentError
+
+        try:
+            return await self._client.read_file(str(path))
+        except AgentError as exc:
+            if getattr(exc, "status", None) == 404:
+                raise FileNotFoundError(f"{self.name}: {path}") from None
+            raise
+
+
+class AgentsCluster:
+    """One node per listed agent; output of remote processes is copied under ``workdir``."""
+
+    def __init__(self, workdir: Path, agents: Path | None = None) -> None:
+        if agents is None:
+            raise ConfigError("the agents backend needs an agents file listing running "
+                              "agents (pytest --composer-agents FILE, Cluster(agents=FILE))")
+        self.workdir = workdir
+        self.capabilities = self.supported()
+        self._file = load_agents_file(agents)
+        self._run = uuid.uuid4().hex[:8]
+        self._nodes: list[AgentNode] = []
+        self._processes: list = []
+        self._heartbeats: asyncio.Task | None = None
+
+    @staticmethod
+    def supported() -> frozenset[str]:
+        return frozenset({"kill", "stop", "pause"})
+
+    @staticmethod
+    def limitations() -> dict[str, str]:
+        missing = "network and clock faults through the agent are not built yet"
+        return dict.fromkeys(("partition", "loss", "bandwidth", "latency", "clock"), missing)
+
+    async def new_nodes(self, names: Sequence[str]) -> list[AgentNode]:
+        from agent.certs import Credentials
+        from agent.client import AgentClient, AgentError
+
+        free = len(self._file.urls) - len(self._nodes)
+        if len(names) > free:
+            raise InfraError(f"{len(names)} more nodes asked, but the agents file lists "
+                             f"{len(self._file.urls)} agents and {len(self._nodes)} are in use")
+        credentials = Credentials(self._file.ca, self._file.cert, self._file.key)
+        start = len(self._nodes)
+        clients = [AgentClient(url, credentials) for url in self._file.urls[start:start + len(names)]]
+        try:
+            beats = await asyncio.gather(*(c.heartbeat() for c in clients))
+        except (AgentError, OSError) as exc:
+            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+            raise InfraError(f"agents backend: an agent does not answer: {exc}") from None
+        nodes = [AgentNode(self, name, client, self._file.addresses[start + i],
+                           Path(beat["root"]) / f"composer-{self._run}" / name)
+                 for i, (name, client, beat) in enumerate(zip(names, clients, beats))]
+        self._nodes.extend(nodes)  # from here on, cleanup removes them
+        await asyncio.gather(*(_command(node, ["mkdir", "-p", str(node.data_dir)])
+                               for node in nodes))
+        if self._heartbeats is None:
+            period = max(0.5, min(float(b.get("timeout", 30)) for b in beats) / 3)
+            self._heartbeats = asyncio.ensure_future(self._beat(period))
+        return nodes
+
+    async def _beat(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            await asyncio.gather(*(n._client.heartbeat() for n in self._nodes),
+                                 return_exceptions=True)
+
+    async def shape_network(self, network: Network) -> None:
+        raise InfraError("the agents backend applies no network faults yet")
+
+    async def cleanup(self) -> None:
+        errors: list[BaseException] = []
+        for process in self._processes:
+            process.signal(signal.SIGKILL)
+        results = await asyncio.gather(*(asyncio.wait_for(p.wait(), 10) for p in self._processes),
+                                       return_exceptions=True)
+        errors += [r for r in results if isinstance(r, asyncio.TimeoutError)]
+        self._processes.clear()
+        removed = await asyncio.gather(
+            *(_command(node, ["rm", "-rf", str(node.root.parent)]) for node in self._nodes),
+            return_exceptions=True)
+        errors += [r for r in removed if isinstance(r, BaseException)]
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeats
+            self._heartbeats = None
+        await asyncio.gather(*(n._client.close() for n in self._nodes), return_exceptions=True)
+        self._nodes.clear()
+        if errors:
+            raise InfraError(f"agents cleanup failed: {'; '.join(map(repr, errors))}")
+
+
+async def _command(node: AgentNode, argv: list[str]) -> None:
+    process = await node._client.start(argv, env=None, cwd="/")
+    if await process.wait() != 0:
+        raise InfraError(f"{node.name}: {' '.join(argv)} failed on the agent: "
+                         f"{process.stderr_bytes.decode(errors='replace').strip()}")
