@@ -1,8 +1,9 @@
 """The asyncio client of one agent: what the composer's remote backends call.
 
-Imports aiohttp, ``agent.certs``, ``agent.errors``, ``agent.remote``, ``agent.tunnel``
-and the standard library. One ``aiohttp.ClientSession`` per client, made on first use
-(inside the event loop), with mutual TLS from ``certs.client_context``. Every failure
+Imports aiohttp, ``agent.certs``, ``agent.errors``, ``agent.network``, ``agent.remote``,
+``agent.tunnel`` and the standard library. One ``aiohttp.ClientSession`` per client,
+made on first use (inside the event loop), with mutual TLS from
+``certs.client_context``. Every failure
 is an ``AgentError``: the agent's own ``{"error": ...}`` message when it answered, an
 ``AgentUnreachable`` when it could not be reached or the TLS handshake was refused.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import ssl
@@ -22,6 +24,7 @@ import aiohttp
 
 from agent.certs import Credentials, client_context
 from agent.errors import AgentError, AgentUnreachable
+from agent.network import NodeNetwork
 from agent.protocol import CHUNK
 from agent.remote import RemoteProcess
 from agent.tunnel import DialWriter, open_tunnel
@@ -143,6 +146,10 @@ class AgentClient:
     async def signal(self, pid: int, sig: int) -> None:
         """Send ``sig`` to the process group of ``pid``, a process this agent started."""
         await self._call("POST", f"/v1/processes/{pid}/signal", json={"signal": int(sig)})
+
+    async def shape_network(self, view: NodeNetwork) -> None:
+        """Make the agent's machine enforce ``view`` (an empty one heals everything)."""
+        await self._call("POST", "/v1/network", json=dataclasses.asdict(view))
 
     async def dial(self, port: int, host: str = "127.0.0.1"
                    ) -> tuple[asyncio.StreamReader, DialWriter]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from aiohttp import web
 from agent import dial, files, streaming
 from agent.certs import Credentials, server_context
 from agent.heartbeat import Heartbeat
+from agent.network import NetworkFaults, NodeNetwork, have_netem
 from agent.processes import ProcessTable
 from agent.protocol import VERSION
 
@@ -37,6 +39,7 @@ class AgentState:
     processes: ProcessTable
     heartbeat: Heartbeat
     hostname: str = dataclasses.field(default_factory=socket.gethostname)
+    network: NetworkFaults = dataclasses.field(default_factory=NetworkFaults)
     #: Open exec and dial WebSockets, closed at shutdown.
     sessions: set[web.WebSocketResponse] = dataclasses.field(default_factory=set)
     tunnels: set[web.WebSocketResponse] = dataclasses.field(default_factory=set)
@@ -54,7 +57,26 @@ async def _heartbeat(request: web.Request) -> web.Response:
     state.heartbeat.beat()
     return web.json_response({"ok": True, "hostname": state.hostname, "root": str(state.root),
                               "pid": os.getpid(), "timeout": state.heartbeat.timeout,
-                              "version": VERSION})
+                              "version": VERSION, "faults": _fault_kinds()})
+
+
+def _fault_kinds() -> list[str]:
+    """The network faults this machine can apply: root, nft and tc (netem for latency)."""
+    if os.geteuid() != 0 or not all(map(shutil.which, ("nft", "tc", "ip"))):
+        return []
+    return ["partition", "loss", "bandwidth"] + (["latency"] if have_netem() else [])
+
+
+async def _network(request: web.Request) -> web.Response:
+    try:
+        view = NodeNetwork.from_json(await request.json())
+    except ValueError as exc:
+        raise web.HTTPBadRequest(reason=f"network: {exc}")
+    try:
+        await _state(request).network.apply(view)
+    except RuntimeError as exc:
+        raise web.HTTPConflict(reason=f"network: {exc}")
+    return web.json_response({"ok": True})
 
 
 async def _exec(request: web.Request) -> web.StreamResponse:
@@ -96,7 +118,7 @@ ROUTES = [
     web.get("/v1/processes", _processes),
     web.post("/v1/processes/{pid}/signal", _signal),
     web.get("/v1/dial", _dial),
-    # --- fault application: POST /v1/network (nftables/tc) is added here -------------
+    web.post("/v1/network", _network),
 ]
 
 
@@ -159,6 +181,7 @@ async def serve(listen_host: str, listen_port: int, credentials: Credentials, *,
             await asyncio.sleep(0.05)
     finally:
         state.processes.kill_all()
+        await state.network.clear()
         await runner.cleanup()
     if why == "heartbeat lost" and poweroff:
         return _poweroff()

@@ -27,7 +27,7 @@ import json
 import signal
 import tomllib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,7 +35,7 @@ from composer.clusters.base import ProcessSpec
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
-__all__ = ["AgentsCluster", "AgentNode", "AgentsFile", "load_agents_file"]
+__all__ = ["AgentsCluster", "AgentNode", "AgentsFile", "load_agents_file", "node_views"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,15 +154,21 @@ class AgentsCluster:
         self._nodes: list[AgentNode] = []
         self._processes: list = []
         self._heartbeats: asyncio.Task | None = None
+        self._network_kinds = frozenset({"partition", "loss", "bandwidth", "latency"})
+        self._shaped = False
 
     @staticmethod
     def supported() -> frozenset[str]:
+        """Process faults; network faults join ``capabilities`` once every agent of the
+        cluster says it can apply them (root, nftables, tc)."""
         return frozenset({"kill", "stop", "pause"})
 
     @staticmethod
     def limitations() -> dict[str, str]:
-        missing = "network and clock faults through the agent are not built yet"
-        return dict.fromkeys(("partition", "loss", "bandwidth", "latency", "clock"), missing)
+        why = dict.fromkeys(("partition", "loss", "bandwidth", "latency"),
+                            "needs agents running as root with nftables and tc")
+        why["clock"] = "clock faults through the agent are not built yet"
+        return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[AgentNode]:
         from agent.certs import Credentials
@@ -183,6 +189,9 @@ class AgentsCluster:
         nodes = [AgentNode(self, name, client, self._file.addresses[start + i],
                            Path(beat["root"]) / f"composer-{self._run}" / name)
                  for i, (name, client, beat) in enumerate(zip(names, clients, beats))]
+        for beat in beats:
+            self._network_kinds &= frozenset(beat.get("faults", ()))
+        self.capabilities = self.supported() | self._network_kinds
         self._nodes.extend(nodes)  # from here on, cleanup removes them
         await asyncio.gather(*(_command(node, ["mkdir", "-p", str(node.data_dir)])
                                for node in nodes))
@@ -198,7 +207,17 @@ class AgentsCluster:
                                  return_exceptions=True)
 
     async def shape_network(self, network: Network) -> None:
-        raise InfraError("the agents backend applies no network faults yet")
+        from agent.client import AgentError
+
+        views = node_views(network, {n.name: n.address for n in self._nodes})
+        views = [views[n.name] for n in self._nodes]
+        self._shaped = True
+        results = await asyncio.gather(*(n._client.shape_network(v)
+                                         for n, v in zip(self._nodes, views)),
+                                       return_exceptions=True)
+        failed = [f"{n.name}: {r}" for n, r in zip(self._nodes, results) if isinstance(r, AgentError)]
+        if failed:
+            raise InfraError(f"agents backend: network faults failed: {'; '.join(failed)}")
 
     async def cleanup(self) -> None:
         errors: list[BaseException] = []
@@ -208,6 +227,11 @@ class AgentsCluster:
                                        return_exceptions=True)
         errors += [r for r in results if isinstance(r, asyncio.TimeoutError)]
         self._processes.clear()
+        if self._shaped:  # heal: the agents keep no rule of a finished cluster
+            try:
+                await self.shape_network(Network())
+            except InfraError as exc:
+                errors.append(exc)
         removed = await asyncio.gather(
             *(_command(node, ["rm", "-rf", str(node.root.parent)]) for node in self._nodes),
             return_exceptions=True)
@@ -221,6 +245,20 @@ class AgentsCluster:
         self._nodes.clear()
         if errors:
             raise InfraError(f"agents cleanup failed: {'; '.join(map(repr, errors))}")
+
+
+def node_views(network: Network, address: Mapping[str, str]) -> dict:
+    """Split ``network`` into what each node's agent enforces on its machine (node name
+    -> ``agent.network.NodeNetwork``): a blocked pair is dropped where it leaves and
+    where it arrives, so a one-way cut holds even if one of the two agents lags."""
+    from agent.network import NodeNetwork
+
+    return {node: NodeNetwork(
+        peers=tuple(a for name, a in address.items() if name != node),
+        drop_from=tuple(sorted(address[s] for s, d in network.blocked if d == node)),
+        drop_to=tuple(sorted(address[d] for s, d in network.blocked if s == node)),
+        loss=network.loss.get(node), bandwidth=network.bandwidth.get(node),
+        latency=network.latency.get(node)) for node in address}
 
 
 async def _command(node: AgentNode, argv: list[str]) -> None:

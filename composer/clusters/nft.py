@@ -1,17 +1,17 @@
 """nftables and tc for network faults: a ``Network`` becomes drop rules and qdiscs.
 
-Imports only ``composer.faults``, ``composer.errors`` and the standard library. Every
-change replaces a chain's rules in one ``nft -f`` transaction, so traffic never sees a
-half-applied partition. Rules match on wire addresses: each node sends from its own.
+Imports ``agent.network`` (the chain and qdisc helpers the node agent uses too),
+``composer.faults``, ``composer.errors`` and the standard library. Every change replaces
+a chain's rules in one ``nft -f`` transaction, so traffic never sees a half-applied
+partition. Rules match on wire addresses: each node sends from its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 
+from agent.network import have_netem, qdisc_commands, replace_chain
 from composer.errors import InfraError
 from composer.faults import Network
 
@@ -50,16 +50,6 @@ def drop_rules(network: Network, address: Mapping[str, str], tracked: bool = Fal
     return rules
 
 
-def replace_chain(family: str, table: str, chain: str, hook: str, rules: Sequence[str]) -> str:
-    """Return an nft script that creates the chain if needed and replaces its rules."""
-    lines = [
-        f"table {family} {table} {{\n  chain {chain} {{\n    {hook}; policy accept;\n  }}\n}}",
-        f"flush chain {family} {table} {chain}",
-    ]
-    lines += [f"add rule {family} {table} {chain} {rule}" for rule in rules]
-    return "\n".join(lines) + "\n"
-
-
 async def run(argv: Sequence[str], stdin: str | None = None, what: str = "") -> str:
     """Run a network command; ``InfraError`` with its stderr if it fails."""
     proc = await asyncio.create_subprocess_exec(
@@ -69,35 +59,3 @@ async def run(argv: Sequence[str], stdin: str | None = None, what: str = "") -> 
     if proc.returncode != 0:
         raise InfraError(f"{what or argv[0]}: {' '.join(argv)} failed: {err.decode().strip()}")
     return out.decode()
-
-
-def qdisc_commands(device: str, bandwidth: float | None, latency: float | None) -> list[list[str]]:
-    """Return the tc commands that give ``device`` this egress limit and delay (None: none).
-
-    The first removes what was there before; it fails harmlessly when nothing was.
-    """
-    commands = [["qdisc", "del", "dev", device, "root"]]
-    tbf = ["tbf", "rate", f"{round(bandwidth or 0)}kbit", "burst", "32kbit", "latency", "400ms"]
-    if latency is not None:
-        commands.append(["qdisc", "add", "dev", device, "root", "handle", "1:", "netem",
-                         "delay", f"{round(latency)}ms", f"{round(latency / 4)}ms"])
-        if bandwidth is not None:
-            commands.append(["qdisc", "add", "dev", device, "parent", "1:1", "handle", "10:",
-                             *tbf])
-    elif bandwidth is not None:
-        commands.append(["qdisc", "add", "dev", device, "root", *tbf])
-    return commands
-
-
-_netem: bool | None = None
-
-
-def have_netem() -> bool:
-    """Return whether this kernel has the netem qdisc (tried in a throwaway namespace)."""
-    global _netem
-    if _netem is None:
-        unshare, tc = shutil.which("unshare"), shutil.which("tc")
-        _netem = bool(unshare and tc) and subprocess.run(
-            [unshare, "-n", tc, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
-            capture_output=True).returncode == 0
-    return _netem

@@ -1,0 +1,162 @@
+"""Network faults on the agent's own machine: nftables drops and loss, tc shaping.
+
+Imports only the standard library. The composer sends each agent its node's share of
+the cluster's network (``NodeNetwork``); the agent enforces it with one nftables table
+of its own (replaced in one ``nft -f`` transaction, so traffic never sees half a
+partition) and a qdisc on the device that leads to the peers. Rules name peers by
+address, so traffic with anyone else (the composer's own connection to the agent)
+is never dropped or lost. Both are removed when the agent stops, however it stops.
+
+``replace_chain``, ``qdisc_commands`` and ``have_netem`` are shared with the host
+backends (``composer.clusters.nft``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+__all__ = ["NodeNetwork", "NetworkFaults", "replace_chain", "qdisc_commands", "have_netem"]
+
+TABLE = "composer_agent"
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeNetwork:
+    """One node's view of the network faults in force (empty: none)."""
+
+    #: addresses of the other nodes of the cluster (loss applies to traffic with them)
+    peers: tuple[str, ...] = ()
+    #: peers whose packets never reach this node
+    drop_from: tuple[str, ...] = ()
+    #: peers this node's packets never reach
+    drop_to: tuple[str, ...] = ()
+    loss: float | None = None  # percent of this node's packets to its peers
+    bandwidth: float | None = None  # kbit/s out of the peers' device
+    latency: float | None = None  # ms added on the peers' device
+
+    @classmethod
+    def from_json(cls, data: object) -> NodeNetwork:
+        """Parse and check a request body; ``ValueError`` saying what is wrong."""
+        if not isinstance(data, dict) or set(data) - {f.name for f in dataclasses.fields(cls)}:
+            raise ValueError("expected an object with peers, drop_from, drop_to, loss, "
+                             "bandwidth and latency")
+        lists = {k: tuple(str(ipaddress.ip_address(a)) for a in data.get(k) or ())
+                 for k in ("peers", "drop_from", "drop_to")}
+        numbers = {k: None if data.get(k) is None else float(data[k])
+                   for k in ("loss", "bandwidth", "latency")}
+        if any(v is not None and v < 0 for v in numbers.values()):
+            raise ValueError("loss, bandwidth and latency must not be negative")
+        return cls(**lists, **numbers)
+
+
+def replace_chain(family: str, table: str, chain: str, hook: str, rules: Sequence[str]) -> str:
+    """Return an nft script that creates the chain if needed and replaces its rules."""
+    lines = [
+        f"table {family} {table} {{\n  chain {chain} {{\n    {hook}; policy accept;\n  }}\n}}",
+        f"flush chain {family} {table} {chain}",
+    ]
+    lines += [f"add rule {family} {table} {chain} {rule}" for rule in rules]
+    return "\n".join(lines) + "\n"
+
+
+def qdisc_commands(device: str, bandwidth: float | None, latency: float | None) -> list[list[str]]:
+    """Return the tc commands that give ``device`` this egress limit and delay (None: none).
+
+    The first removes what was there before; it fails harmlessly when nothing was.
+    """
+    commands = [["qdisc", "del", "dev", device, "root"]]
+    tbf = ["tbf", "rate", f"{round(bandwidth or 0)}kbit", "burst", "32kbit", "latency", "400ms"]
+    if latency is not None:
+        commands.append(["qdisc", "add", "dev", device, "root", "handle", "1:", "netem",
+                         "delay", f"{round(latency)}ms", f"{round(latency / 4)}ms"])
+        if bandwidth is not None:
+            commands.append(["qdisc", "add", "dev", device, "parent", "1:1", "handle", "10:",
+                             *tbf])
+    elif bandwidth is not None:
+        commands.append(["qdisc", "add", "dev", device, "root", *tbf])
+    return commands
+
+
+_netem: bool | None = None
+
+
+def have_netem() -> bool:
+    """Return whether this kernel has the netem qdisc (tried in a throwaway namespace)."""
+    global _netem
+    if _netem is None:
+        unshare, tc = shutil.which("unshare"), shutil.which("tc")
+        _netem = bool(unshare and tc) and subprocess.run(
+            [unshare, "-n", tc, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+            capture_output=True).returncode == 0
+    return _netem
+
+
+def _set(addresses: Sequence[str]) -> str:
+    return "{ " + ", ".join(addresses) + " }"
+
+
+class NetworkFaults:
+    """The faults this agent enforces now; ``apply`` replaces them, ``clear`` ends them."""
+
+    def __init__(self) -> None:
+        self._shaped: str | None = None  # the device carrying a qdisc of ours
+        self._lock = asyncio.Lock()
+
+    async def apply(self, view: NodeNetwork) -> None:
+        """Enforce ``view``; ``RuntimeError`` with the tool's message if the kernel refuses."""
+        async with self._lock:
+            inbound = [f"ip saddr {_set(view.drop_from)} drop"] if view.drop_from else []
+            outbound = [f"ip daddr {_set(view.drop_to)} drop"] if view.drop_to else []
+            if view.loss and view.peers:
+                share = "" if view.loss >= 100 else f"numgen random mod 100 < {round(view.loss)} "
+                outbound.append(f"ip daddr {_set(view.peers)} {share}drop")
+            script = (replace_chain("ip", TABLE, "input", "type filter hook input priority -10",
+                                    inbound)
+                      + replace_chain("ip", TABLE, "output",
+                                      "type filter hook output priority -10", outbound))
+            await _run(["nft", "-f", "-"], script)
+            device = await _device(view.peers[0]) if view.peers else None
+            if self._shaped and (device != self._shaped or (view.bandwidth, view.latency) == (None, None)):
+                await _run(["tc", *qdisc_commands(self._shaped, None, None)[0]], check=False)
+                self._shaped = None
+            if device and (view.bandwidth is not None or view.latency is not None):
+                remove, *add = qdisc_commands(device, view.bandwidth, view.latency)
+                await _run(["tc", *remove], check=False)
+                for command in add:
+                    await _run(["tc", *command])
+                self._shaped = device
+
+    async def clear(self) -> None:
+        """Remove the table and the qdisc, if there are any."""
+        async with self._lock:
+            await _run(["nft", "delete", "table", "ip", TABLE], check=False)
+            if self._shaped:
+                await _run(["tc", "qdisc", "del", "dev", self._shaped, "root"], check=False)
+                self._shaped = None
+
+
+async def _device(peer: str) -> str | None:
+    """Return the device this machine reaches ``peer`` through (None: loopback or unknown)."""
+    words = (await _run(["ip", "-o", "route", "get", peer], check=False)).split()
+    device = words[words.index("dev") + 1] if "dev" in words else None
+    return None if device == "lo" else device
+
+
+async def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> str:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        if check:
+            raise RuntimeError(f"{argv[0]}: {exc.strerror} (apt-get install nftables iproute2)") from None
+        return ""
+    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed: {' '.join(err.decode().split())}")
+    return out.decode()
