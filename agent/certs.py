@@ -1,6 +1,7 @@
-"""A certificate authority per run, short-lived certificates, and the TLS contexts.
+"""A certificate authority per run and short-lived certificates.
 
-Imports the standard library and ``cryptography`` only. The composer creates one CA per
+Imports ``agent.tls``, the standard library and ``cryptography`` (only the composer and
+``composer-agent certs`` need it: an agent serving starts faster without). The composer creates one CA per
 run, issues a server certificate per node (its addresses in the SubjectAltName) and one
 client certificate for itself; the agent accepts only clients with a certificate from
 that CA, and the client accepts only an agent whose certificate from that CA names the
@@ -15,7 +16,6 @@ import dataclasses
 import datetime
 import ipaddress
 import os
-import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,20 +24,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from agent.tls import Credentials, client_context, server_context
+
 __all__ = ["Credentials", "Authority", "server_context", "client_context"]
 
 _BACKDATE = datetime.timedelta(minutes=5)
 _CA_CERT = "ca.pem"
 _CA_KEY = "ca.key"
-
-
-@dataclasses.dataclass(frozen=True)
-class Credentials:
-    """What one party needs for mutual TLS: the CA it trusts, its certificate and key."""
-
-    ca: Path
-    cert: Path
-    key: Path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,26 +111,6 @@ class Authority:
         signed = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
         _write_cert(credentials.cert, signed)
         return credentials
-
-
-def server_context(credentials: Credentials) -> ssl.SSLContext:
-    """Return the agent's context: TLS 1.3, a client certificate from the CA required."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(cafile=str(credentials.ca))
-    context.load_cert_chain(str(credentials.cert), str(credentials.key))
-    return context
-
-
-def client_context(credentials: Credentials) -> ssl.SSLContext:
-    """Return the composer's context: TLS 1.3, the agent verified against the CA and the
-    address dialled checked against its SubjectAltName."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.load_verify_locations(cafile=str(credentials.ca))
-    context.load_cert_chain(str(credentials.cert), str(credentials.key))
-    return context
 
 
 def _validity(builder: x509.CertificateBuilder, hours: float) -> x509.CertificateBuilder:

@@ -1,6 +1,6 @@
 """The asyncio client of one agent: what the composer's remote backends call.
 
-Imports aiohttp, ``agent.certs``, ``agent.errors``, ``agent.network``, ``agent.remote``,
+Imports aiohttp, ``agent.tls``, ``agent.errors``, ``agent.network``, ``agent.remote``,
 ``agent.tunnel`` and the standard library. One ``aiohttp.ClientSession`` per client,
 made on first use (inside the event loop), with mutual TLS from
 ``certs.client_context``. Every failure
@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import aiohttp
 
-from agent.certs import Credentials, client_context
+from agent.tls import Credentials, client_context
 from agent.errors import AgentError, AgentUnreachable
 from agent.network import NodeNetwork
 from agent.protocol import CHUNK

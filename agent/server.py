@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 
 from agent import dial, files, streaming
-from agent.certs import Credentials, server_context
+from agent.tls import Credentials, server_context
 from agent.heartbeat import Heartbeat
 from agent.network import NetworkFaults, NodeNetwork, have_netem
 from agent.processes import ProcessTable

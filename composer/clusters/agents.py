@@ -1,6 +1,6 @@
 """The ``agents`` backend: each node is a machine running ``composer-agent``.
 
-Imports ``agent.client``, ``agent.certs``, ``composer.clusters.base``, ``composer.errors``
+Imports ``agent.client``, ``agent.tls``, ``composer.clusters.base``, ``composer.errors``
 and the standard library. The machines are listed in an agents file (like ducktape's
 cluster file), TOML or JSON; paths in it are relative to the file:
 
@@ -171,7 +171,7 @@ class AgentsCluster:
         return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[AgentNode]:
-        from agent.certs import Credentials
+        from agent.tls import Credentials
         from agent.client import AgentClient, AgentError
 
         free = len(self._file.urls) - len(self._nodes)
