@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from composer.clusters.base import ProcessSpec
+from composer.clusters.base import ProbeByDial, ProcessSpec
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
@@ -83,7 +83,7 @@ def load_agents_file(path: Path) -> AgentsFile:
     return AgentsFile(files["ca"], files["cert"], files["key"], tuple(urls), tuple(addresses))
 
 
-class AgentNode:
+class AgentNode(ProbeByDial):
     """A node on a machine running the agent."""
 
     def __init__(self, cluster: AgentsCluster, name: str, client, address: str,
@@ -117,14 +117,6 @@ class AgentNode:
             raise TimeoutError(f"{self.name}: port {port} did not answer in {timeout}s") from None
         except Exception as exc:  # the agent's refusal is this node's connection refused
             raise ConnectionRefusedError(f"{self.name}: port {port}: {exc}") from None
-
-    async def probe(self, port: int, timeout: float) -> bool:
-        try:
-            _, writer = await self.dial(port, timeout)
-        except OSError:
-            return False
-        writer.close()
-        return True
 
     async def send_file(self, path: Path, source: bytes | Path, mode: int = 0o644) -> None:
         await self._client.put_file(str(path), source, mode)

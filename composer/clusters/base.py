@@ -15,7 +15,7 @@ from typing import Protocol
 
 from composer.faults import Network
 
-__all__ = ["ProcessSpec", "Process", "Node", "Cluster", "LOG_LIMIT"]
+__all__ = ["ProcessSpec", "Process", "Node", "Cluster", "LOG_LIMIT", "ProbeByDial"]
 
 #: Bytes of stdout (and of stderr) kept per process; the rest is dropped, not buffered.
 LOG_LIMIT = 10 * 1024 * 1024
@@ -106,3 +106,15 @@ class Cluster(Protocol):
 
     async def cleanup(self) -> None:
         """Kill every process and remove every node; safe to call twice; collects all errors."""
+
+
+class ProbeByDial:
+    """``Node.probe`` for nodes that can ``dial``: a port is open if a dial succeeds."""
+
+    async def probe(self, port: int, timeout: float) -> bool:
+        try:
+            _, writer = await self.dial(port, timeout)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        writer.close()
+        return True

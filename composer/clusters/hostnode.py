@@ -1,5 +1,4 @@
-"""What nodes living on this host share: files are this host's files, and a port is
-probed by dialling it.
+"""What nodes living on this host share: their files are this host's files.
 
 Imports only ``composer.clusters.base`` and the standard library. Used by the ``local``
 and ``netns`` backends, whose nodes see the host's filesystem.
@@ -13,10 +12,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from composer.clusters.base import ProbeByDial
+
 __all__ = ["HostNode"]
 
 
-class HostNode:
+class HostNode(ProbeByDial):
     """Base of host nodes: subclasses set ``name``, ``root``, ``data_dir`` and ``dial``."""
 
     name: str
@@ -24,14 +25,6 @@ class HostNode:
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         raise NotImplementedError
-
-    async def probe(self, port: int, timeout: float) -> bool:
-        try:
-            _, writer = await self.dial(port, timeout)
-        except OSError:
-            return False
-        writer.close()
-        return True
 
     async def send_file(self, path: Path, source: bytes | Path, mode: int = 0o644) -> None:
         await asyncio.to_thread(_write, Path(path), source, mode)

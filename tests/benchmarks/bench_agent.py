@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
-from bench_local import fmt, log, median, table
+from bench_local import fmt, log, median, run_figures, table
 
 from agent.certs import Authority
 from agent.client import AgentClient
@@ -299,30 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller files")
     parser.add_argument("--only", default="123", help="figures to run, e.g. 13 (default: all)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="composer-bench-agent-"))
-    tmp.chmod(0o711)  # the ssh baseline's user reads the files to send
     figures = {"1": figure_exec, "2": figure_files, "3": figure_parallel}
-    out, failed = [], 0
-    try:
-        for number, figure in figures.items():
-            if number in args.only:
-                try:
-                    out.append(figure(tmp, args.quick))
-                except Exception:  # one broken figure must not lose the others
-                    failed += 1
-                    log(f"figure {number} failed:\n{traceback.format_exc()}")
-                    out.append(f"{number}. FAILED: {traceback.format_exc().splitlines()[-1]}")
-    except KeyboardInterrupt:
-        log("interrupted: printing the figures measured so far")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"composer agent benchmarks ({'quick' if args.quick else 'full'} run, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - started:.0f}s; "
-          "shared machine: compare ratios, not absolute times)\n")
-    print("\n\n".join(out))
-    return 1 if failed else 0
+    bound = {n: functools.partial(f, quick=args.quick) for n, f in figures.items()}
+    return run_figures("agent", bound, args.only, args.quick)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from composer import config, templates
@@ -363,6 +364,39 @@ def _sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def run_figures(name: str, figures: dict[str, Callable[[Path], str]], only: str,
+                quick: bool) -> int:
+    """Run the figures numbered in ``only``, each given one temporary directory (removed
+    at the end, also on Ctrl-C or SIGTERM); print their tables; return 1 if one failed."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix=f"composer-bench-{name}-"))
+    tmp.chmod(0o711)  # a baseline running as another user may need to reach its files
+    out: list[str] = []
+    failed = 0
+    try:
+        log(f"{'quick' if quick else 'full'} run; files under {tmp}")
+        for number, figure in figures.items():
+            if number not in only:
+                continue
+            try:
+                out.append(figure(tmp))
+            except Exception:  # one broken figure must not lose the others
+                failed += 1
+                log(f"figure {number} failed:\n{traceback.format_exc()}")
+                out.append(f"{number}. FAILED: {traceback.format_exc().splitlines()[-1]} "
+                           "(traceback on stderr)")
+    except KeyboardInterrupt:
+        log("interrupted: printing the figures measured so far")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"composer {name} benchmarks ({'quick' if quick else 'full'} run, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - started:.0f}s; "
+          "shared machine: compare ratios, not absolute times)\n")
+    print("\n\n".join(out))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -381,37 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.budget or (120.0 if args.quick else 300.0)
     shrink_budget = args.shrink_budget if args.shrink_budget is not None else (
         30.0 if args.quick else 120.0)
-    signal.signal(signal.SIGTERM, _sigterm)
-    started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="composer-bench-"))
-    out: list[str] = []
-    failed = 0
-    try:
-        log(f"{'quick' if args.quick else 'full'} run; files under {tmp}")
-        figures = {"1": lambda: figure_nodes(tmp, args.quick)[0],
-                   "2": lambda: figure_overhead(tmp, args.quick)[0],
-                   "3": lambda: figure_rate(tmp, args.quick)[0],
-                   "4": lambda: figure_find(tmp, args.quick, seeds, budget,
-                                                   shrink_budget)}
-        for number, figure in figures.items():
-            if number not in args.only:
-                continue
-            try:
-                out.append(figure())
-            except Exception:  # one broken figure must not lose the others
-                failed += 1
-                log(f"figure {number} failed:\n{traceback.format_exc()}")
-                out.append(f"{number}. FAILED: {traceback.format_exc().splitlines()[-1]} "
-                           "(traceback on stderr)")
-    except KeyboardInterrupt:
-        log("interrupted: printing the figures measured so far")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"composer local benchmarks ({'quick' if args.quick else 'full'} run, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - started:.0f}s; "
-          "shared machine: compare ratios, not absolute times)\n")
-    print("\n\n".join(out))
-    return 1 if failed else 0
+    return run_figures("local", {
+        "1": lambda tmp: figure_nodes(tmp, args.quick)[0],
+        "2": lambda tmp: figure_overhead(tmp, args.quick)[0],
+        "3": lambda tmp: figure_rate(tmp, args.quick)[0],
+        "4": lambda tmp: figure_find(tmp, args.quick, seeds, budget, shrink_budget),
+    }, args.only, args.quick)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import shutil
-import signal
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
-from bench_local import fmt, log, median, table
+from bench_local import fmt, log, median, run_figures, table
 
 from composer import clusters, config, templates
 from composer.explore import explore
@@ -143,29 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs, shorter explorations")
     parser.add_argument("--only", default="123", help="figures to run, e.g. 12 (default: all)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="composer-bench-"))
     figures = {"1": figure_nodes, "2": figure_partition, "3": figure_rate}
-    out, failed = [], 0
-    try:
-        for number, figure in figures.items():
-            if number in args.only:
-                try:
-                    out.append(figure(tmp, args.quick))
-                except Exception:  # one broken figure must not lose the others
-                    failed += 1
-                    log(f"figure {number} failed:\n{traceback.format_exc()}")
-                    out.append(f"{number}. FAILED: {traceback.format_exc().splitlines()[-1]}")
-    except KeyboardInterrupt:
-        log("interrupted: printing the figures measured so far")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"composer netns benchmarks ({'quick' if args.quick else 'full'} run, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - started:.0f}s; "
-          "shared machine: compare ratios, not absolute times)\n")
-    print("\n\n".join(out))
-    return 1 if failed else 0
+    bound = {n: functools.partial(f, quick=args.quick) for n, f in figures.items()}
+    return run_figures("netns", bound, args.only, args.quick)
 
 
 if __name__ == "__main__":
