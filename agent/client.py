@@ -104,22 +104,25 @@ class AgentClient:
                     env_add: Mapping[str, str] | None = None,
                     cwd: str | None = None, stdout: Path | None = None,
                     stderr: Path | None = None, stdin: bool = False, detach: bool = False,
-                    log_limit: int = 10 * 1024 * 1024) -> RemoteProcess:
+                    log_limit: int = 10 * 1024 * 1024, clock: str | None = None
+                    ) -> RemoteProcess:
         """Start ``argv`` on the agent's node and return it once it runs.
 
         ``env`` replaces the agent's environment (None: keep it); ``env_add`` is set
-        over that, so ``env=None, env_add={...}`` extends the agent's own. ``stdout``/``stderr``
-        are local files the output goes to, at most ``log_limit`` bytes each (None: kept
-        in memory, as ``stdout_bytes``/``stderr_bytes``). Attached processes die with
+        over that, so ``env=None, env_add={...}`` extends the agent's own.
+        ``stdout``/``stderr`` are local files the output goes to, at most ``log_limit``
+        bytes each (None: kept in memory, as ``stdout_bytes``/``stderr_bytes``). Attached processes die with
         their connection; ``detach=True`` ones outlive it, with their output on the
-        agent's node. Raises AgentError if the process cannot be started.
+        agent's node. ``clock`` names a file on the node whose offset (seconds, written
+        with ``put_file``) moves the process's wall clock. Raises AgentError if the
+        process cannot be started.
         """
         if detach and (stdin or stdout or stderr):
             raise ValueError("a detached process keeps its output on the agent and reads "
                              "no stdin: drop stdin=, stdout= and stderr=")
         request = {"argv": list(argv), "env": dict(env) if env is not None else None,
                    "env_add": dict(env_add) if env_add else None, "cwd": cwd,
-                   "stdin": stdin, "detach": detach}
+                   "stdin": stdin, "detach": detach, "clock": clock}
         ws = await self._connect("/v1/exec")
         try:
             with self._errors():

@@ -6,8 +6,10 @@ Exec (``GET /v1/exec``), one process per WebSocket:
 
 1. The client sends a text frame, the request: ``{"argv": [str, ...], "env": {str: str}
    | null, "env_add": {str: str} | null, "cwd": str | null, "stdin": bool, "detach":
-   bool}``. ``env`` replaces the agent's environment; null keeps it. ``env_add`` is set
-   over that. ``stdin`` true: the process reads what the client sends (else /dev/null).
+   bool, "clock": str | null}``. ``env`` replaces the agent's environment; null keeps
+   it. ``env_add`` is set over that. ``stdin`` true: the process reads what the client
+   sends (else /dev/null). ``clock``: a file on the node holding a wall-clock offset in
+   seconds; the process runs under libfaketime reading it (``agent.clock``).
    Only ``argv`` is required; unknown keys are refused.
 2. The agent starts the process in a new session (its own process group) and answers
    ``{"started": pid}``; if it cannot, ``{"error": "..."}`` and closes.
@@ -45,4 +47,4 @@ STDERR = 2
 CHUNK = 64 * 1024
 #: The keys of the exec request (step 1), with their default values.
 EXEC_KEYS = {"argv": None, "env": None, "env_add": None, "cwd": None, "stdin": False,
-             "detach": False}
+             "detach": False, "clock": None}

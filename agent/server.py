@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent import dial, files, streaming
+from agent import clock, dial, files, streaming
 from agent.tls import Credentials, server_context
 from agent.heartbeat import Heartbeat
 from agent.network import NetworkFaults, NodeNetwork, have_netem
@@ -61,10 +61,12 @@ async def _heartbeat(request: web.Request) -> web.Response:
 
 
 def _fault_kinds() -> list[str]:
-    """The network faults this machine can apply: root, nft and tc (netem for latency)."""
+    """The faults this machine can apply: clock with libfaketime; network faults as root
+    with nft and tc (netem for latency)."""
+    kinds = ["clock"] if clock.missing() is None else []
     if os.geteuid() != 0 or not all(map(shutil.which, ("nft", "tc", "ip"))):
-        return []
-    return ["partition", "loss", "bandwidth"] + (["latency"] if have_netem() else [])
+        return kinds
+    return kinds + ["partition", "loss", "bandwidth"] + (["latency"] if have_netem() else [])
 
 
 async def _network(request: web.Request) -> web.Response:

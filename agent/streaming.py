@@ -1,6 +1,7 @@
 """The agent's side of an exec WebSocket: one streamed process (see ``agent.protocol``).
 
-Imports aiohttp, ``agent.processes``, ``agent.protocol`` and the standard library.
+Imports aiohttp, ``agent.clock``, ``agent.processes``, ``agent.protocol`` and the
+standard library.
 Output is forwarded with backpressure: a pump reads the next chunk of a pipe only once
 the previous one is written to the socket, so a slow client slows the process down
 instead of filling the agent's memory.
@@ -16,9 +17,11 @@ import signal
 import sys
 import time
 from collections.abc import MutableSet
+from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from agent import clock
 from agent.processes import ProcessTable, Started
 from agent.protocol import CHUNK, EXEC_KEYS, STDERR, STDOUT
 
@@ -54,9 +57,14 @@ async def _session(ws: web.WebSocketResponse, table: ProcessTable) -> None:
     except (ValueError, asyncio.TimeoutError) as exc:
         await _send_error(ws, f"bad exec request: {exc or 'none within the timeout'}")
         return
-    env = spec["env"]
-    if spec["env_add"]:
-        env = {**(os.environ if env is None else env), **spec["env_add"]}
+    env, env_add = spec["env"], dict(spec["env_add"] or {})
+    if spec["clock"] is not None:
+        if clock.missing() is not None:
+            await _send_error(ws, f"clock faults on this node: {clock.missing()}")
+            return
+        env_add.update(clock.environment(Path(spec["clock"])))
+    if env_add:
+        env = {**(os.environ if env is None else env), **env_add}
     try:
         started = await table.start(spec["argv"], env=env, cwd=spec["cwd"],
                                     stdin=spec["stdin"], detach=spec["detach"])
@@ -173,15 +181,16 @@ def _parse(text: str) -> dict:
     if unknown:
         raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(EXEC_KEYS)}")
     spec = {**EXEC_KEYS, **spec}
-    argv, cwd = spec["argv"], spec["cwd"]
+    argv = spec["argv"]
     if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
         raise ValueError(f"argv={argv!r}: give a non-empty list of strings")
     for key in ("env", "env_add"):
         if spec[key] is not None and not (isinstance(spec[key], dict) and all(
                 isinstance(k, str) and isinstance(v, str) for k, v in spec[key].items())):
             raise ValueError(f"{key} must map strings to strings, or be null")
-    if cwd is not None and not isinstance(cwd, str):
-        raise ValueError(f"cwd={cwd!r}: give a path, or null")
+    for key in ("cwd", "clock"):
+        if spec[key] is not None and not isinstance(spec[key], str):
+            raise ValueError(f"{key}={spec[key]!r}: give a path, or null")
     for key in ("stdin", "detach"):
         if not isinstance(spec[key], bool):
             raise ValueError(f"{key}={spec[key]!r}: give true or false")

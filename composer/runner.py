@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from composer import clock, clusters
+from agent import clock
+from composer import clusters
 from composer.clusters.base import Process, ProcessSpec
 from composer.config import Project
 from composer.errors import InfraError

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from composer import clock
+from agent import clock
 from composer.clusters.base import Node, Process, ProcessSpec
 from composer.config import Project, Service
 from composer.errors import InfraError

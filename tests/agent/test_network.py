@@ -93,3 +93,26 @@ async def test_a_malformed_network_is_refused_and_changes_nothing(agent, client_
                 assert exc.status == 400 and "network:" in str(exc)
             else:
                 raise AssertionError(f"{body} was accepted")
+
+
+@aio
+async def test_a_clock_offset_moves_only_the_wall_clock_of_that_process(agent, tmp_path,
+                                                                        client_credentials):
+    probe = ("import time\n"
+             "for _ in range(3):\n"
+             "    time.sleep(0.05)  # libfaketime 0.9.10 broke sleeps: agent.clock fixes them\n"
+             "print(round(time.time()))\n")
+    offset = tmp_path / "clock"
+    async with AgentClient(agent.url, client_credentials) as client:
+        assert "clock" in (await client.heartbeat())["faults"]
+        await client.put_file(str(offset), b"-3600\n")
+        moved = await client.start([sys.executable, "-c", probe], clock=str(offset))
+        plain = await client.start([sys.executable, "-c", probe])
+        assert (await moved.wait(), await plain.wait()) == (0, 0)
+        assert int(plain.stdout_bytes) - int(moved.stdout_bytes) in range(3595, 3606)
+        try:
+            await client.start(["true"], clock=5)  # type: ignore[arg-type]
+        except AgentError as exc:
+            assert "clock=5" in str(exc)
+        else:
+            raise AssertionError("a clock that is not a path was accepted")

@@ -1,6 +1,8 @@
 """Clock faults: service processes run under libfaketime, reading their offset from a file.
 
-Only the wall clock moves (``CLOCK_REALTIME``, as an NTP step would); monotonic clocks,
+Imports only the standard library. It lives with the agent because it acts on the
+node a process runs on: the host backends call it for their nodes, the agent for its
+machine (the exec request's ``clock``). Only the wall clock moves (``CLOCK_REALTIME``, as an NTP step would); monotonic clocks,
 and so timeouts and sleeps, are left alone. The offset file is read on every clock call,
 so a jump takes effect at once. Programs that do not read the time through libc (static
 or Go binaries) do not see the offset.
