@@ -1,11 +1,13 @@
 """The asyncio client of one agent: what the composer's remote backends call.
 
 Imports aiohttp, ``agent.tls``, ``agent.errors``, ``agent.network``, ``agent.remote``,
-``agent.tunnel`` and the standard library. One ``aiohttp.ClientSession`` per client,
-made on first use (inside the event loop), with mutual TLS from
-``certs.client_context``. Every failure
-is an ``AgentError``: the agent's own ``{"error": ...}`` message when it answered, an
-``AgentUnreachable`` when it could not be reached or the TLS handshake was refused.
+``agent.session``, ``agent.tunnel`` and the standard library. One
+``aiohttp.ClientSession`` per client, made on first use (inside the event loop), with
+mutual TLS from ``certs.client_context``; processes run over one exec session
+(``agent.session``), opened on the first ``start`` and again after it dropped, so a
+start costs no TLS handshake. Every failure is an ``AgentError``: the agent's own
+``{"error": ...}`` message when it answered, an ``AgentUnreachable`` when it could not
+be reached or the TLS handshake was refused.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from agent.errors import AgentError, AgentUnreachable
 from agent.network import NodeNetwork
 from agent.protocol import CHUNK
 from agent.remote import RemoteProcess
+from agent.session import Channel, ExecSession
 from agent.tunnel import DialWriter, open_tunnel
 
 __all__ = ["AgentClient", "AgentError", "AgentUnreachable", "RemoteProcess", "DialWriter"]
@@ -49,11 +52,15 @@ class AgentClient:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._shutdowns: set[asyncio.Future] = set()
+        self._exec: ExecSession | None = None
+        self._opening = asyncio.Lock()
 
     async def close(self) -> None:
         """Close the session, for good; attached processes are killed by the agent, and
         later calls (also through a ``RemoteProcess``) raise AgentError."""
         self._closed = True
+        if self._exec is not None:
+            await self._exec.close(_SHUTDOWN)
         if self._session is not None:
             await self._session.close()
         if self._shutdowns:  # WebSocket connections still in their TLS shutdown
@@ -111,9 +118,9 @@ class AgentClient:
         ``env`` replaces the agent's environment (None: keep it); ``env_add`` is set
         over that, so ``env=None, env_add={...}`` extends the agent's own.
         ``stdout``/``stderr`` are local files the output goes to, at most ``log_limit``
-        bytes each (None: kept in memory, as ``stdout_bytes``/``stderr_bytes``). Attached processes die with
-        their connection; ``detach=True`` ones outlive it, with their output on the
-        agent's node. ``clock`` names a file on the node whose offset (seconds, written
+        bytes each (None: kept in memory, as ``stdout_bytes``/``stderr_bytes``).
+        Attached processes die with their connection (the client's exec session);
+        ``detach=True`` ones outlive it, with their output on the agent's node. ``clock`` names a file on the node whose offset (seconds, written
         with ``put_file``) moves the process's wall clock. Raises AgentError if the
         process cannot be started.
         """
@@ -123,23 +130,11 @@ class AgentClient:
         request = {"argv": list(argv), "env": dict(env) if env is not None else None,
                    "env_add": dict(env_add) if env_add else None, "cwd": cwd,
                    "stdin": stdin, "detach": detach, "clock": clock}
-        ws = await self._connect("/v1/exec")
-        try:
-            with self._errors():
-                await ws.send_str(json.dumps(request))
-                answer = await self._answer(ws, "started")
-        except BaseException:
-            await ws.close()
-            raise
-        if detach:
-            await ws.close()
-        try:
-            return RemoteProcess(None if detach else ws, answer["started"], stdout=stdout,
-                                 stderr=stderr, log_limit=log_limit, stdin=stdin,
-                                 poll=self.processes, signal_detached=self.signal)
-        except BaseException:  # e.g. an output file that cannot be opened
-            await ws.close()  # so the agent kills the process
-            raise
+        session = await self._exec_session()
+        channel = None if detach else Channel(stdout, stderr, log_limit)
+        pid = await session.start(request, channel)
+        return RemoteProcess(channel, pid, stdin=stdin, poll=self.processes,
+                             signal_detached=self.signal)
 
     async def processes(self) -> list[dict]:
         """Return ``{"pid", "argv", "running", "returncode", "detached"}`` for every
@@ -166,6 +161,14 @@ class AgentClient:
             await ws.close()
             raise
         return open_tunnel(ws)
+
+    async def _exec_session(self) -> ExecSession:
+        """Return the exec session, opened on first use and again once it closed."""
+        async with self._opening:  # concurrent first starts share one
+            if self._exec is None or not self._exec.open:
+                self._exec = ExecSession(await self._connect("/v1/session"), self.url,
+                                         self._timeout)
+            return self._exec
 
     def _http(self) -> aiohttp.ClientSession:
         if self._closed:

@@ -40,7 +40,7 @@ class AgentState:
     heartbeat: Heartbeat
     hostname: str = dataclasses.field(default_factory=socket.gethostname)
     network: NetworkFaults = dataclasses.field(default_factory=NetworkFaults)
-    #: Open exec and dial WebSockets, closed at shutdown.
+    #: Open exec session and dial WebSockets, closed at shutdown.
     sessions: set[web.WebSocketResponse] = dataclasses.field(default_factory=set)
     tunnels: set[web.WebSocketResponse] = dataclasses.field(default_factory=set)
 
@@ -81,7 +81,7 @@ async def _network(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _exec(request: web.Request) -> web.StreamResponse:
+async def _session(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     return await streaming.handle(request, state.processes, state.sessions)
 
@@ -116,7 +116,7 @@ ROUTES = [
     web.get("/v1/heartbeat", _heartbeat),
     web.put("/v1/files", files.put),
     web.get("/v1/files", files.get),
-    web.get("/v1/exec", _exec),
+    web.get("/v1/session", _session),
     web.get("/v1/processes", _processes),
     web.post("/v1/processes/{pid}/signal", _signal),
     web.get("/v1/dial", _dial),
@@ -178,7 +178,7 @@ async def serve(listen_host: str, listen_port: int, credentials: Credentials, *,
               file=sys.stderr, flush=True)
         await state.processes.wait_all(timeout=5.0)
         for _ in range(40):  # let exec sessions send the exit codes of what was killed
-            if not state.sessions:
+            if not streaming.busy(state.sessions):
                 break
             await asyncio.sleep(0.05)
     finally:

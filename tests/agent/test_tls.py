@@ -10,6 +10,7 @@ import pytest
 
 from agent.certs import Authority
 from agent.client import AgentClient, AgentError, AgentUnreachable
+from agent.protocol import VERSION
 from tests.agent.support import aio
 
 
@@ -17,7 +18,7 @@ from tests.agent.support import aio
 async def test_a_client_with_the_runs_certificate_is_served(agent, client_credentials):
     async with AgentClient(agent.url, client_credentials) as client:
         beat = await client.heartbeat()
-    assert beat["ok"] is True and beat["pid"] == agent.pid and beat["version"] == 1
+    assert beat["ok"] is True and beat["pid"] == agent.pid and beat["version"] == VERSION
 
 
 @aio
