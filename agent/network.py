@@ -3,9 +3,9 @@
 Imports only the standard library. The composer sends each agent its node's share of
 the cluster's network (``NodeNetwork``); the agent enforces it with one nftables table
 of its own (replaced in one ``nft -f`` transaction, so traffic never sees half a
-partition) and a qdisc on the device that leads to the peers. Rules name peers by
-address, so traffic with anyone else (the composer's own connection to the agent)
-is never dropped or lost. Both are removed when the agent stops, however it stops.
+partition) and a qdisc on the device that leads to the peers. Rules drop what arrives
+from peers, named by address, so traffic with anyone else (the composer's own
+connection to the agent) is never dropped or lost. Both are removed when the agent stops, however it stops.
 
 ``replace_chain``, ``qdisc_commands`` and ``have_netem`` are shared with the host
 backends (``composer.clusters.nft``).
@@ -27,15 +27,18 @@ TABLE = "composer_agent"
 
 @dataclasses.dataclass(frozen=True)
 class NodeNetwork:
-    """One node's view of the network faults in force (empty: none)."""
+    """One node's view of the network faults in force (empty: none).
 
-    #: addresses of the other nodes of the cluster (loss applies to traffic with them)
+    Packets are dropped where they arrive, never where they leave: a sender whose
+    packets are dropped on the way out gets EPERM, which a real network never says.
+    """
+
+    #: addresses of the other nodes of the cluster (shaping applies towards them)
     peers: tuple[str, ...] = ()
     #: peers whose packets never reach this node
     drop_from: tuple[str, ...] = ()
-    #: peers this node's packets never reach
-    drop_to: tuple[str, ...] = ()
-    loss: float | None = None  # percent of this node's packets to its peers
+    #: peer -> percent of its packets to this node that are lost
+    loss_from: tuple[tuple[str, float], ...] = ()
     bandwidth: float | None = None  # kbit/s out of the peers' device
     latency: float | None = None  # ms added on the peers' device
 
@@ -43,15 +46,16 @@ class NodeNetwork:
     def from_json(cls, data: object) -> NodeNetwork:
         """Parse and check a request body; ``ValueError`` saying what is wrong."""
         if not isinstance(data, dict) or set(data) - {f.name for f in dataclasses.fields(cls)}:
-            raise ValueError("expected an object with peers, drop_from, drop_to, loss, "
+            raise ValueError("expected an object with peers, drop_from, loss_from, "
                              "bandwidth and latency")
         lists = {k: tuple(str(ipaddress.ip_address(a)) for a in data.get(k) or ())
-                 for k in ("peers", "drop_from", "drop_to")}
+                 for k in ("peers", "drop_from")}
+        loss = tuple((str(ipaddress.ip_address(a)), float(p)) for a, p in data.get("loss_from") or ())
         numbers = {k: None if data.get(k) is None else float(data[k])
-                   for k in ("loss", "bandwidth", "latency")}
-        if any(v is not None and v < 0 for v in numbers.values()):
+                   for k in ("bandwidth", "latency")}
+        if any(v is not None and v < 0 for v in numbers.values()) or any(p < 0 for _, p in loss):
             raise ValueError("loss, bandwidth and latency must not be negative")
-        return cls(**lists, **numbers)
+        return cls(**lists, loss_from=loss, **numbers)
 
 
 def replace_chain(family: str, table: str, chain: str, hook: str, rules: Sequence[str]) -> str:
@@ -101,50 +105,54 @@ def _set(addresses: Sequence[str]) -> str:
 
 
 class NetworkFaults:
-    """The faults this agent enforces now; ``apply`` replaces them, ``clear`` ends them."""
+    """The faults a machine enforces now; ``apply`` replaces them, ``clear`` ends them.
 
-    def __init__(self) -> None:
+    ``enter`` prefixes every command, to act in another network namespace (the docker
+    backend: ``nsenter -t PID -n``); by default, this one.
+    """
+
+    def __init__(self, enter: Sequence[str] = ()) -> None:
+        self._enter = list(enter)
         self._shaped: str | None = None  # the device carrying a qdisc of ours
         self._lock = asyncio.Lock()
+
+    async def _run(self, argv: list[str], stdin: str | None = None, check: bool = True) -> str:
+        return await _run([*self._enter, *argv], stdin, check)
 
     async def apply(self, view: NodeNetwork) -> None:
         """Enforce ``view``; ``RuntimeError`` with the tool's message if the kernel refuses."""
         async with self._lock:
             inbound = [f"ip saddr {_set(view.drop_from)} drop"] if view.drop_from else []
-            outbound = [f"ip daddr {_set(view.drop_to)} drop"] if view.drop_to else []
-            if view.loss and view.peers:
-                share = "" if view.loss >= 100 else f"numgen random mod 100 < {round(view.loss)} "
-                outbound.append(f"ip daddr {_set(view.peers)} {share}drop")
-            script = (replace_chain("ip", TABLE, "input", "type filter hook input priority -10",
-                                    inbound)
-                      + replace_chain("ip", TABLE, "output",
-                                      "type filter hook output priority -10", outbound))
-            await _run(["nft", "-f", "-"], script)
-            device = await _device(view.peers[0]) if view.peers else None
+            for address, percent in view.loss_from:
+                share = "" if percent >= 100 else f"numgen random mod 100 < {round(percent)} "
+                inbound.append(f"ip saddr {address} {share}drop")
+            script = replace_chain("ip", TABLE, "input", "type filter hook input priority -10",
+                                   inbound)
+            await self._run(["nft", "-f", "-"], script)
+            device = await self._device(view.peers[0]) if view.peers else None
             if self._shaped and (device != self._shaped or (view.bandwidth, view.latency) == (None, None)):
-                await _run(["tc", *qdisc_commands(self._shaped, None, None)[0]], check=False)
+                await self._run(["tc", *qdisc_commands(self._shaped, None, None)[0]], check=False)
                 self._shaped = None
             if device and (view.bandwidth is not None or view.latency is not None):
                 remove, *add = qdisc_commands(device, view.bandwidth, view.latency)
-                await _run(["tc", *remove], check=False)
+                await self._run(["tc", *remove], check=False)
                 for command in add:
-                    await _run(["tc", *command])
+                    await self._run(["tc", *command])
                 self._shaped = device
 
     async def clear(self) -> None:
         """Remove the table and the qdisc, if there are any."""
         async with self._lock:
-            await _run(["nft", "delete", "table", "ip", TABLE], check=False)
+            await self._run(["nft", "delete", "table", "ip", TABLE], check=False)
             if self._shaped:
-                await _run(["tc", "qdisc", "del", "dev", self._shaped, "root"], check=False)
+                await self._run(["tc", "qdisc", "del", "dev", self._shaped, "root"], check=False)
                 self._shaped = None
 
-
-async def _device(peer: str) -> str | None:
-    """Return the device this machine reaches ``peer`` through (None: loopback or unknown)."""
-    words = (await _run(["ip", "-o", "route", "get", peer], check=False)).split()
-    device = words[words.index("dev") + 1] if "dev" in words else None
-    return None if device == "lo" else device
+    async def _device(self, peer: str) -> str | None:
+        """Return the device that leads to ``peer`` (None: loopback or unknown)."""
+        words = (await self._run(["ip", "-o", "route", "get", peer], check=False)).split()
+        device = words[words.index("dev") + 1] if "dev" in words else None
+        return None if device == "lo" else device
 
 
 async def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> str:

@@ -135,7 +135,8 @@ class AgentNode(ProbeByDial):
 class AgentsCluster:
     """One node per listed agent; output of remote processes is copied under ``workdir``."""
 
-    def __init__(self, workdir: Path, agents: Path | None = None) -> None:
+    def __init__(self, workdir: Path, agents: Path | None = None,
+                 shared: Sequence[Path] = ()) -> None:
         if agents is None:
             raise ConfigError("the agents backend needs an agents file listing running "
                               "agents (pytest --composer-agents FILE, Cluster(agents=FILE))")
@@ -241,15 +242,15 @@ class AgentsCluster:
 
 def node_views(network: Network, address: Mapping[str, str]) -> dict:
     """Split ``network`` into what each node's agent enforces on its machine (node name
-    -> ``agent.network.NodeNetwork``): a blocked pair is dropped where it leaves and
-    where it arrives, so a one-way cut holds even if one of the two agents lags."""
+    -> ``agent.network.NodeNetwork``): what a node sends is dropped or lost where it
+    arrives, by each receiver."""
     from agent.network import NodeNetwork
 
     return {node: NodeNetwork(
         peers=tuple(a for name, a in address.items() if name != node),
         drop_from=tuple(sorted(address[s] for s, d in network.blocked if d == node)),
-        drop_to=tuple(sorted(address[d] for s, d in network.blocked if s == node)),
-        loss=network.loss.get(node), bandwidth=network.bandwidth.get(node),
+        loss_from=tuple(sorted((address[s], p) for s, p in network.loss.items() if s != node)),
+        bandwidth=network.bandwidth.get(node),
         latency=network.latency.get(node)) for node in address}
 
 

@@ -62,8 +62,7 @@ async def test_partition_loss_and_bandwidth_cut_only_the_peers_and_heal(agent, n
         assert await _connects(peer, namespace.address)
 
         for view in (NodeNetwork(peers=(peer,), drop_from=(peer,)),  # nothing comes in
-                     NodeNetwork(peers=(peer,), drop_to=(peer,)),  # no answer goes out
-                     NodeNetwork(peers=(peer,), loss=100)):
+                     NodeNetwork(peers=(peer,), loss_from=((peer, 100),))):
             await client.shape_network(view)
             assert not await _connects(peer, namespace.address), view
             assert await _connects(composer, namespace.address), view  # not a peer
@@ -86,7 +85,8 @@ async def test_partition_loss_and_bandwidth_cut_only_the_peers_and_heal(agent, n
 @aio
 async def test_a_malformed_network_is_refused_and_changes_nothing(agent, client_credentials):
     async with AgentClient(agent.url, client_credentials) as client:
-        for body in ({"peers": ["not-an-address"]}, {"loss": -5}, {"colour": "red"}, [1]):
+        for body in ({"peers": ["not-an-address"]}, {"loss_from": [["10.0.0.1", -5]]},
+                     {"bandwidth": -1}, {"colour": "red"}, [1]):
             try:
                 await client._call("POST", "/v1/network", json=body)
             except AgentError as exc:
