@@ -110,7 +110,7 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "timeline.json").write_text(json.dumps(timeline.to_json(), indent=2))
     run = _Run(timeline, project, template, directory, on_event)
-    cluster = clusters.create(backend, directory)
+    cluster = clusters.create(backend, directory, shared=[project.root])
     try:
         await run.main(cluster)
     finally:

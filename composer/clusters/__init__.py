@@ -25,6 +25,10 @@ def _backend(backend: str) -> type:
         from composer.clusters.netns import NetnsCluster
 
         return NetnsCluster
+    if backend == "docker":
+        from composer.clusters.docker import DockerCluster
+
+        return DockerCluster
     if backend == "agents":  # for the Python API; explore needs the project on each node
         from composer.clusters.agents import AgentsCluster
 
@@ -32,7 +36,7 @@ def _backend(backend: str) -> type:
     if backend in BACKENDS:
         raise ConfigError(
             f"--cluster {backend}: this backend is not available yet in this version; "
-            "use --cluster local or netns"
+            "use --cluster local, netns or docker"
         )
     raise ConfigError(f"--cluster {backend!r}: unknown backend; choose one of {', '.join(BACKENDS)}")
 

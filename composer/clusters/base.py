@@ -92,7 +92,12 @@ class Node(Protocol):
 
 
 class Cluster(Protocol):
-    """A set of nodes of one backend. Not safe to use from several tasks at once."""
+    """A set of nodes of one backend. Not safe to use from several tasks at once.
+
+    Backends are made with ``(workdir, shared=(), **options)``: ``shared`` names host
+    directories every node must see at the same path (the project); container backends
+    mount them, host backends see them anyway.
+    """
 
     #: fault kinds this backend can apply (see ``composer.faults``)
     capabilities: frozenset[str]

@@ -33,7 +33,7 @@ from pathlib import Path
 from composer.errors import InfraError
 
 __all__ = ["claim", "claim_free_block", "netns_name", "nft_table", "uts_dir", "hosts_dir",
-           "cgroup_root", "sweep", "collect"]
+           "cgroup_root", "sweep", "sweep_docker", "collect", "DOCKER_LABEL"]
 
 _NETNS_DIR = Path("/run/netns")
 _ETC_NETNS = Path("/etc/netns")
@@ -118,8 +118,8 @@ def _blocks_with_resources(tables: bool = True) -> set[int]:
     if root is not None:
         with contextlib.suppress(OSError):
             found |= {int(n) for n in os.listdir(root / "composer") if n.isdigit()}
-    if tables:  # listing them runs nft
-        found |= set(_nft_blocks())
+    if tables:  # listing them runs nft and docker
+        found |= set(_nft_blocks()) | _docker_blocks()
     return found
 
 
@@ -134,7 +134,8 @@ def sweep(block: int, tables: bool = True) -> list[str]:
     """Kill and remove everything named after ``block``; return what was removed.
 
     The caller must hold the block's claim. ``tables=False`` skips listing nftables
-    tables (a new ``local`` cluster replaces its table atomically anyway).
+    tables and docker containers (a new cluster replaces its table atomically anyway,
+    and the docker backend removes its containers itself).
     """
     removed = []
     prefix = netns_name(block, "")
@@ -165,7 +166,49 @@ def sweep(block: int, tables: bool = True) -> list[str]:
     if tables and block in _nft_blocks():
         subprocess.run(["nft", "delete", "table", "ip", nft_table(block)], capture_output=True)
         removed.append(f"nftables table ip {nft_table(block)}")
+    if tables:
+        removed += sweep_docker(block)
     return removed
+
+
+#: The label every container and network of the docker backend carries: its block.
+DOCKER_LABEL = "composer.block"
+
+
+def _docker(*args: str) -> list[str]:
+    """Run the docker CLI; return its output lines ([] without docker or an engine)."""
+    if not shutil.which("docker"):
+        return []
+    try:
+        listing = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return []
+    return listing.stdout.split() if listing.returncode == 0 else []
+
+
+def sweep_docker(block: int) -> list[str]:
+    """Remove the containers and networks labelled with ``block``; return what went."""
+    label = f"label={DOCKER_LABEL}={block}"
+    removed = []
+    containers = _docker("ps", "-aq", "--filter", label)
+    if containers:
+        _docker("rm", "-f", "-v", *containers)
+        removed += [f"docker container {c}" for c in containers]
+    networks = _docker("network", "ls", "-q", "--filter", label)
+    if networks:
+        _docker("network", "rm", *networks)
+        removed += [f"docker network {n}" for n in networks]
+    return removed
+
+
+def _docker_blocks() -> set[int]:
+    found = set()
+    for kind in (["ps", "-a"], ["network", "ls"]):
+        for value in _docker(*kind, "--filter", f"label={DOCKER_LABEL}",
+                             "--format", f'{{{{.Label "{DOCKER_LABEL}"}}}}'):
+            if value.isdigit():
+                found.add(int(value))
+    return found
 
 
 def _kill(pids) -> None:

@@ -69,7 +69,7 @@ class LocalNode(HostNode):
 class LocalCluster:
     """Nodes on one claimed 127.0.X.0/24 block; files under ``workdir``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, shared: Sequence[Path] = ()) -> None:
         self.workdir = workdir
         self.capabilities = self.supported()
         self._processes: list[HostProcess] = []

@@ -18,27 +18,22 @@ Partitions and loss are nftables rules on the hub's bridge; bandwidth (tbf) and 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import shutil
-import socket
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
-from composer.clusters.hostnode import HostNode
+from composer.clusters.hostnode import HostNode, socket_in
 from composer.clusters.processes import HostProcess, Reaper, spawn
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
 __all__ = ["NetnsCluster", "NetnsNode"]
 
-_CLONE_NEWNET = 0x40000000
 _TOOLS = ("ip", "nft", "tc", "nsenter", "unshare")
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class NetnsNode(HostNode):
@@ -63,7 +58,7 @@ class NetnsNode(HostNode):
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         loop = asyncio.get_running_loop()
-        sock = await asyncio.to_thread(_socket_in, f"/run/netns/{self.namespace}")
+        sock = await asyncio.to_thread(socket_in, f"/run/netns/{self.namespace}")
         try:
             await asyncio.wait_for(loop.sock_connect(sock, (self.address, port)), timeout)
             return await asyncio.open_connection(sock=sock)
@@ -75,37 +70,10 @@ class NetnsNode(HostNode):
             raise
 
 
-def _socket_in(namespace: str) -> socket.socket:
-    """Return a TCP socket of ``namespace``: made on a thread of its own that enters the
-    namespace and then ends, so no other code ever runs in the wrong namespace."""
-    made: list = []
-
-    def enter() -> None:
-        try:
-            fd = os.open(namespace, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, _CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns {namespace}")
-            finally:
-                os.close(fd)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            made.append(sock)
-        except OSError as exc:
-            made.append(exc)
-
-    thread = threading.Thread(target=enter)
-    thread.start()
-    thread.join()
-    if isinstance(made[0], OSError):
-        raise made[0]
-    return made[0]
-
-
 class NetnsCluster:
     """Namespaces on one bridge of their own; files under ``workdir``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, shared: Sequence[Path] = ()) -> None:
         self.capabilities = self.supported()
         self.workdir = workdir
         self._processes: list[HostProcess] = []

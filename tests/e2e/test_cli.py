@@ -91,6 +91,6 @@ def test_help_lists_subcommands(project):
 def test_unavailable_backend_is_a_clear_usage_error(project):
     project.config(SIMPLE)
     project.command("parallel_driver_x", "print(1)")
-    result = project.composer("run", "--cluster", "docker")
+    result = project.composer("run", "--cluster", "aws")
     assert result.code == 2
     assert "not available yet" in result.stderr

@@ -1,4 +1,5 @@
-"""Network faults with real traffic and real rules, on every backend that has them:
+"""Network faults with real traffic and real rules, on every backend that has them
+(docker: between containers, rules inside each container's namespace):
 a partition drops exactly the chosen pairs, one-way drops one direction only, heal
 restores all, loss drops about the asked share, bandwidth caps throughput."""
 
@@ -27,6 +28,8 @@ class Probed:
 
     def __init__(self, backend: str, tmp_path: Path) -> None:
         self.cluster = clusters.create(backend, tmp_path)
+        # containers have their own python3; this one's venv is a host path
+        self.python = "python3" if backend == "docker" else sys.executable
         self.tmp = tmp_path
         self.runs = 0
 
@@ -40,7 +43,7 @@ class Probed:
 
     async def start(self, name: str, *args: str):
         self.runs += 1
-        spec = ProcessSpec(argv=(sys.executable, PROBE, *args), env=dict(os.environ),
+        spec = ProcessSpec(argv=(self.python, PROBE, *args), env=dict(os.environ),
                            cwd=self.tmp, stdout=self.tmp / f"{self.runs}-{name}.out",
                            stderr=self.tmp / f"{self.runs}-{name}.err")
         process = await self.nodes[name].start(spec)
@@ -94,7 +97,7 @@ def _with(tmp_path: Path, backend: str, test) -> None:
     asyncio.run(main())
 
 
-BACKENDS = ["local", "netns"]
+BACKENDS = ["local", "netns", "docker"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -147,8 +150,9 @@ def test_loss_drops_about_the_asked_share_of_packets(tmp_path, backend):
     _with(tmp_path, backend, test)
 
 
-def test_bandwidth_limit_caps_throughput(tmp_path):
-    need("netns", "bandwidth")
+@pytest.mark.parametrize("backend", ["netns", "docker"])
+def test_bandwidth_limit_caps_throughput(tmp_path, backend):
+    need(backend, "bandwidth")
     size = 96 * 1024  # 0.79 Mbit: at least 1.5 s at 512 kbit/s, milliseconds unlimited
 
     async def test(probed: Probed) -> None:
@@ -163,7 +167,7 @@ def test_bandwidth_limit_caps_throughput(tmp_path):
         healed = float(await probed.output("n-1", "send", str(size), probed.target("n-2")))
         assert limited > 3 * min(healed, other, free), (free, limited, healed, other)
 
-    _with(tmp_path, "netns", test)
+    _with(tmp_path, backend, test)
 
 
 def test_netns_reports_latency_unsupported_without_netem():

@@ -1,0 +1,246 @@
+"""The ``docker`` backend: each node is a container on a network of the run's own.
+
+Imports ``agent.network``, ``composer.clusters`` helpers, ``composer.errors``,
+``composer.faults``, the docker SDK and the standard library. Per run: a claimed
+address block X (``composer.clusters.leftovers``) and a bridge network ``composer-X``
+(internal: no way out) on 10.78.X.0/24, labelled ``composer.block=X``. Per node: a
+container ``composer-X-<node>`` from the node image (``composer-node:latest``, see
+``docker/``; ``COMPOSER_DOCKER_IMAGE`` names another), hostname and network alias =
+node name, address 10.78.X.(i+1), with the directories composer shares (the project,
+the run's files, composer's own sources for the SDK) mounted at the same path.
+
+Processes enter the container with ``nsenter`` (all its namespaces) after joining its
+cgroup: what ``docker exec`` does, but they are composer's children, so logs, process
+groups, signals, the reaper and death with composer work as on the host backends.
+Network faults are nftables rules and qdiscs inside each container's network
+namespace, entered from the host (``agent.network``), so any image works without tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.network import NetworkFaults, have_netem
+from composer.clusters import leftovers
+from composer.clusters.agents import node_views
+from composer.clusters.base import ProcessSpec
+from composer.clusters.hostnode import HostNode, socket_in
+from composer.clusters.processes import HostProcess, Reaper, spawn
+from composer.errors import ConfigError, InfraError
+from composer.faults import Network
+
+__all__ = ["DockerCluster", "DockerNode", "IMAGE"]
+
+#: The image nodes run; build it with ``bash docker/build-node``.
+IMAGE = os.environ.get("COMPOSER_DOCKER_IMAGE", "composer-node:latest")
+#: Where composer itself lives (``sdk/`` and ``agent/`` next to ``composer/``).
+_SOURCES = Path(__file__).resolve().parents[2]
+_TOOLS = ("nsenter", "nft", "tc", "ip")
+_JOIN = ('n=$0; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" 2>/dev/null; shift; '
+         'n=$((n - 1)); done; exec "$@"')
+
+
+class DockerNode(HostNode):
+    """A node of the docker backend: one container."""
+
+    def __init__(self, cluster: DockerCluster, name: str, address: str, root: Path,
+                 container: str, pid: int, cgroups: list[Path]) -> None:
+        self._cluster = cluster
+        self.name = name
+        self.address = address
+        self.root = root
+        self.data_dir = root / "data"
+        self.container = container
+        self.pid = pid  # of the container's init, on the host
+        self._cgroups = cgroups
+        self.network = NetworkFaults(enter=["nsenter", "-t", str(pid), "-n"])
+
+    async def start(self, spec: ProcessSpec) -> HostProcess:
+        # join the container's cgroups (its limits apply), then its namespaces
+        argv = ["/bin/sh", "-c", _JOIN, str(len(self._cgroups)), *map(str, self._cgroups),
+                "nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p", "--",
+                # nsenter --wd would open the directory before entering: the host's
+                "/bin/sh", "-c", 'cd "$0" && exec "$@"', str(spec.cwd), *spec.argv]
+        process = await spawn(argv, spec, self.name)
+        self._cluster._processes.append(process)
+        return process
+
+    async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        loop = asyncio.get_running_loop()
+        sock = await asyncio.to_thread(socket_in, f"/proc/{self.pid}/ns/net")
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (self.address, port)), timeout)
+            return await asyncio.open_connection(sock=sock)
+        except asyncio.TimeoutError:
+            sock.close()
+            raise TimeoutError(f"{self.name}: port {port} did not answer in {timeout}s") from None
+        except BaseException:
+            sock.close()
+            raise
+
+    def _inside(self, path: Path) -> Path:
+        return Path(f"/proc/{self.pid}/root") / Path(path).relative_to("/")
+
+    async def send_file(self, path: Path, source: bytes | Path, mode: int = 0o644) -> None:
+        await super().send_file(self._inside(path), source, mode)
+
+    async def read_file(self, path: Path) -> bytes:
+        return await super().read_file(self._inside(path))
+
+
+class DockerCluster:
+    """Containers on one network of their own; files under ``workdir``."""
+
+    def __init__(self, workdir: Path, shared: Sequence[Path] = ()) -> None:
+        self.capabilities = self.supported()
+        self.workdir = workdir
+        self._client = _engine()
+        self._mounts = sorted({str(p) for p in (workdir, *shared, _SOURCES)})
+        self._processes: list[HostProcess] = []
+        self._nodes: list[DockerNode] = []
+        self._network_id: str | None = None
+        self._claim, self.block = leftovers.claim_free_block()
+        Reaper.start()
+        Reaper.tell("sweep", self.block)
+
+    @staticmethod
+    def supported() -> frozenset[str]:
+        """Process and network faults (latency where the kernel has netem); not clock yet."""
+        _engine()
+        kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
+        return frozenset(kinds | ({"latency"} if have_netem() else set()))
+
+    @staticmethod
+    def limitations() -> dict[str, str]:
+        why = {"clock": "clock faults in containers are not built yet"}
+        if not have_netem():
+            why["latency"] = "this kernel has no netem qdisc (sch_netem)"
+        return why
+
+    async def new_nodes(self, names: Sequence[str]) -> list[DockerNode]:
+        start = len(self._nodes)
+        if start + len(names) > 253:
+            raise InfraError(f"the docker backend holds at most 253 nodes, {start + len(names)} asked")
+        if self._network_id is None:
+            self._network_id = await asyncio.to_thread(self._create_network)
+        made = await asyncio.gather(*(asyncio.to_thread(self._create_node, name, i)
+                                      for i, name in enumerate(names, start=start + 2)),
+                                    return_exceptions=True)
+        nodes = [n for n in made if isinstance(n, DockerNode)]
+        self._nodes.extend(nodes)  # from here on, cleanup removes them
+        failed = [e for e in made if isinstance(e, BaseException)]
+        if failed:
+            raise InfraError(f"docker backend: cannot start a container: {failed[0]}")
+        return nodes
+
+    def _labels(self) -> dict[str, str]:
+        return {leftovers.DOCKER_LABEL: str(self.block)}
+
+    def _create_network(self) -> str:
+        import docker
+
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+            subnet=f"10.78.{self.block}.0/24", gateway=f"10.78.{self.block}.1")])
+        return self._client.networks.create(f"composer-{self.block}", driver="bridge",
+                                            internal=True, ipam=ipam,
+                                            labels=self._labels()).id
+
+    def _create_node(self, name: str, index: int) -> DockerNode:
+        api = self._client.api
+        address = f"10.78.{self.block}.{index}"
+        root = self.workdir / "nodes" / name
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        endpoint = api.create_endpoint_config(ipv4_address=address, aliases=[name])
+        created = api.create_container(
+            IMAGE, ["sleep", "infinity"], name=f"composer-{self.block}-{name}", hostname=name,
+            labels=self._labels(), detach=True,
+            host_config=api.create_host_config(
+                init=True, binds=[f"{path}:{path}" for path in self._mounts],
+                network_mode=f"composer-{self.block}"),
+            networking_config=api.create_networking_config({f"composer-{self.block}": endpoint}))
+        api.start(created["Id"])
+        pid = api.inspect_container(created["Id"])["State"]["Pid"]
+        return DockerNode(self, name, address, root, created["Id"], pid, _cgroups_of(pid))
+
+    async def shape_network(self, network: Network) -> None:
+        views = node_views(network, {n.name: n.address for n in self._nodes})
+        results = await asyncio.gather(*(n.network.apply(views[n.name]) for n in self._nodes),
+                                       return_exceptions=True)
+        failed = [f"{n.name}: {r}" for n, r in zip(self._nodes, results)
+                  if isinstance(r, BaseException)]
+        if failed:
+            raise InfraError(f"docker network faults failed: {'; '.join(failed)}")
+
+    async def cleanup(self) -> None:
+        errors: list[BaseException] = []
+        results = await asyncio.gather(*(p.destroy() for p in self._processes),
+                                       return_exceptions=True)
+        errors.extend(r for r in results if isinstance(r, BaseException))
+        self._processes.clear()
+        if self._claim is not None:
+            api = self._client.api
+            removals = [asyncio.to_thread(api.remove_container, n.container, force=True, v=True)
+                        for n in self._nodes]
+            results = await asyncio.gather(*removals, return_exceptions=True)
+            errors.extend(r for r in results if isinstance(r, BaseException))
+            # and any container that failed half way through new_nodes
+            await asyncio.to_thread(leftovers.sweep_docker, self.block)
+            self._nodes.clear()
+            self._network_id = None
+            Reaper.tell("swept", self.block)
+            self._claim.close()
+            self._claim = None
+        if errors:
+            raise InfraError(f"docker cleanup failed: {'; '.join(map(str, errors))}")
+
+
+@functools.cache
+def _engine():
+    """Return a docker client; ``ConfigError`` saying what to do if there is no engine."""
+    missing = [tool for tool in _TOOLS if not shutil.which(tool)]
+    if os.geteuid() != 0 or missing:
+        raise ConfigError("--cluster docker needs root (processes enter containers with "
+                          "nsenter) and " + ", ".join(_TOOLS)
+                          + (f" (missing: {', '.join(missing)})" if missing else ""))
+    try:
+        import docker
+    except ImportError:
+        raise ConfigError("--cluster docker needs the docker SDK: pip install docker") from None
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        raise ConfigError(f"--cluster docker: no Docker engine answers ({exc}); start one "
+                          "(bash docker/setup-engine)") from None
+    try:
+        client.images.get(IMAGE)
+    except Exception:
+        raise ConfigError(f"--cluster docker: image {IMAGE} not found; build it with "
+                          "bash docker/build-node (or set COMPOSER_DOCKER_IMAGE)") from None
+    return client
+
+
+def _cgroups_of(pid: int) -> list[Path]:
+    """Return the cgroup directories (cgroup2, or each v1 hierarchy) of process ``pid``."""
+    mounts: dict[str, Path] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" - ")
+        if len(fields) != 2 or not fields[1].startswith("cgroup"):
+            continue
+        point, (kind, _, options) = Path(fields[0].split()[4]), fields[1].split()[:3]
+        if kind == "cgroup2":
+            mounts.setdefault("", point)
+        for option in options.split(","):
+            mounts.setdefault(option, point)
+    found = []
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        point = mounts.get(controllers.split(",")[0])
+        if point is not None and (point / path.lstrip("/")).is_dir():
+            found.append(point / path.lstrip("/"))
+    return found
