@@ -29,7 +29,7 @@ from agent.network import NetworkFaults, have_netem
 from composer.clusters import leftovers
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec
-from composer.clusters.hostnode import HostNode, socket_in
+from composer.clusters.hostnode import HostNode, dial_in
 from composer.clusters.processes import HostProcess, Reaper, spawn
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
@@ -71,17 +71,8 @@ class DockerNode(HostNode):
         return process
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        loop = asyncio.get_running_loop()
-        sock = await asyncio.to_thread(socket_in, f"/proc/{self.pid}/ns/net")
-        try:
-            await asyncio.wait_for(loop.sock_connect(sock, (self.address, port)), timeout)
-            return await asyncio.open_connection(sock=sock)
-        except asyncio.TimeoutError:
-            sock.close()
-            raise TimeoutError(f"{self.name}: port {port} did not answer in {timeout}s") from None
-        except BaseException:
-            sock.close()
-            raise
+        return await dial_in(f"/proc/{self.pid}/ns/net", self.name, self.address, port,
+                             timeout)
 
     def _inside(self, path: Path) -> Path:
         return Path(f"/proc/{self.pid}/root") / Path(path).relative_to("/")

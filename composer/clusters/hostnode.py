@@ -18,7 +18,7 @@ from pathlib import Path
 
 from composer.clusters.base import ProbeByDial
 
-__all__ = ["HostNode", "socket_in"]
+__all__ = ["HostNode", "socket_in", "dial_in"]
 
 
 class HostNode(ProbeByDial):
@@ -84,3 +84,20 @@ def socket_in(namespace: str) -> socket.socket:
     if isinstance(made[0], OSError):
         raise made[0]
     return made[0]
+
+
+async def dial_in(namespace: str, name: str, address: str, port: int,
+                  timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to ``address:port`` from inside the network namespace at path ``namespace``
+    (node ``name``'s), as the node's own processes would."""
+    loop = asyncio.get_running_loop()
+    sock = await asyncio.to_thread(socket_in, namespace)
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, (address, port)), timeout)
+        return await asyncio.open_connection(sock=sock)
+    except asyncio.TimeoutError:
+        sock.close()
+        raise TimeoutError(f"{name}: port {port} did not answer in {timeout}s") from None
+    except BaseException:
+        sock.close()
+        raise

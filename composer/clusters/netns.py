@@ -26,7 +26,7 @@ from pathlib import Path
 from agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
-from composer.clusters.hostnode import HostNode, socket_in
+from composer.clusters.hostnode import HostNode, dial_in
 from composer.clusters.processes import HostProcess, Reaper, spawn
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
@@ -57,17 +57,8 @@ class NetnsNode(HostNode):
         return process
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        loop = asyncio.get_running_loop()
-        sock = await asyncio.to_thread(socket_in, f"/run/netns/{self.namespace}")
-        try:
-            await asyncio.wait_for(loop.sock_connect(sock, (self.address, port)), timeout)
-            return await asyncio.open_connection(sock=sock)
-        except asyncio.TimeoutError:
-            sock.close()
-            raise TimeoutError(f"{self.name}: port {port} did not answer in {timeout}s") from None
-        except BaseException:
-            sock.close()
-            raise
+        return await dial_in(f"/run/netns/{self.namespace}", self.name, self.address, port,
+                             timeout)
 
 
 class NetnsCluster:
