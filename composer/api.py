@@ -120,6 +120,8 @@ class Cluster:
             self._cluster = self._loop.call(create())
         except BaseException:
             self._loop.close()
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
             raise
 
     @property

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from composer import Cluster, CommandFailed
+from composer.errors import ComposerError
 from tests.conftest import need, processes_with
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +125,13 @@ def test_cleanup_removes_every_process_and_node(backend, open_cluster):
                     and n.startswith(f"composer-{cluster._cluster.block}-")]
     with pytest.raises(RuntimeError, match="cleaned up"):
         nodes[0].run(["true"])
+
+
+def test_a_cluster_that_cannot_start_leaves_no_directory(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp makes its own
+    with pytest.raises(ComposerError, match="agents file"):
+        Cluster("agents")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_names_and_arguments_say_what_is_wrong(tmp_path):
