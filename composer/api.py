@@ -95,7 +95,8 @@ class _Loop:
 
 
 class Cluster:
-    """Nodes of one backend (``local``, ``netns`` or ``agents``), until ``cleanup``.
+    """Nodes of one backend (``local``, ``netns``, ``docker`` or ``agents``), until
+    ``cleanup``.
 
     ``workdir`` keeps the nodes' directories and every process's output; by default a
     temporary directory removed by ``cleanup``. ``agents`` is the agents file of the
@@ -144,7 +145,7 @@ class Cluster:
             if not _NAME.fullmatch(name) or name in taken or list(names).count(name) > 1:
                 raise ValueError(f"node name {name!r}: use 1-40 of a-z, 0-9 and '-', starting "
                                  "with a letter or digit, unique in the cluster")
-        made = self._loop.call(self._cluster.new_nodes(list(names)))
+        made = self._call(self._cluster.new_nodes(list(names)))
         nodes = [Node(self, backend_node) for backend_node in made]
         self._nodes.extend(nodes)
         return nodes
