@@ -106,3 +106,15 @@ def need(backend: str, kind: str | None = None) -> None:
     if os.environ.get(required) and not (kind == "latency"):
         pytest.fail(f"{backend} {kind or ''}: {reason} ({required} is set)")
     pytest.skip(f"{backend} {kind or ''}: {reason}")
+
+
+@pytest.fixture
+def gc_alone():
+    """Hold a lock that every test leaving a dead run for ``composer gc`` takes: ``gc``
+    sweeps every dead run, so two such tests on two workers would clean up each other's
+    and one would find "nothing to remove"."""
+    import fcntl
+
+    with open("/tmp/.composer-tests-gc.lock", "w") as lock:  # not a composer-* leftover
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -64,7 +64,7 @@ def test_explore_on_docker_with_faults_leaves_nothing_labelled(tmp_path):
     assert all(_claimed(b) for b in leftovers._docker_blocks())  # only live runs' containers
 
 
-def test_gc_removes_the_containers_of_a_dead_run(tmp_path):
+def test_gc_removes_the_containers_of_a_dead_run(tmp_path, gc_alone):
     need("docker")
 
     async def dead_run() -> int:

@@ -100,7 +100,7 @@ def test_fifty_timelines_in_a_row_leave_nothing_behind(project, backend):
     assert not list(Path("/tmp").glob("composer-*"))
 
 
-def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project):
+def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project, gc_alone):
     need("netns")
     marker = _project(project, timeline="30s")
     proc = _explore_until_services_run(project, marker)
