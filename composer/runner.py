@@ -325,11 +325,11 @@ class _Run:
 
     async def network_fault(self, fault: Fault) -> None:
         """Network faults overlap freely: the cluster enforces all those in effect."""
-        self.network.append(fault)
-        await self.reshape_network()
-        self.note("fault", kind=fault.kind, targets=list(fault.targets), shape=fault.shape,
-                  amount=fault.amount)
-        try:
+        try:  # cancelled even while being applied, it is still removed
+            self.network.append(fault)
+            await self.reshape_network()
+            self.note("fault", kind=fault.kind, targets=list(fault.targets), shape=fault.shape,
+                      amount=fault.amount)
             await asyncio.sleep(fault.duration)
         finally:
             self.network.remove(fault)

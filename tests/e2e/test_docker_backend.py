@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -45,6 +46,23 @@ def test_containers_are_nodes_that_see_each_other_and_the_project(tmp_path):
                      env={"PYTHONPATH": str(REPO)}, check=True).stdout.startswith(str(REPO).encode())
         assert _labelled(block)
     assert _labelled(block) == []
+
+
+def test_a_process_has_ended_only_when_its_command_in_the_container_has(tmp_path):
+    """nsenter forks the command into the container and dies at once on SIGTERM; the
+    wait must still last until the command itself has gone (it holds the output pipes),
+    or a service restarted at a heal would find its port taken by the old one."""
+    need("docker")
+    slow_exit = "trap 'sleep 1; echo done > /tmp/exited; exit 0' TERM; while :; do sleep 0.1; done"
+    with Cluster("docker", workdir=tmp_path / "cluster") as cluster:
+        node = cluster.new_node()
+        service = node.start(["sh", "-c", slow_exit])
+        while node.run(["pgrep", "-f", "trap"]).exit_code != 0:
+            pass
+        service.signal(signal.SIGTERM)
+        service.wait(timeout=30)
+        assert node.run(["cat", "/tmp/exited"]).stdout == b"done\n"
+        assert node.run(["pgrep", "-f", "trap"]).exit_code == 1  # nothing left running
 
 
 @pytest.mark.slow
