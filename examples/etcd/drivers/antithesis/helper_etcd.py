@@ -1,0 +1,1 @@
+../main/helper_etcd.py
