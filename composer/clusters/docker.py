@@ -30,7 +30,7 @@ from composer.clusters import leftovers
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in
-from composer.clusters.processes import HostProcess, Reaper, spawn
+from composer.clusters.processes import HostProcess, Reaper
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
@@ -66,9 +66,7 @@ class DockerNode(HostNode):
                 "nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p", "--",
                 # nsenter --wd would open the directory before entering: the host's
                 "/bin/sh", "-c", 'cd "$0" && exec "$@"', str(spec.cwd), *spec.argv]
-        process = await spawn(argv, spec, self.name)
-        self._cluster._processes.append(process)
-        return process
+        return await self._spawn(argv, spec)
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await dial_in(f"/proc/{self.pid}/ns/net", self.name, self.address, port,

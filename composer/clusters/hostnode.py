@@ -1,7 +1,8 @@
 """What nodes living on this host share: their files are this host's files, and a
 socket made inside a node's network namespace dials as its processes would.
 
-Imports only ``composer.clusters.base`` and the standard library. Used by the ``local``
+Imports ``composer.clusters.base``, ``composer.clusters.processes`` and the standard
+library. Used by the ``local``
 and ``netns`` backends, whose nodes see the host's filesystem.
 """
 
@@ -15,8 +16,10 @@ import socket
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
-from composer.clusters.base import ProbeByDial
+from composer.clusters.base import ProbeByDial, ProcessSpec
+from composer.clusters.processes import HostProcess, spawn
 
 __all__ = ["HostNode", "socket_in", "dial_in"]
 
@@ -26,6 +29,13 @@ class HostNode(ProbeByDial):
 
     name: str
     root: Path
+    _cluster: Any  # its backend's cluster, which kills ``_processes`` at cleanup
+
+    async def _spawn(self, argv: list[str], spec: ProcessSpec) -> HostProcess:
+        """Start ``argv`` (``spec.argv`` behind this backend's wrapper) and register it."""
+        process = await spawn(argv, spec, self.name)
+        self._cluster._processes.append(process)
+        return process
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         raise NotImplementedError

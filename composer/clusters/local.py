@@ -27,7 +27,7 @@ from agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode
-from composer.clusters.processes import HostProcess, Reaper, spawn
+from composer.clusters.processes import HostProcess, Reaper
 from composer.errors import InfraError
 from composer.faults import Network
 
@@ -55,9 +55,7 @@ class LocalNode(HostNode):
         if self._cgroup is not None:  # join the node's cgroup before the command runs
             argv = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
                     str(self._cgroup), *argv]
-        process = await spawn(argv, spec, self.name)
-        self._cluster._processes.append(process)
-        return process
+        return await self._spawn(argv, spec)
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:

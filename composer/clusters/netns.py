@@ -27,7 +27,7 @@ from agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in
-from composer.clusters.processes import HostProcess, Reaper, spawn
+from composer.clusters.processes import HostProcess, Reaper
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
@@ -52,9 +52,7 @@ class NetnsNode(HostNode):
     async def start(self, spec: ProcessSpec) -> HostProcess:
         argv = ["nsenter", f"--uts={self.uts}", "ip", "netns", "exec", self.namespace,
                 *spec.argv]
-        process = await spawn(argv, spec, self.name)
-        self._cluster._processes.append(process)
-        return process
+        return await self._spawn(argv, spec)
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await dial_in(f"/run/netns/{self.namespace}", self.name, self.address, port,

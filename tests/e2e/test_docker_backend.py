@@ -9,6 +9,7 @@ import json
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -53,12 +54,13 @@ def test_a_process_has_ended_only_when_its_command_in_the_container_has(tmp_path
     wait must still last until the command itself has gone (it holds the output pipes),
     or a service restarted at a heal would find its port taken by the old one."""
     need("docker")
-    slow_exit = "trap 'sleep 1; echo done > /tmp/exited; exit 0' TERM; while :; do sleep 0.1; done"
+    slow_exit = ("trap 'sleep 1; echo done > /tmp/exited; exit 0' TERM; echo ready; "
+                 "while :; do sleep 0.1; done")
     with Cluster("docker", workdir=tmp_path / "cluster") as cluster:
         node = cluster.new_node()
         service = node.start(["sh", "-c", slow_exit])
-        while node.run(["pgrep", "-f", "trap"]).exit_code != 0:
-            pass
+        while service.stdout != b"ready\n":  # the trap is set
+            time.sleep(0.02)
         service.signal(signal.SIGTERM)
         service.wait(timeout=30)
         assert node.run(["cat", "/tmp/exited"]).stdout == b"done\n"
