@@ -66,7 +66,7 @@ class DockerNode(HostNode):
                 "nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p", "--",
                 # nsenter --wd would open the directory before entering: the host's
                 "/bin/sh", "-c", 'cd "$0" && exec "$@"', str(spec.cwd), *spec.argv]
-        return await self._spawn(argv, spec)
+        return await self._spawn(argv, spec, whole_group=True)  # nsenter -p forks
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await dial_in(f"/proc/{self.pid}/ns/net", self.name, self.address, port,

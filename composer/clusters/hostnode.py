@@ -31,9 +31,10 @@ class HostNode(ProbeByDial):
     root: Path
     _cluster: Any  # its backend's cluster, which kills ``_processes`` at cleanup
 
-    async def _spawn(self, argv: list[str], spec: ProcessSpec) -> HostProcess:
+    async def _spawn(self, argv: list[str], spec: ProcessSpec,
+                     whole_group: bool = False) -> HostProcess:
         """Start ``argv`` (``spec.argv`` behind this backend's wrapper) and register it."""
-        process = await spawn(argv, spec, self.name)
+        process = await spawn(argv, spec, self.name, whole_group)
         self._cluster._processes.append(process)
         return process
 

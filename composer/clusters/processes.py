@@ -73,8 +73,10 @@ class Reaper:
 class HostProcess:
     """A process group on this host whose stdout and stderr are copied to capped log files."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, spec: ProcessSpec) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, spec: ProcessSpec,
+                 whole_group: bool = False) -> None:
         self._proc = proc
+        self._whole_group = whole_group
         self._pumps = [
             asyncio.ensure_future(_pump(proc.stdout, spec.stdout, spec.log_limit)),
             asyncio.ensure_future(_pump(proc.stderr, spec.stderr, spec.log_limit)),
@@ -86,10 +88,15 @@ class HostProcess:
 
     @property
     def returncode(self) -> int | None:
-        return self._proc.returncode
+        code = self._proc.returncode
+        if code is not None and code < 0 and self._whole_group and _group_alive(self.pid):
+            return None  # the wrapper died, the command lives on
+        return code
 
     async def wait(self) -> int:
         code = await self._proc.wait()
+        if self._whole_group and code < 0:
+            await _group_gone(self._proc.pid)
         # A child that kept the pipes open must not hold us: give the logs a moment.
         await asyncio.wait(self._pumps, timeout=0.5)
         return code
@@ -120,6 +127,22 @@ class HostProcess:
         await asyncio.gather(*self._pumps, return_exceptions=True)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+async def _group_gone(pgid: int) -> None:
+    """Return once no process of group ``pgid`` is left."""
+    while _group_alive(pgid):
+        await asyncio.sleep(0.02)
+
+
 async def _pump(stream: asyncio.StreamReader | None, path: Path, limit: int) -> None:
     """Copy ``stream`` to ``path``, keeping ``limit`` bytes and draining the rest."""
     if stream is None:
@@ -136,9 +159,14 @@ async def _pump(stream: asyncio.StreamReader | None, path: Path, limit: int) -> 
                 out.flush()
 
 
-async def spawn(argv: Sequence[str], spec: ProcessSpec, what: str) -> HostProcess:
+async def spawn(argv: Sequence[str], spec: ProcessSpec, what: str,
+                whole_group: bool = False) -> HostProcess:
     """Start ``argv`` (``spec.argv`` behind a backend's wrapper) as a new process group
-    that dies with composer; ``what`` names the node in errors."""
+    that dies with composer; ``what`` names the node in errors.
+
+    ``whole_group``: the wrapper forks the command and may die of a signal before it
+    (``nsenter -p`` does); waiting then lasts until the whole group has gone, and the
+    exit code is the wrapper's (the signal)."""
     if _SETPRIV:  # the first process dies with composer even before the reaper knows it
         argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
     spec.stdout.parent.mkdir(parents=True, exist_ok=True)
@@ -156,4 +184,4 @@ async def spawn(argv: Sequence[str], spec: ProcessSpec, what: str) -> HostProces
     except OSError as exc:
         raise InfraError(f"{what}: cannot start {spec.argv[0]!r}: {exc}") from None
     Reaper.tell("watch", proc.pid)
-    return HostProcess(proc, spec)
+    return HostProcess(proc, spec, whole_group)
