@@ -5,7 +5,7 @@ Imports ``agent.network``, ``composer.clusters`` helpers, ``composer.errors``,
 address block X (``composer.clusters.leftovers``) and a bridge network ``composer-X``
 (internal: no way out) on 10.78.X.0/24, labelled ``composer.block=X``. Per node: a
 container ``composer-X-<node>`` from the node image (``composer-node:latest``, see
-``docker/``; ``COMPOSER_DOCKER_IMAGE`` names another), hostname and network alias =
+``docker/``; ``COMPOSER_NODE_IMAGE`` names another), hostname and network alias =
 node name, address 10.78.X.(i+1), with the directories composer shares (the project,
 the run's files, composer's own sources for the SDK) mounted at the same path.
 
@@ -37,7 +37,7 @@ from composer.faults import Network
 __all__ = ["DockerCluster", "DockerNode", "IMAGE"]
 
 #: The image nodes run; build it with ``bash docker/build-node``.
-IMAGE = os.environ.get("COMPOSER_DOCKER_IMAGE", "composer-node:latest")
+IMAGE = os.environ.get("COMPOSER_NODE_IMAGE", "composer-node:latest")
 #: Where composer itself lives (``sdk/`` and ``agent/`` next to ``composer/``).
 _SOURCES = Path(__file__).resolve().parents[2]
 _TOOLS = ("nsenter", "nft", "tc", "ip")
@@ -210,7 +210,7 @@ def _engine():
         client.images.get(IMAGE)
     except Exception:
         raise ConfigError(f"--cluster docker: image {IMAGE} not found; build it with "
-                          "bash docker/build-node (or set COMPOSER_DOCKER_IMAGE)") from None
+                          "bash docker/build-node (or set COMPOSER_NODE_IMAGE)") from None
     return client
 
 
