@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from composer import __version__, clusters, config, templates
+from composer import __version__, clusters, compose, config, templates
 from composer.errors import ComposerError, ConfigError, ExitCode
 from composer.faults import Capabilities
 
@@ -44,12 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     def project_command(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("project", nargs="?", default=".", type=Path,
-                       help="directory holding composer.toml (default: %(default)s)")
+                       help="directory holding composer.toml, or a docker-compose file "
+                       "(default: %(default)s)")
+        p.add_argument("--compose", type=Path, metavar="FILE",
+                       help="run a docker-compose project (Antithesis layout: images hold "
+                       f"their commands under {compose.TEMPLATES_DIR}/<template>/) on its "
+                       "containers")
         return p
 
     def cluster_option(p: argparse.ArgumentParser, default: str | None = "local") -> None:
-        p.add_argument("--cluster", default=default, choices=clusters.BACKENDS,
-                       help="cluster backend (default: %(default)s)")
+        p.add_argument("--cluster", default=None, choices=clusters.BACKENDS,
+                       help=f"cluster backend (default: {default or 'the replay' + chr(39) + 's'}"
+                       "; docker for a compose file)")
 
     def explore_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--timeline", type=_duration, metavar="DURATION",
@@ -133,7 +139,14 @@ def _sigterm(signum, frame) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates.Template]]:
-    project = config.load(args.project)
+    path = getattr(args, "compose", None) or args.project
+    if compose.is_compose_file(path):
+        project, found = _load_compose(path, args)
+    else:
+        project = config.load(path)
+        found = None
+        if args.command in ("run", "explore"):
+            args.cluster = args.cluster or "local"
     overrides = {}
     if getattr(args, "timeline", None):
         overrides["timeline"] = args.timeline
@@ -153,7 +166,25 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
     if overrides:
         project = dataclasses.replace(
             project, explore=dataclasses.replace(project.explore, **overrides))
-    return project, templates.discover(project.templates_dir)
+    return project, found if found is not None else templates.discover(project.templates_dir)
+
+
+def _load_compose(path: Path, args: argparse.Namespace
+                  ) -> tuple[config.Project, dict[str, templates.Template]]:
+    """Read a compose file, build its images and find the commands inside them."""
+    from composer.clusters.compose import prepare
+
+    if getattr(args, "cluster", None) not in (None, "docker", "compose"):
+        raise ConfigError(f"{path}: a compose file runs on its own containers; drop "
+                          f"--cluster {args.cluster}")
+    if hasattr(args, "cluster"):
+        args.cluster = "compose"
+    read = compose.load(path)
+    for note in read.notes:
+        print(f"composer: note: {note}", file=sys.stderr)
+    found, holders = prepare(read, read.path.parent / ".composer" / "compose",
+                             say=lambda line: print(f"composer: {line}", file=sys.stderr))
+    return compose.project_of(read, holders), found
 
 
 def _capabilities(project: config.Project, backend: str) -> Capabilities:
@@ -166,7 +197,7 @@ def _capabilities(project: config.Project, backend: str) -> Capabilities:
                   f"({why.get(kind, 'not supported')}); they are not drawn", file=sys.stderr)
     return Capabilities(
         faults=supported,
-        fault_targets=tuple(n for s in project.services if s.command for n in s.node_names()),
+        fault_targets=tuple(project.fault_targets()),
         driver_nodes=tuple(project.driver_nodes()),
         max_parallel=project.explore.max_parallel,
     ).restricted(wanted)
@@ -181,9 +212,10 @@ def _run_dir(project: config.Project) -> Path:
 
 def _validate(args: argparse.Namespace) -> int:
     project, found = _load(args)
-    print(f"project {project.name!r} ({project.root / config.CONFIG_NAME})")
+    print(f"project {project.name!r} ({project.source})")
     for service in project.services:
-        what = service.command or "(drivers only)"
+        what = (f"container of {service.container.image}" if service.container
+                else service.command or "(drivers only)")
         print(f"  service {service.name}: {service.replicas} node(s): {what}")
     for template in found.values():
         print(f"template {template.name!r} ({template.path})")

@@ -65,10 +65,22 @@ class Service:
     env: tuple[tuple[str, str], ...] = ()
     #: drivers run on nodes of this service; default false
     drivers: bool = False
+    #: compose mode: the ``composer.compose.ComposeService`` whose container is the node
+    #: (its main process is the service, its name the node's)
+    container: Any = None
+    #: services that must be ready before this one starts (compose ``service_healthy``)
+    after_ready: tuple[str, ...] = ()
 
     def node_names(self) -> list[str]:
         """Return the names of this service's nodes, in order."""
+        if self.container is not None:
+            return [self.name]
         return [f"{self.name}-{i}" for i in range(1, self.replicas + 1)]
+
+    @property
+    def runs_process(self) -> bool:
+        """Whether its nodes run a service process (so process faults mean something)."""
+        return self.command is not None or self.container is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +126,10 @@ class Project:
     setup: Setup = Setup()
     explore: Explore = Explore()
     template_options: tuple[tuple[str, TemplateOptions], ...] = ()
+    #: the file it was read from (composer.toml, or a compose file)
+    source: Path | None = None
+    #: compose mode: the ``composer.compose.ComposeFile`` (containers are the nodes)
+    compose: Any = None
 
     def service(self, name: str) -> Service:
         """Return the service called ``name``."""
@@ -126,6 +142,13 @@ class Project:
     def driver_nodes(self) -> list[str]:
         """Return the names of nodes drivers run on."""
         return [n for s in self.services if s.drivers for n in s.node_names()]
+
+    def fault_targets(self) -> list[str]:
+        """Return the nodes faults may hit: those running a service process, except (in
+        compose mode) the containers test commands run in."""
+        return [n for s in self.services
+                if s.runs_process and not (s.container is not None and s.drivers)
+                for n in s.node_names()]
 
 
 def parse_duration(value: Any, key: str) -> float:
@@ -215,6 +238,7 @@ class _Validator:
         return Project(
             name=name,
             root=root,
+            source=self.path.resolve(),
             templates_dir=(root / templates),
             services=services,
             setup=self.setup(data),

@@ -253,7 +253,8 @@ class _Explorer:
                 finding.reruns += 1
                 finding.reproduced += finding.property in judged.violations
             finding.replay = save_replay(
-                Replay(self.project.root, self.backend, finding.property, finding.smallest,
+                Replay(self.project.source if self.project.compose else self.project.root,
+                       self.backend, finding.property, finding.smallest,
                        f"{finding.reproduced}/{finding.reruns}"),
                 replays_dir, f"{self.run_dir.name}-{_slug(finding.property)}")
 

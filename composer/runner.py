@@ -110,7 +110,8 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "timeline.json").write_text(json.dumps(timeline.to_json(), indent=2))
     run = _Run(timeline, project, template, directory, on_event)
-    cluster = clusters.create(backend, directory, shared=[project.root])
+    options = {"compose": project.compose} if project.compose is not None else {}
+    cluster = clusters.create(backend, directory, shared=[project.root], **options)
     try:
         await run.main(cluster)
     finally:
@@ -186,7 +187,7 @@ class _Run:
         self.nodes = nodes
         self.env = Environment(self.project, nodes, self.directory, self.timeline.seed)
         for service in self.project.services:
-            if service.command is None:
+            if not service.runs_process:
                 continue
             for index, name in enumerate(service.node_names(), start=1):
                 self.services[name] = ServiceNode(nodes[name], service, index, self.env,
@@ -228,6 +229,9 @@ class _Run:
         deadline = time.monotonic() + self.project.setup.timeout
         try:
             for service in self.services.values():
+                for name in service.service.after_ready:  # compose: service_healthy
+                    await asyncio.gather(*(self.services[n].wait_ready(deadline)
+                                           for n in self.project.service(name).node_names()))
                 await service.start()
             await asyncio.gather(*(s.wait_ready(deadline) for s in self.services.values()))
             if self.project.setup.sdk:
@@ -405,6 +409,7 @@ class _Run:
     # -- commands ----------------------------------------------------------------------
 
     async def invoke(self, command: Command, node: str, seed: int) -> _Invocation:
+        node = command.node or node  # compose: a command runs in the container it lives in
         inv = _Invocation(len(self.invocations) + 1, command, node, seed,
                           time.monotonic() - self.t0)
         self.invocations.append(inv)

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from hypothesis import strategies as st
 
 from composer.faults import AMOUNTS, PARTITION_SHAPES, Capabilities
-from composer.templates import Template
+from composer.templates import Command, Template
 from composer.timeline import Event, Fault, Start, Timeline
 
 __all__ = ["timelines", "random_timeline", "MAX_FAULT_SECONDS"]
@@ -96,8 +96,9 @@ def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
     startable = repeated + anytime
     if singletons and (not repeated or d.integer(0, 1)):
         startable = anytime
-        events.append(Start(d.integer(0, tenths - 1) / 10, d.choice(singletons).name,
-                            d.choice(caps.driver_nodes), d.integer(0, _SEED_MAX)))
+        singleton = d.choice(singletons)
+        events.append(Start(d.integer(0, tenths - 1) / 10, singleton.name,
+                            _node(d, singleton, caps), d.integer(0, _SEED_MAX)))
     faults = sorted(caps.faults) if caps.fault_targets else []
     if len(caps.fault_targets) < 2 and "partition" in faults:
         faults.remove("partition")
@@ -106,8 +107,8 @@ def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
         at = d.integer(0, tenths - 1) / 10
         if faults and (not startable or d.integer(0, 2) == 2):
             return _fault(d, at, d.choice(faults), caps.fault_targets)
-        return Start(at, d.choice(startable).name, d.choice(caps.driver_nodes),
-                     d.integer(0, _SEED_MAX))
+        command = d.choice(startable)
+        return Start(at, command.name, _node(d, command, caps), d.integer(0, _SEED_MAX))
 
     if startable or faults:
         events += d.items(event, max_events(max_length))
@@ -147,3 +148,8 @@ def random_timeline(rng: random.Random, templates: Mapping[str, Template],
                     caps: Capabilities, max_length: float) -> Timeline:
     """Return one timeline drawn uniformly at random from the same space."""
     return _timeline(_RandomDraw(rng), templates, caps, max_length)
+
+
+def _node(d: _Draw, command: Command, caps: Capabilities) -> str:
+    """The node a command runs on: its own (compose), else a drawn driver node."""
+    return command.node or d.choice(caps.driver_nodes)

@@ -168,12 +168,18 @@ class ServiceNode:
         )
 
     async def start(self) -> None:
-        """Start the service command (again, after a kill or stop)."""
-        assert self.service.command is not None
+        """Start the service command (again, after a kill or stop); in compose mode, start
+        the container, whose own main process is the service."""
         self.starts += 1
-        command = substitute(self.service.command, self.node, self.index, self.env.hosts)
-        self.spec = self._spec(("/bin/sh", "-c", _exec(command)), f"service-{self.starts}")
-        self.process = await self.node.start(self.spec)
+        label = f"service-{self.starts}"
+        if self.service.container is not None:
+            self.spec = self._spec((), label)
+            self.process = await self.node.start_main(self.spec)  # type: ignore[attr-defined]
+        else:
+            assert self.service.command is not None
+            command = substitute(self.service.command, self.node, self.index, self.env.hosts)
+            self.spec = self._spec(("/bin/sh", "-c", _exec(command)), label)
+            self.process = await self.node.start(self.spec)
         self.state = "running"
 
     async def wait_ready(self, deadline: float) -> None:

@@ -39,6 +39,8 @@ class Command:
     name: str
     kind: str
     path: Path
+    #: the node it must run on (compose: the container holding it); None: any driver node
+    node: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,10 @@ def _backend(backend: str) -> type:
         from composer.clusters.docker import DockerCluster
 
         return DockerCluster
+    if backend == "compose":  # a compose file's containers: composer explore FILE.yml
+        from composer.clusters.compose import ComposeCluster
+
+        return ComposeCluster
     if backend == "agents":  # for the Python API; explore needs the project on each node
         from composer.clusters.agents import AgentsCluster
 
@@ -54,5 +58,6 @@ def limitations(backend: str) -> dict[str, str]:
 
 def create(backend: str, workdir: Path, **options: object) -> Cluster:
     """Return a new, empty cluster of ``backend`` keeping its files under ``workdir``;
-    ``options`` go to the backend (``agents``: the agents file)."""
+    ``options`` go to the backend (``agents``: the agents file; ``compose``: the
+    ``ComposeFile``)."""
     return _backend(backend)(workdir, **options)

@@ -34,7 +34,7 @@ from composer.clusters.processes import HostProcess, Reaper
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
-__all__ = ["DockerCluster", "DockerNode", "IMAGE"]
+__all__ = ["DockerCluster", "DockerNode", "IMAGE", "engine", "need_image"]
 
 #: The image nodes run; build it with ``bash docker/build-node``.
 IMAGE = os.environ.get("COMPOSER_NODE_IMAGE", "composer-node:latest")
@@ -48,24 +48,34 @@ _JOIN = ('n=$0; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" 2>/dev/null
 class DockerNode(HostNode):
     """A node of the docker backend: one container."""
 
+    #: network faults inside the container's namespace; None while it is not running
+    network: NetworkFaults | None = None
+
     def __init__(self, cluster: DockerCluster, name: str, address: str, root: Path,
-                 container: str, pid: int, cgroups: list[Path]) -> None:
+                 container: str) -> None:
         self._cluster = cluster
         self.name = name
         self.address = address
         self.root = root
         self.data_dir = root / "data"
         self.container = container
-        self.pid = pid  # of the container's init, on the host
-        self._cgroups = cgroups
+        self.pid = 0  # of the container's init, on the host, once running
+
+    def entered(self, pid: int) -> None:
+        """The container runs (again) with init ``pid``: enter that one from now on."""
+        self.pid = pid
+        self._cgroups = _cgroups_of(pid)
         self.network = NetworkFaults(enter=["nsenter", "-t", str(pid), "-n"])
 
     async def start(self, spec: ProcessSpec) -> HostProcess:
+        return await self._enter(spec.argv, spec, str(spec.cwd))
+
+    async def _enter(self, argv: Sequence[str], spec: ProcessSpec, cwd: str) -> HostProcess:
         # join the container's cgroups (its limits apply), then its namespaces
         argv = ["/bin/sh", "-c", _JOIN, str(len(self._cgroups)), *map(str, self._cgroups),
                 "nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p", "--",
                 # nsenter --wd would open the directory before entering: the host's
-                "/bin/sh", "-c", 'cd "$0" && exec "$@"', str(spec.cwd), *spec.argv]
+                "/bin/sh", "-c", 'cd "$0" && exec "$@"', cwd, *argv]
         return await self._spawn(argv, spec, whole_group=True)  # nsenter -p forks
 
     async def dial(self, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -88,7 +98,9 @@ class DockerCluster:
     def __init__(self, workdir: Path, shared: Sequence[Path] = ()) -> None:
         self.capabilities = self.supported()
         self.workdir = workdir
-        self._client = _engine()
+        self._client = engine()
+        #: the network faults asked last (a restarted container gets them again)
+        self.shape: Network | None = None
         self._mounts = sorted({str(p) for p in (workdir, *shared, _SOURCES)})
         self._processes: list[HostProcess] = []
         self._nodes: list[DockerNode] = []
@@ -100,7 +112,8 @@ class DockerCluster:
     @staticmethod
     def supported() -> frozenset[str]:
         """Process and network faults (latency where the kernel has netem); not clock yet."""
-        _engine()
+        need_image(engine(), IMAGE, "build it with bash docker/build-node (or set "
+                   "COMPOSER_NODE_IMAGE)")
         kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
         return frozenset(kinds | ({"latency"} if have_netem() else set()))
 
@@ -140,27 +153,41 @@ class DockerCluster:
                                             labels=self._labels()).id
 
     def _create_node(self, name: str, index: int) -> DockerNode:
-        api = self._client.api
         address = f"10.78.{self.block}.{index}"
         root = self.workdir / "nodes" / name
         (root / "data").mkdir(parents=True, exist_ok=True)
+        node = DockerNode(self, name, address, root, self._create_container(
+            name, address, IMAGE, ["sleep", "infinity"], hostname=name, init=True))
+        self._client.api.start(node.container)
+        node.entered(self._client.api.inspect_container(node.container)["State"]["Pid"])
+        return node
+
+    def _create_container(self, name: str, address: str, image: str, command, *,
+                          hostname: str, init: bool, binds: Sequence[str] = (),
+                          labels: dict[str, str] | None = None, **options) -> str:
+        """Create (not start) the container of node ``name`` on the run's network, with
+        composer's directories and ``binds`` mounted; return its id."""
+        api = self._client.api
         endpoint = api.create_endpoint_config(ipv4_address=address, aliases=[name])
+        host = {key: options.pop(key) for key in ("cap_add", "cap_drop", "privileged")
+                if key in options}
         created = api.create_container(
-            IMAGE, ["sleep", "infinity"], name=f"composer-{self.block}-{name}", hostname=name,
-            labels=self._labels(), detach=True,
+            image, command, name=f"composer-{self.block}-{name}", hostname=hostname,
+            labels={**(labels or {}), **self._labels()}, detach=True,
             host_config=api.create_host_config(
-                init=True, binds=[f"{path}:{path}" for path in self._mounts],
-                network_mode=f"composer-{self.block}"),
-            networking_config=api.create_networking_config({f"composer-{self.block}": endpoint}))
-        api.start(created["Id"])
-        pid = api.inspect_container(created["Id"])["State"]["Pid"]
-        return DockerNode(self, name, address, root, created["Id"], pid, _cgroups_of(pid))
+                init=init, binds=[f"{path}:{path}" for path in self._mounts] + list(binds),
+                network_mode=f"composer-{self.block}", **host),
+            networking_config=api.create_networking_config({f"composer-{self.block}": endpoint}),
+            **options)
+        return created["Id"]
 
     async def shape_network(self, network: Network) -> None:
+        self.shape = network
         views = node_views(network, {n.name: n.address for n in self._nodes})
-        results = await asyncio.gather(*(n.network.apply(views[n.name]) for n in self._nodes),
+        running = [n for n in self._nodes if n.network is not None]
+        results = await asyncio.gather(*(n.network.apply(views[n.name]) for n in running),
                                        return_exceptions=True)
-        failed = [f"{n.name}: {r}" for n, r in zip(self._nodes, results)
+        failed = [f"{n.name}: {r}" for n, r in zip(running, results)
                   if isinstance(r, BaseException)]
         if failed:
             raise InfraError(f"docker network faults failed: {'; '.join(failed)}")
@@ -189,7 +216,7 @@ class DockerCluster:
 
 
 @functools.cache
-def _engine():
+def engine():
     """Return a docker client; ``ConfigError`` saying what to do if there is no engine."""
     missing = [tool for tool in _TOOLS if not shutil.which(tool)]
     if os.geteuid() != 0 or missing:
@@ -206,12 +233,15 @@ def _engine():
     except Exception as exc:
         raise ConfigError(f"--cluster docker: no Docker engine answers ({exc}); start one "
                           "(bash docker/setup-engine)") from None
-    try:
-        client.images.get(IMAGE)
-    except Exception:
-        raise ConfigError(f"--cluster docker: image {IMAGE} not found; build it with "
-                          "bash docker/build-node (or set COMPOSER_NODE_IMAGE)") from None
     return client
+
+
+def need_image(client, image: str, how: str) -> None:
+    """``ConfigError`` if the engine does not have ``image``; ``how`` says how to get it."""
+    try:
+        client.images.get(image)
+    except Exception:
+        raise ConfigError(f"docker: image {image} not found; {how}") from None
 
 
 def _cgroups_of(pid: int) -> list[Path]:

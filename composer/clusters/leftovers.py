@@ -187,7 +187,8 @@ def _docker(*args: str) -> list[str]:
 
 
 def sweep_docker(block: int) -> list[str]:
-    """Remove the containers and networks labelled with ``block``; return what went."""
+    """Remove the containers, networks and volumes labelled with ``block``; return what
+    went."""
     label = f"label={DOCKER_LABEL}={block}"
     removed = []
     containers = _docker("ps", "-aq", "--filter", label)
@@ -198,12 +199,16 @@ def sweep_docker(block: int) -> list[str]:
     if networks:
         _docker("network", "rm", *networks)
         removed += [f"docker network {n}" for n in networks]
+    volumes = _docker("volume", "ls", "-q", "--filter", label)
+    if volumes:
+        _docker("volume", "rm", "-f", *volumes)
+        removed += [f"docker volume {v}" for v in volumes]
     return removed
 
 
 def _docker_blocks() -> set[int]:
     found = set()
-    for kind in (["ps", "-a"], ["network", "ls"]):
+    for kind in (["ps", "-a"], ["network", "ls"], ["volume", "ls"]):
         for value in _docker(*kind, "--filter", f"label={DOCKER_LABEL}",
                              "--format", f'{{{{.Label "{DOCKER_LABEL}"}}}}'):
             if value.isdigit():
