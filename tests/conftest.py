@@ -102,7 +102,7 @@ def need(backend: str, kind: str | None = None) -> None:
         missing, reason = True, str(exc)
     if not missing:
         return
-    required = "COMPOSER_REQUIRE_DOCKER" if backend == "docker" else "COMPOSER_REQUIRE_NETWORK"
+    required = "COMPOSER_REQUIRE_DOCKER" if backend in ("docker", "compose") else "COMPOSER_REQUIRE_NETWORK"
     if os.environ.get(required) and not (kind == "latency"):
         pytest.fail(f"{backend} {kind or ''}: {reason} ({required} is set)")
     pytest.skip(f"{backend} {kind or ''}: {reason}")
