@@ -215,3 +215,21 @@ def test_bad_compose_input_is_a_usage_error_that_says_what_to_fix(shop):
         capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ})
     assert result.returncode == 2
     assert "composer-no-such-image:1 not found" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_failure_in_a_compose_project_replays_with_one_command(shop):
+    driver = shop / "client" / "test" / "main" / "parallel_driver_get"
+    driver.write_text(DRIVER + 'always(False, "The planted bug stays hidden", {})\n')
+    found = subprocess.run(
+        [sys.executable, "-m", "composer.cli", "explore", "--compose",
+         str(shop / "docker-compose.yml"), "--duration", "10s", "--timeline", "3s",
+         "--seed", "1", "--stop-on-failure", "--reruns", "1", "--quiet"],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "Failing property: The planted bug stays hidden" in found.stdout
+    replay, = (shop / ".composer" / "replays").glob("*.json")
+    replayed = subprocess.run([sys.executable, "-m", "composer.cli", "replay", str(replay)],
+                              capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert replayed.returncode == 1, replayed.stdout + replayed.stderr
+    assert "reproduced 1/1" in replayed.stdout
