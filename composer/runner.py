@@ -251,11 +251,11 @@ class _Run:
                 if '"antithesis_setup"' in path.read_text(errors="replace"):
                     return
             await asyncio.sleep(0.05)
-        raise SetupFailed(
-            "no process called setup_complete() before [setup] timeout "
-            f"({self.project.setup.timeout:g}s); call sdk.setup_complete() when the system is "
-            "ready, or set [setup] sdk = false"
-        )
+        fix = ("have a service's entrypoint call setup_complete() (antithesis.lifecycle) "
+               "once the system is ready" if self.project.compose is not None else
+               "call sdk.setup_complete() when the system is ready, or set [setup] sdk = false")
+        raise SetupFailed(f"no process called setup_complete() within "
+                          f"{self.project.setup.timeout:g}s; {fix}")
 
     async def driver_phase(self) -> None:
         start = time.monotonic()
