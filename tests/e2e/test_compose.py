@@ -150,25 +150,28 @@ def _run(shop: Path, timeline: Timeline):
     return result, json.loads((directory / "run.json").read_text()), directory
 
 
-def _outcomes(run: dict, directory: Path) -> list[str]:
-    """For each get, in order: "ok" or "failed" (from its SDK records)."""
+def _get_during_and_after(shop: Path, fault: Fault) -> tuple[list[str], dict, Path]:
+    """Run a get 0.5 s into ``fault`` and another 1 s after its heal; return how each
+    went ("ok" or "failed", from its SDK records), the run log and the directory."""
+    heal = fault.at + fault.duration
+    timeline = Timeline("main", length=heal + 2.0, seed=1, events=(
+        fault,
+        Start(0.5, "parallel_driver_get", "client", 1),
+        Start(heal + 1.0, "parallel_driver_get", "client", 2),
+    ))
+    result, run, directory = _run(shop, timeline)
+    assert result.setup_ok, result.setup_error
     seen = []
     for inv in sorted(run["invocations"], key=lambda i: i["number"]):
         text = (directory / "sdk" / f"{inv['number']:04d}-parallel_driver_get.jsonl").read_text()
         seen.append("ok" if "A get succeeded" in text else "failed")
-    return seen
+    return seen, run, directory
 
 
 def test_kill_goes_through_the_engine_and_the_heal_restarts_the_container(shop):
     # long enough for the client's lookup of the missing name "web" to give up first
-    timeline = Timeline("main", length=9.0, seed=1, events=(
-        Fault(0.0, "kill", ("web",), 7.0),
-        Start(0.5, "parallel_driver_get", "client", 1),
-        Start(8.0, "parallel_driver_get", "client", 2),
-    ))
-    result, run, directory = _run(shop, timeline)
-    assert result.setup_ok, result.setup_error
-    assert _outcomes(run, directory) == ["failed", "ok"]
+    seen, run, directory = _get_during_and_after(shop, Fault(0.0, "kill", ("web",), 7.0))
+    assert seen == ["failed", "ok"]
     assert [e for e in run["log"] if e["what"] == "heal"][0]["targets"] == ["web"]
     # the service's own logs, one file per start of the container
     assert {p.name for p in (directory / "logs" / "web").iterdir()} >= {
@@ -176,27 +179,11 @@ def test_kill_goes_through_the_engine_and_the_heal_restarts_the_container(shop):
     assert "GET /" in (directory / "logs" / "web" / "service-2.stderr").read_text()
 
 
-def test_a_partition_cuts_containers_apart_until_its_heal(shop):
-    need("compose", "partition")
-    timeline = Timeline("main", length=3.5, seed=1, events=(
-        Fault(0.0, "partition", ("web",), 2.0, shape="halves"),
-        Start(0.5, "parallel_driver_get", "client", 1),
-        Start(2.8, "parallel_driver_get", "client", 2),
-    ))
-    result, run, directory = _run(shop, timeline)
-    assert result.setup_ok, result.setup_error
-    assert _outcomes(run, directory) == ["failed", "ok"]
-
-
-def test_a_service_that_is_paused_answers_again_after_the_heal(shop):
-    timeline = Timeline("main", length=3.5, seed=1, events=(
-        Fault(0.0, "pause", ("web",), 2.0),
-        Start(0.3, "parallel_driver_get", "client", 1),
-        Start(2.8, "parallel_driver_get", "client", 2),
-    ))
-    result, run, directory = _run(shop, timeline)
-    assert result.setup_ok, result.setup_error
-    assert _outcomes(run, directory) == ["failed", "ok"]
+@pytest.mark.parametrize("fault", [Fault(0.0, "partition", ("web",), 2.0, shape="halves"),
+                                   Fault(0.0, "pause", ("web",), 2.0)], ids=lambda f: f.kind)
+def test_a_partitioned_or_paused_service_answers_again_after_the_heal(shop, fault):
+    need("compose", fault.kind)
+    assert _get_during_and_after(shop, fault)[0] == ["failed", "ok"]
 
 
 def test_bad_compose_input_is_a_usage_error_that_says_what_to_fix(shop):
