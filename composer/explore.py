@@ -26,6 +26,7 @@ from composer.shrink import shrink
 from composer.runner import TimelineResult, builtin_catalog, record_files, run_timeline
 from composer.templates import Template
 from composer.timeline import Replay, Timeline, save_replay
+from composer.utilization import Utilization
 
 __all__ = ["Judged", "Finding", "Exploration", "judge", "run_one", "explore"]
 
@@ -91,6 +92,7 @@ class Exploration:
     garbage_lines: int = 0
     elapsed: float = 0.0
     stopped_early: bool = False
+    utilization: Utilization = dataclasses.field(default_factory=Utilization)
 
 
 #: How many runs in a row a smaller timeline must fail before the shrinker keeps it.
@@ -125,6 +127,8 @@ class _Explorer:
         for template in templates.values():
             declared += builtin_catalog(template, project.options_for(template.name).check_exit_code)
         self.result = Exploration(run_dir, properties.PropertyTable(declared), {})
+        for template in templates.values():
+            self.result.utilization.declare(template)
         self.closed: set[str] = set()
         self.passing_dirs: list[Path] = []
 
@@ -137,6 +141,7 @@ class _Explorer:
         judged = run_one(timeline, self.project, self.templates[timeline.template],
                          self.backend, directory)
         self.result.timelines = number
+        self.result.utilization.add(judged.result.log)
         self.result.garbage_lines += judged.garbage_lines
         self.result.table.add_timeline(judged.records)
         for prop in judged.violations:

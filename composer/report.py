@@ -18,7 +18,7 @@ __all__ = ["SUMMARY_VERSION", "write_summary", "print_properties", "print_findin
            "replay_command"]
 
 #: Version of the summary.json schema; bumped on any incompatible change.
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 def replay_command(path: Path) -> str:
@@ -62,6 +62,7 @@ def write_summary(run_dir: Path, *, project: Any, backend: str, seed: int | None
         "exit_code": exit_code,
         "properties": exploration.table.to_json(),
         "findings": findings,
+        "utilization": exploration.utilization.to_json(),
     }
     path = run_dir / "summary.json"
     run_dir.mkdir(parents=True, exist_ok=True)
