@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--stop-on-failure", action="store_true",
                      help="stop searching once a failure has been found and shrunk")
     exp.add_argument("--quiet", action="store_true", help="no live progress")
+    exp.add_argument("--json", action="store_true",
+                     help="print summary.json on stdout instead of the tables; progress goes "
+                     "to stderr as key=value lines")
     explore_options(exp)
 
     rep = sub.add_parser("replay", help="re-run a saved failing timeline",
@@ -275,21 +278,26 @@ def _explore(args: argparse.Namespace) -> int:
     project, found = _load(args)
     caps = _capabilities(project, args.cluster)
     run_dir = _run_dir(project)
+    out = sys.stderr if args.json else sys.stdout
     print(f"exploring {project.name!r} on {args.cluster} for {args.duration:g}s "
           f"(templates: {', '.join(found)}; faults: "
           f"{', '.join(sorted(caps.faults)) if caps.fault_targets else 'none'})",
-          flush=True)
+          file=out, flush=True)
+    progress = Progress(args.duration, quiet=args.quiet, live=False if args.json else None)
     result = explore(project, found, args.cluster, caps, run_dir, duration=args.duration,
                      seed=args.seed, generator=args.generator, reruns=args.reruns,
                      shrink_budget=args.shrink_budget, stop_on_failure=args.stop_on_failure,
-                     progress=Progress(args.duration, quiet=args.quiet))
+                     progress=progress)
     failing = result.table.failing()
     code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK
+    summary = write_summary(run_dir, project=project, backend=args.cluster, seed=args.seed,
+                            exploration=result, exit_code=int(code), argv=sys.argv[1:])
+    if args.json:
+        print(summary.read_text(), end="")
+        return 130 if result.stopped_early else code
     print(f"\n{result.timelines} timelines in {result.elapsed:.0f}s")
     print_properties(result.table.properties(), sys.stdout)
     print_findings(result.findings, sys.stdout)
-    summary = write_summary(run_dir, project=project, backend=args.cluster, seed=args.seed,
-                            exploration=result, exit_code=int(code), argv=sys.argv[1:])
     if result.garbage_lines:
         print(f"note: {result.garbage_lines} SDK output line(s) were not valid records; skipped")
     print(f"\nsummary: {summary}")

@@ -139,7 +139,7 @@ class _Explorer:
         directory = self.run_dir / "timelines" / f"{number:05d}"
         self.progress.timeline_started(number, timeline)
         judged = run_one(timeline, self.project, self.templates[timeline.template],
-                         self.backend, directory)
+                         self.backend, directory, self.progress.event)
         self.result.timelines = number
         self.result.utilization.add(judged.result.log)
         self.result.garbage_lines += judged.garbage_lines
@@ -223,7 +223,7 @@ class _Explorer:
                 continue
             self.closed.add(finding.property)
             self.progress.note(f"property failed: {finding.property!r}; shrinking a timeline "
-                               f"of {len(finding.smallest.events)} events")
+                               f"of {len(finding.smallest.events)} events", stage="shrinking")
 
             def fails(candidate: Timeline) -> bool:
                 # Timing decides many failures: a candidate must fail every time it is
@@ -234,6 +234,7 @@ class _Explorer:
             shrink(finding.smallest, fails, time.monotonic() + self.shrink_budget,
                    lambda t: self.progress.note(
                        f"shrunk to {len(t.events)} events, {t.length:.1f}s"))
+            self.progress.note(f"shrinking {finding.property!r} done", stage="exploring")
             if self.stop_on_failure:
                 self.deadline = time.monotonic()
 
@@ -249,7 +250,7 @@ class _Explorer:
     def reproduce(self, replays_dir: Path) -> None:
         for finding in self.result.findings.values():
             self.progress.note(f"re-running the shrunk timeline of {finding.property!r} "
-                               f"{self.reruns} times")
+                               f"{self.reruns} times", stage="re-running")
             for i in range(self.reruns):
                 directory = self.run_dir / "reruns" / f"{_slug(finding.property)}-{i + 1}"
                 judged = run_one(finding.smallest, self.project,

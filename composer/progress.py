@@ -1,15 +1,24 @@
-"""Live progress of a run on the terminal: one updating line on a TTY, plain lines otherwise.
+"""Live progress of a run: a rich panel on a terminal, ``key=value`` lines otherwise.
 
-Imports nothing from composer at module level; it is told what happened.
+Imports nothing from composer; it is told what happened (``timeline_started``, each
+runner event, ``timeline_done``, notes). Lines are for CI logs and scripts: every line
+is ``progress`` or ``note`` followed by ``key=value`` pairs (values quoted as a POSIX
+shell would), so ``shlex.split`` parses them.
 """
 
 from __future__ import annotations
 
+import collections
+import shlex
 import sys
 import time
 from typing import Any, TextIO
 
 __all__ = ["Progress"]
+
+#: Runner events that move a timeline to its next phase.
+_PHASES = {"setup complete": "drivers", "driver phase over": "after drivers",
+           "setup failed": "setup failed", "restart": "restarting"}
 
 
 def _clock(seconds: float) -> str:
@@ -18,47 +27,123 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Reports elapsed and remaining time, timelines run and failing properties."""
+    """Elapsed and remaining time, timelines run, the current one's phase, faults injected
+    and properties passing, failing and unreached."""
 
-    def __init__(self, duration: float, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(self, duration: float | None, stream: TextIO | None = None,
+                 quiet: bool = False, live: bool | None = None) -> None:
         self.stream = stream or sys.stderr
         self.duration = duration
         self.quiet = quiet
-        self.tty = self.stream.isatty()
         self.t0 = time.monotonic()
+        self.timelines = 0
+        self.current: int | None = None
+        self.phase = "starting"
+        self.stage = "exploring"
+        self.faults: collections.Counter = collections.Counter()
+        self.counts = {"pass": 0, "fail": 0, "unreached": 0}
         self.failing: list[str] = []
+        self._live = None
+        if not quiet and (self.stream.isatty() if live is None else live):
+            self._start_live()
 
-    def _status(self, text: str) -> str:
-        elapsed = time.monotonic() - self.t0
-        return f"[{_clock(elapsed)} / {_clock(self.duration)}] {text}"
-
-    def _line(self, text: str, transient: bool = False) -> None:
-        if self.quiet:
-            return
-        if self.tty:
-            self.stream.write("\r\033[K" + text + ("" if transient else "\n"))
-        elif not transient:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+    # -- what happened -----------------------------------------------------------------
 
     def timeline_started(self, number: int, timeline: Any) -> None:
-        self._line(self._status(
-            f"timeline {number}: {timeline.length:.1f}s, {len(timeline.events)} events"
-            f" · {len(self.failing)} failing"), transient=True)
+        self.current, self.phase = number, "setup"
+        self._refresh()
+
+    def event(self, entry: dict[str, Any]) -> None:
+        """One runner event (``run.json`` log entry) of the current timeline."""
+        what = entry.get("what")
+        if what == "fault" and entry.get("targets"):
+            self.faults[entry.get("kind", "?")] += 1
+        self.phase = _PHASES.get(what, self.phase)
+        if what == "start" and self.phase == "after drivers":
+            self.phase = entry.get("command", self.phase)  # eventually_ or finally_
+        self._refresh()
 
     def timeline_done(self, number: int, judged: Any, exploration: Any) -> None:
+        self.timelines = exploration.timelines
+        self.current, self.phase = None, "done"
+        statuses = collections.Counter(p.status for p in exploration.table.properties())
+        self.counts = {k: statuses.get(k, 0) for k in self.counts}
         for prop in judged.violations:
             if prop not in self.failing:
                 self.failing.append(prop)
-        verdict = "FAIL " + ", ".join(judged.violations) if judged.failed else "pass"
-        self._line(self._status(
-            f"timeline {number} {verdict} · {exploration.timelines} run · "
-            f"{len(self.failing)} failing"), transient=self.tty and not judged.failed)
+        verdict = "fail" if judged.failed else "pass"
+        self._line("progress", timeline=number, verdict=verdict,
+                   failed=",".join(judged.violations) or None, **self._state())
+        self._refresh()
 
-    def note(self, text: str) -> None:
-        self._line(self._status(text))
+    def note(self, text: str, stage: str | None = None) -> None:
+        """Something worth a line of its own; ``stage`` names what composer does now."""
+        if stage:
+            self.stage = stage
+        self._line("note", elapsed=round(self._elapsed(), 1), stage=self.stage, text=text)
+        self._refresh()
 
     def done(self) -> None:
-        if self.tty and not self.quiet:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    # -- output ------------------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _state(self) -> dict[str, Any]:
+        remaining = None if self.duration is None else max(0.0, self.duration - self._elapsed())
+        return {"elapsed": round(self._elapsed(), 1),
+                "remaining": None if remaining is None else round(remaining, 1),
+                "timelines": self.timelines, "stage": self.stage,
+                "faults": sum(self.faults.values()),
+                "passing": self.counts["pass"], "failing": self.counts["fail"],
+                "unreached": self.counts["unreached"]}
+
+    def _line(self, word: str, **fields: Any) -> None:
+        if self.quiet:
+            return
+        text = " ".join([word] + [f"{k}={shlex.quote(str(v))}" for k, v in fields.items()
+                                  if v is not None])
+        if self._live is not None:
+            if word == "note" or fields.get("verdict") == "fail":
+                self._live.console.print(text, highlight=False, markup=False, soft_wrap=True)
+            return
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _start_live(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._live = Live(get_renderable=self._panel,
+                          console=Console(file=self.stream, force_terminal=True),
+                          refresh_per_second=4, transient=True)
+        self._live.start()
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
+    def _panel(self):
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 2))
+        elapsed = self._elapsed()
+        clock = f"{_clock(elapsed)} / {_clock(self.duration)}" if self.duration else _clock(elapsed)
+        bar = ProgressBar(total=self.duration or 1, completed=min(elapsed, self.duration or 0),
+                          width=30)
+        grid.add_row("[bold]composer[/]", bar, clock, self.stage)
+        current = (f"timeline {self.current}: {self.phase}" if self.current is not None
+                   else "between timelines")
+        grid.add_row("timelines", str(self.timelines), current, "")
+        faults = ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "none yet"
+        grid.add_row("faults", str(sum(self.faults.values())), faults, "")
+        grid.add_row("properties",
+                     f"[green]{self.counts['pass']} passing[/]",
+                     f"[red]{self.counts['fail']} failing[/]",
+                     f"[yellow]{self.counts['unreached']} unreached[/]")
+        return grid

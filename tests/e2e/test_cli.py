@@ -94,3 +94,21 @@ def test_unavailable_backend_is_a_clear_usage_error(project):
     result = project.composer("run", "--cluster", "aws")
     assert result.code == 2
     assert "not available yet" in result.stderr
+
+
+def test_explore_json_prints_the_summary_and_progress_lines_a_script_can_parse(project):
+    import json
+    import shlex
+
+    project.config(SIMPLE)
+    project.command("parallel_driver_ok", "import sdk; sdk.always(True, 'Fine', {})")
+    result = project.composer("explore", "--duration", "3s", "--seed", "1", "--json")
+    assert result.code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["version"] == 2 and summary["timelines"] >= 1
+    assert summary["utilization"]["commands"]["parallel_driver_ok"]["completed"] >= 1
+    progress = [shlex.split(line) for line in result.stderr.splitlines()
+                if line.startswith("progress ")]
+    assert len(progress) == summary["timelines"]
+    fields = dict(pair.split("=", 1) for pair in progress[-1][1:])
+    assert fields["timelines"] == str(summary["timelines"]) and fields["verdict"] == "pass"
