@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -113,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
                    description="remove the network namespaces, hosts files, nftables tables, "
                    "cgroups and processes of composer runs that are no longer alive (runs "
                    "still going are left alone); needs root for what root created")
+
+    rpt = sub.add_parser("report", help="write a run's report.html and junit.xml again",
+                         description="regenerate report.html (one self-contained file) and "
+                         "junit.xml from a run directory's summary.json and files")
+    rpt.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                     help="a run directory, e.g. .composer/runs/<id>")
+    rpt.add_argument("--open", action="store_true", help="open the report in a browser")
     return parser
 
 
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``composer`` command with ``argv``; return the exit code."""
     args = _parser().parse_args(argv)
     handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay,
-               "gc": _gc}
+               "gc": _gc, "report": _report}
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         return int(handler[args.command](args))
@@ -292,6 +300,7 @@ def _explore(args: argparse.Namespace) -> int:
     code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK
     summary = write_summary(run_dir, project=project, backend=args.cluster, seed=args.seed,
                             exploration=result, exit_code=int(code), argv=sys.argv[1:])
+    report = _write_results(run_dir)
     if args.json:
         print(summary.read_text(), end="")
         return 130 if result.stopped_early else code
@@ -300,7 +309,7 @@ def _explore(args: argparse.Namespace) -> int:
     print_findings(result.findings, sys.stdout)
     if result.garbage_lines:
         print(f"note: {result.garbage_lines} SDK output line(s) were not valid records; skipped")
-    print(f"\nsummary: {summary}")
+    print(f"\nsummary: {summary}\nreport:  {report}")
     if result.stopped_early:
         return 130
     return code
@@ -344,6 +353,31 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"  run {i}: {verdict}", flush=True)
     print(f"reproduced {reproduced}/{args.runs}; logs in {run_dir}")
     return ExitCode.PROPERTY_FAILED if reproduced else ExitCode.OK
+
+
+def _write_results(run_dir: Path) -> Path:
+    """Write junit.xml and report.html from the run's summary.json; return the report."""
+    from composer.html_report import write_report
+    from composer.junit import write_junit
+
+    write_junit(run_dir, json.loads((run_dir / "summary.json").read_text()))
+    return write_report(run_dir)
+
+
+def _report(args: argparse.Namespace) -> int:
+    if not (args.run_dir / "summary.json").is_file():
+        raise ConfigError(f"{args.run_dir}: no summary.json here; give a run directory such "
+                          "as .composer/runs/<id> (written by composer explore)")
+    report = _write_results(args.run_dir)
+    print(f"report: {report}\njunit:  {args.run_dir / 'junit.xml'}")
+    if args.open:
+        import webbrowser
+
+        try:
+            webbrowser.get().open(report.resolve().as_uri())
+        except webbrowser.Error:
+            print(f"composer: no browser found here; open {report} yourself", file=sys.stderr)
+    return ExitCode.OK
 
 
 def _gc(args: argparse.Namespace) -> int:

@@ -1,0 +1,433 @@
+"""One failing timeline for ``report.html``: an inline SVG chart, the failing assertion, logs.
+
+A chart has one lane per node; commands are bars from start to exit coloured by their
+status, faults are bands over their targets' lanes. It is drawn from the timeline's
+``run.json`` (real times, seconds since the timeline began) when its directory is still
+there, else from the planned timeline (driver-phase times). Everything user-written is
+HTML-escaped here. Imports only the standard library: ``html_report`` composes this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+import mmap
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Chart", "Failure", "chart_from_run", "chart_from_plan", "locate_failure",
+           "svg", "tail", "STATUS_COLOURS", "FAULT_COLOURS"]
+
+#: invocation status -> (fill colour, legend text)
+STATUS_COLOURS = {
+    "ok": ("#2e7d32", "exited 0"),
+    "nonzero": ("#e65100", "exited non-zero"),
+    "timeout": ("#6a1b9a", "timed out"),
+    "killed": ("#78909c", "killed by composer"),
+    "failed-to-start": ("#b71c1c", "failed to start"),
+    "running": ("#1565c0", "still running"),
+    "planned": ("#90a4ae", "planned start (duration unknown)"),
+}
+FAULT_COLOURS = {"kill": "#d32f2f", "stop": "#f57c00", "pause": "#c0a000", "partition": "#7b1fa2",
+                 "loss": "#0277bd", "latency": "#00897b", "bandwidth": "#5d4037",
+                 "clock": "#c2185b"}
+_OTHER_FAULT = "#616161"
+_MAX_LANES = 64
+_TAIL_BYTES = 64 * 1024
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+@dataclasses.dataclass
+class Bar:
+    lane: str
+    start: float
+    end: float
+    label: str
+    status: str  # a STATUS_COLOURS key
+    title: str
+    number: int | None = None
+    marked: bool = False
+
+
+@dataclasses.dataclass
+class Band:
+    lane: str
+    start: float
+    end: float
+    kind: str
+    title: str
+
+
+@dataclasses.dataclass
+class Chart:
+    """What to draw; times in seconds from the chart's zero."""
+
+    lanes: list[str]
+    bars: list[Bar]
+    bands: list[Band]
+    #: vertical lines: (time, label)
+    marks: list[tuple[float, str]]
+    end: float
+    #: "run" (real times from run.json) or "plan" (the planned timeline)
+    source: str
+    setup_end: float | None = None
+    #: lane marked as holding the failure when no single command does (a SUT process)
+    marked_lane: str | None = None
+
+
+def _status(inv: dict) -> str:
+    status = inv.get("status")
+    if status == "exited":
+        return "ok" if inv.get("exit_code") == 0 else "nonzero"
+    return status if status in STATUS_COLOURS else "running"
+
+
+def _t(value: Any, default: float = 0.0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) and number >= 0 else default
+
+
+def chart_from_run(run: dict, length: float | None = None) -> Chart:
+    """Build a chart from a ``run.json`` document (real times)."""
+    log = [e for e in run.get("log") or [] if isinstance(e, dict)]
+    invocations = [i for i in run.get("invocations") or [] if isinstance(i, dict)]
+    end = max([_t(e.get("t")) for e in log] + [_t(i.get("started")) for i in invocations]
+              + [0.0])
+    lanes: dict[str, None] = {}
+    setup_end = None
+    marks: list[tuple[float, str]] = []
+    for entry in log:
+        what = entry.get("what")
+        if what == "setup complete":
+            setup_end = _t(entry.get("t"))
+            lanes.update((str(n), None) for n in entry.get("nodes") or {})
+        elif what == "driver phase over":
+            over = _t(entry.get("t"))
+            marks.append((over, "driver phase over"))
+            if length:
+                marks.append((max(0.0, over - length), "driver phase"))
+        elif what in ("setup failed", "restart", "restart failed"):
+            marks.append((_t(entry.get("t")), str(what)))
+    exits = {e.get("number"): e for e in log if e.get("what") == "exit"}
+    bars = []
+    for inv in invocations:
+        node = str(inv.get("node"))
+        lanes.setdefault(node, None)
+        start = _t(inv.get("started"))
+        exited = exits.get(inv.get("number"))
+        stop = _t(exited.get("t"), end) if exited else end
+        status = _status(inv)
+        bars.append(Bar(node, start, max(stop, start), str(inv.get("command")), status,
+                        f"#{inv.get('number')} {inv.get('command')} on {node}: "
+                        f"{inv.get('status')} (exit code {inv.get('exit_code')}), "
+                        f"{start:.2f}s to {stop:.2f}s", inv.get("number")))
+    bands = _fault_bands(log, end)
+    for band in bands:
+        lanes.setdefault(band.lane, None)
+    return Chart(list(lanes), bars, bands, sorted(marks), end, "run", setup_end)
+
+
+def _fault_bands(log: list[dict], end: float) -> list[Band]:
+    """Pair each fault's targets with the heal that ended it (process heals name no kind)."""
+    open_: list[tuple[dict, str]] = []  # (fault entry, target) not yet healed
+    bands: list[Band] = []
+
+    def band(entry: dict, target: str, stop: float) -> Band:
+        kind = str(entry.get("kind"))
+        extra = " ".join(f"{k} {entry[k]}" for k in ("shape", "amount") if k in entry)
+        start = _t(entry.get("t"))
+        return Band(target, start, max(stop, start), kind,
+                    f"{kind} {extra} on {target}: {start:.2f}s to {stop:.2f}s".replace("  ", " "))
+
+    for entry in log:
+        what = entry.get("what")
+        if what == "fault":
+            open_ += [(entry, str(t)) for t in entry.get("targets") or []]
+        elif what == "heal":
+            for target in entry.get("targets") or []:
+                for i, (fault, name) in enumerate(open_):
+                    if name == str(target) and entry.get("kind") in (None, fault.get("kind")):
+                        bands.append(band(fault, name, _t(entry.get("t"), end)))
+                        del open_[i]
+                        break
+    bands += [band(fault, name, end) for fault, name in open_]  # healed at teardown
+    return bands
+
+
+def chart_from_plan(timeline: dict) -> Chart:
+    """Build a chart from a planned timeline (``Timeline.to_json``): driver-phase times."""
+    length = _t(timeline.get("length"))
+    events = [e for e in timeline.get("events") or [] if isinstance(e, dict)]
+    lanes: dict[str, None] = {}
+    bars, bands = [], []
+    for event in events:
+        at = _t(event.get("at"))
+        if event.get("type") == "start":
+            node = str(event.get("node"))
+            lanes.setdefault(node, None)
+            bars.append(Bar(node, at, max(at, length), str(event.get("command")), "planned",
+                            f"{event.get('command')} on {node} starts at {at:.2f}s "
+                            f"(seed {event.get('seed')}); how long it ran is unknown"))
+        elif event.get("type") == "fault":
+            stop = at + _t(event.get("duration"))
+            for target in event.get("targets") or []:
+                lanes.setdefault(str(target), None)
+                bands.append(Band(str(target), at, stop, str(event.get("kind")),
+                                  f"{event.get('kind')} on {target}: {at:.2f}s to {stop:.2f}s"))
+    end = max([length] + [b.end for b in bands])
+    marks = [(length, "driver phase over")]
+    return Chart(list(lanes) or ["(no events)"], bars, bands, marks, end, "plan")
+
+
+# -- the failing assertion ------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Failure:
+    """The first record that failed the property in a timeline directory."""
+
+    file: str  # relative to the timeline directory
+    record: dict  # the inner antithesis_assert dict
+    invocation: int | None = None
+    node: str | None = None
+    #: the log files of the process that made the record
+    logs: list[Path] = dataclasses.field(default_factory=list)
+    what: str = ""  # a few words: which process
+
+
+def _fails(inner: dict) -> bool:
+    if inner.get("hit") is False:
+        return False
+    display, kind = inner.get("display_type"), inner.get("assert_type")
+    if display == "Unreachable" or (display != "Reachable" and kind == "reachability"
+                                    and inner.get("must_hit") is False):
+        return True
+    if display == "Reachable" or kind == "reachability":
+        return False
+    return not inner.get("condition")
+
+
+def _candidates(data: mmap.mmap, prop: str) -> Iterator[bytes]:
+    """Lines that may hold a record of ``prop``, in file order.
+
+    A message of plain printable ASCII is written as it is by every JSON encoder: only
+    lines holding it are parsed. Any other may be escaped (Go's encoder writes < as
+    \\u003c, Python's é as \\u00e9): then every line is.
+    """
+    if not prop.isascii() or any(c in prop for c in "<>&'/\\\"") or not prop.isprintable():
+        yield from iter(data.readline, b"")
+        return
+    needle = prop.encode()
+    starts: set[int] = set()
+    at = data.find(needle)
+    while at != -1:
+        starts.add(data.rfind(b"\n", 0, at) + 1)
+        at = data.find(needle, at + len(needle))
+    for begin in sorted(starts):
+        stop = data.find(b"\n", begin)
+        yield data[begin:stop if stop != -1 else len(data)]
+
+
+def _first_failing(path: Path, prop: str) -> dict | None:
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return None
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                for raw in _candidates(data, prop):
+                    try:
+                        value = json.loads(raw)
+                    except ValueError:
+                        continue
+                    inner = value.get("antithesis_assert") if isinstance(value, dict) else None
+                    if (isinstance(inner, dict) and _fails(inner)
+                            and prop in (inner.get("id"), inner.get("message"))):
+                        return inner
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def locate_failure(directory: Path, prop: str, run: dict) -> Failure | None:
+    """Find the first record failing ``prop`` in ``directory`` and the process that wrote it.
+
+    SDK files are ``sdk/<NNNN>-<command>.jsonl`` for command invocation NNNN and
+    ``sdk/<node>-service-<k>.jsonl`` for service processes; built-in properties are in
+    ``composer.jsonl``, whose zero-exit records name the command's stdout.
+    """
+    invocations = {i.get("number"): i for i in run.get("invocations") or [] if isinstance(i, dict)}
+    nodes = sorted({str(i.get("node")) for i in invocations.values()}
+                   | {str(n) for e in run.get("log") or [] if isinstance(e, dict)
+                      for n in (e.get("nodes") or {})}, key=len, reverse=True)
+    files = sorted((directory / "sdk").glob("*.jsonl")) + [directory / "composer.jsonl"]
+    for path in files:
+        inner = _first_failing(path, prop)
+        if inner is None:
+            continue
+        failure = Failure(str(path.relative_to(directory)), inner)
+        stem = path.stem
+        if path.name == "composer.jsonl":  # zero exit: its details name the command's log
+            details = inner.get("details") if isinstance(inner.get("details"), dict) else {}
+            stem = Path(str(details.get("stdout", ""))).stem
+            failure.what = "composer (built-in property)"
+        number = int(stem[:4]) if stem[:4].isdigit() and stem[4:5] == "-" else None
+        if number is None and path.name != "composer.jsonl":
+            node = next((n for n in nodes if stem.startswith(n + "-")), None)
+            if node is not None:
+                label = stem[len(node) + 1:]
+                failure.node, failure.what = node, f"{label} on {node}"
+                failure.logs = [directory / "logs" / node / f"{label}.{s}"
+                                for s in ("stdout", "stderr")]
+        inv = invocations.get(number)
+        if inv is not None:
+            failure.invocation, failure.node = number, str(inv.get("node"))
+            failure.what = f"#{number} {inv.get('command')} on {inv.get('node')}"
+            label = f"{int(number):04d}-{inv.get('command')}"
+            failure.logs = [directory / "logs" / str(inv.get("node")) / f"{label}.{s}"
+                            for s in ("stdout", "stderr")]
+        return failure
+    return None
+
+
+def tail(path: Path, lines: int = 40) -> list[str] | None:
+    """The last ``lines`` lines of a text file (reading at most 64 KiB); None if missing."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - _TAIL_BYTES))
+            data = fh.read()
+    except OSError:
+        return None
+    text = data.decode("utf-8", errors="replace").splitlines()
+    if size > _TAIL_BYTES and text:
+        text = text[1:]  # the first line read is probably cut
+    return text[-lines:]
+
+
+# -- drawing -----------------------------------------------------------------------------
+
+_W, _LABEL, _PAD, _ROW, _AXIS = 1000, 130, 16, 18, 34
+
+
+def _step(end: float) -> float:
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
+        if end / step <= 10:
+            return step
+    return end / 10
+
+
+def _rows(bars: list[Bar]) -> dict[int, int]:
+    """Greedy packing of one lane's bars into rows: id(bar) -> row."""
+    ends: list[float] = []
+    placed = {}
+    for bar in sorted(bars, key=lambda b: (b.start, b.end)):
+        row = next((r for r, e in enumerate(ends) if e <= bar.start), len(ends))
+        if row == len(ends):
+            ends.append(bar.end)
+        else:
+            ends[row] = bar.end
+        placed[id(bar)] = row
+    return placed
+
+
+def svg(chart: Chart, title: str) -> str:
+    """Return the chart as one inline ``<svg>`` element (no scripts, no external refs)."""
+    lanes = chart.lanes[:_MAX_LANES]
+    step = _step(chart.end * 1.03 if chart.end > 0 else 1.0)
+    span = math.ceil(chart.end * 1.03 / step) * step or step  # room for the end marker
+    plot = _W - _LABEL - _PAD
+
+    def x(t: float) -> float:
+        return round(_LABEL + min(max(t, 0.0), span) / span * plot, 1)
+
+    by_lane: dict[str, list[Bar]] = {lane: [] for lane in lanes}
+    for bar in chart.bars:
+        if bar.lane in by_lane:
+            by_lane[bar.lane].append(bar)
+    rows = {lane: _rows(bars) for lane, bars in by_lane.items()}
+    tops, y = {}, _AXIS
+    for lane in lanes:
+        count = max([r + 1 for r in rows[lane].values()] + [1])
+        tops[lane] = (y, count * _ROW + 8)
+        y += count * _ROW + 8
+    height = y + 8
+    out = [f'<svg class="timeline" viewBox="0 0 {_W} {height}" width="100%" '
+           f'preserveAspectRatio="xMinYMin meet" role="img" '
+           f'font-family="system-ui, sans-serif" font-size="11">'
+           f"<title>{_e(title)}</title>"]
+    if chart.setup_end:
+        out.append(f'<rect x="{x(0)}" y="{_AXIS}" width="{x(chart.setup_end) - x(0)}" '
+                   f'height="{y - _AXIS}" fill="#eceff1"><title>setup: 0s to '
+                   f'{chart.setup_end:.2f}s</title></rect>'
+                   f'<text x="{x(0) + 3}" y="{_AXIS - 4}" fill="#546e7a">setup</text>')
+    ticks = int(span / step + 1e-9)
+    for i in range(ticks + 1):
+        tx = x(i * step)
+        out.append(f'<line x1="{tx}" y1="{_AXIS - 14}" x2="{tx}" y2="{y}" stroke="#e0e0e0"/>'
+                   f'<text x="{tx}" y="12" text-anchor="middle" fill="#616161">'
+                   f"{i * step:g}s</text>")
+    for lane in lanes:
+        top, h = tops[lane]
+        ring = ' stroke="#c62828" stroke-width="2"' if lane == chart.marked_lane else ""
+        out.append(f'<rect x="0" y="{top}" width="{_W}" height="{h}" fill="none" '
+                   f'stroke="#eeeeee"/><rect x="2" y="{top + 2}" width="{_LABEL - 8}" '
+                   f'height="{h - 4}" rx="3" fill="#f5f5f5"{ring}/>'
+                   f'<text x="8" y="{top + h / 2 + 4}" font-weight="600">'
+                   f"{_e(lane[:18])}<title>{_e(lane)}</title></text>")
+    for band in chart.bands:
+        if band.lane not in tops:
+            continue
+        top, h = tops[band.lane]
+        colour = FAULT_COLOURS.get(band.kind, _OTHER_FAULT)
+        width = max(x(band.end) - x(band.start), 2)
+        out.append(f'<g><title>{_e(band.title)}</title><rect x="{x(band.start)}" y="{top + 1}" '
+                   f'width="{width}" height="{h - 2}" fill="{colour}" fill-opacity="0.18" '
+                   f'stroke="{colour}" stroke-dasharray="4 2"/>')
+        if width > 28:
+            out.append(f'<text x="{x(band.start) + 3}" y="{top + h - 4}" fill="{colour}" '
+                       f'font-size="10" font-weight="600">{_e(band.kind[:int(width // 6)])}</text>')
+        out.append("</g>")
+    for lane, bars in by_lane.items():
+        top = tops[lane][0]
+        for bar in bars:
+            by = top + 4 + rows[lane][id(bar)] * _ROW
+            width = max(x(bar.end) - x(bar.start), 3)
+            colour = STATUS_COLOURS[bar.status][0]
+            dash = ' stroke-dasharray="3 2" fill-opacity="0.5"' if bar.status == "planned" else ""
+            stroke = ' stroke="#c62828" stroke-width="3"' if bar.marked else dash
+            out.append(f'<g class="cmd{" failed" if bar.marked else ""}"><title>'
+                       f'{_e(bar.title)}</title><rect x="{x(bar.start)}" y="{by}" '
+                       f'width="{width}" height="{_ROW - 4}" rx="2" fill="{colour}"{stroke}/>')
+            chars = int(width // 6.2) - 1
+            if chars >= 3:
+                label = bar.label if len(bar.label) <= chars else bar.label[:chars - 1] + "…"
+                out.append(f'<text x="{x(bar.start) + 3}" y="{by + _ROW - 8}" fill="#fff">'
+                           f"{_e(label)}</text>")
+            out.append("</g>")
+            if bar.marked:
+                mx = x(bar.end)
+                out.append(f'<g><title>the failing assertion was made during this command'
+                           f'</title><circle cx="{mx}" cy="{by + (_ROW - 4) / 2}" r="7" '
+                           f'fill="#c62828"/><text x="{mx}" y="{by + (_ROW - 4) / 2 + 4}" '
+                           f'text-anchor="middle" fill="#fff" font-weight="700">✕</text></g>')
+    for t, label in chart.marks:
+        mx = x(t)
+        out.append(f'<line x1="{mx}" y1="{_AXIS - 14}" x2="{mx}" y2="{y}" stroke="#455a64" '
+                   f'stroke-dasharray="5 3"><title>{_e(label)} at {t:.2f}s</title></line>'
+                   f'<text x="{mx + 3}" y="{_AXIS - 4}" fill="#455a64" font-size="10">'
+                   f"{_e(label)}</text>")
+    if len(chart.lanes) > _MAX_LANES:
+        out.append(f'<text x="{_W - _PAD}" y="{y + 4}" text-anchor="end" fill="#616161">'
+                   f"{len(chart.lanes) - _MAX_LANES} more lanes not drawn</text>")
+    out.append("</svg>")
+    return "".join(out)
