@@ -317,6 +317,7 @@ def _explore(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from composer.explore import run_one
+    from composer.progress import Progress
     from composer.timeline import Fault, load_replay
 
     if args.runs < 1:
@@ -343,14 +344,18 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"replaying {args.replay} ({replay.property!r}) {args.runs} time(s) on {backend}:")
     print("\n".join(replay.timeline.describe()))
     reproduced = 0
+    # a live panel on a terminal; otherwise the lines below are the progress
+    progress = Progress(None, quiet=not sys.stderr.isatty(), stage="replaying")
     for i in range(1, args.runs + 1):
+        progress.timeline_started(i, replay.timeline)
         judged = run_one(replay.timeline, project, found[replay.timeline.template], backend,
-                         run_dir / "timelines" / f"{i:05d}")
+                         run_dir / "timelines" / f"{i:05d}", progress.event)
         hit = replay.property in judged.violations
         reproduced += hit
         verdict = "reproduced" if hit else ("failed: " + ", ".join(judged.violations)
                                             if judged.failed else "passed")
         print(f"  run {i}: {verdict}", flush=True)
+    progress.done()
     print(f"reproduced {reproduced}/{args.runs}; logs in {run_dir}")
     return ExitCode.PROPERTY_FAILED if reproduced else ExitCode.OK
 

@@ -31,7 +31,8 @@ class Progress:
     and properties passing, failing and unreached."""
 
     def __init__(self, duration: float | None, stream: TextIO | None = None,
-                 quiet: bool = False, live: bool | None = None) -> None:
+                 quiet: bool = False, live: bool | None = None,
+                 stage: str = "exploring") -> None:
         self.stream = stream or sys.stderr
         self.duration = duration
         self.quiet = quiet
@@ -39,7 +40,7 @@ class Progress:
         self.timelines = 0
         self.current: int | None = None
         self.phase = "starting"
-        self.stage = "exploring"
+        self.stage = stage
         self.faults: collections.Counter = collections.Counter()
         self.counts = {"pass": 0, "fail": 0, "unreached": 0}
         self.failing: list[str] = []
@@ -142,6 +143,8 @@ class Progress:
         grid.add_row("timelines", str(self.timelines), current, "")
         faults = ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "none yet"
         grid.add_row("faults", str(sum(self.faults.values())), faults, "")
+        if not any(self.counts.values()):  # nothing judged yet (or a replay)
+            return grid
         grid.add_row("properties",
                      f"[green]{self.counts['pass']} passing[/]",
                      f"[red]{self.counts['fail']} failing[/]",
