@@ -112,3 +112,19 @@ def test_explore_json_prints_the_summary_and_progress_lines_a_script_can_parse(p
     assert len(progress) == summary["timelines"]
     fields = dict(pair.split("=", 1) for pair in progress[-1][1:])
     assert fields["timelines"] == str(summary["timelines"]) and fields["verdict"] == "pass"
+
+
+def test_report_writes_the_html_and_junit_of_a_run_again(project):
+    project.config(SIMPLE)
+    project.command("parallel_driver_ok", "import sdk; sdk.always(True, 'Fine', {})")
+    assert project.composer("explore", "--duration", "2s", "--seed", "1", "--quiet").code == 0
+    run_dir, = (project.root / ".composer" / "runs").iterdir()
+    for name in ("report.html", "junit.xml"):
+        assert (run_dir / name).is_file()
+        (run_dir / name).unlink()
+    result = project.composer("report", str(run_dir))
+    assert result.code == 0, result.output
+    assert "Fine" in (run_dir / "report.html").read_text()
+    assert 'name="Fine"' in (run_dir / "junit.xml").read_text()
+    missing = project.composer("report", str(project.root))
+    assert missing.code == 2 and "no summary.json here" in missing.stderr
