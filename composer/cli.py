@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="most parallel drivers at once (overrides [explore] max_parallel)")
         p.add_argument("--command-timeout", type=_duration, metavar="DURATION",
                        help="timeout of each command (overrides [explore] command_timeout)")
+        p.add_argument("--setup-timeout", type=_duration, metavar="DURATION",
+                       help="how long services may take to be ready and call setup_complete "
+                       "(overrides [setup] timeout; default 120s)")
         p.add_argument("--faults", metavar="KINDS",
                        help="comma-separated fault kinds to draw, or 'none' "
                        "(overrides [explore] faults)")
@@ -151,7 +154,7 @@ def _sigterm(signum, frame) -> None:
 
 def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates.Template]]:
     path = getattr(args, "compose", None) or args.project
-    if compose.is_compose_file(path):
+    if getattr(args, "compose", None) or compose.is_compose_file(path):
         project, found = _load_compose(path, args)
     else:
         project = config.load(path)
@@ -177,6 +180,9 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
     if overrides:
         project = dataclasses.replace(
             project, explore=dataclasses.replace(project.explore, **overrides))
+    if getattr(args, "setup_timeout", None):
+        project = dataclasses.replace(
+            project, setup=dataclasses.replace(project.setup, timeout=args.setup_timeout))
     return project, found if found is not None else templates.discover(project.templates_dir)
 
 
@@ -300,7 +306,12 @@ def _explore(args: argparse.Namespace) -> int:
     code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK
     summary = write_summary(run_dir, project=project, backend=args.cluster, seed=args.seed,
                             exploration=result, exit_code=int(code), argv=sys.argv[1:])
-    report = _write_results(run_dir)
+    try:
+        report: Path | str = _write_results(run_dir)
+    except Exception as exc:  # a report bug must not cost the run its verdict
+        print(f"composer: warning: could not write the report: {exc!r}; see "
+              f"composer --debug report {run_dir}", file=sys.stderr)
+        report = "not written (see the warning above)"
     if args.json:
         print(summary.read_text(), end="")
         return 130 if result.stopped_early else code
@@ -316,7 +327,6 @@ def _explore(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from composer.explore import run_one
     from composer.progress import Progress
     from composer.timeline import Fault, load_replay
 
@@ -343,10 +353,23 @@ def _replay(args: argparse.Namespace) -> int:
     run_dir = _run_dir(project)
     print(f"replaying {args.replay} ({replay.property!r}) {args.runs} time(s) on {backend}:")
     print("\n".join(replay.timeline.describe()))
-    reproduced = 0
     # a live panel on a terminal; otherwise the lines below are the progress
     progress = Progress(None, quiet=not sys.stderr.isatty(), stage="replaying")
-    for i in range(1, args.runs + 1):
+    try:
+        reproduced = _replay_runs(args.runs, replay, project, found, backend, run_dir, progress)
+    finally:
+        progress.done()
+    print(f"reproduced {reproduced}/{args.runs}; logs in {run_dir}")
+    return ExitCode.PROPERTY_FAILED if reproduced else ExitCode.OK
+
+
+def _replay_runs(runs: int, replay, project: config.Project, found, backend: str,
+                 run_dir: Path, progress) -> int:
+    """Run the replay's timeline ``runs`` times; return how often its property failed."""
+    from composer.explore import run_one
+
+    reproduced = 0
+    for i in range(1, runs + 1):
         progress.timeline_started(i, replay.timeline)
         judged = run_one(replay.timeline, project, found[replay.timeline.template], backend,
                          run_dir / "timelines" / f"{i:05d}", progress.event)
@@ -355,9 +378,7 @@ def _replay(args: argparse.Namespace) -> int:
         verdict = "reproduced" if hit else ("failed: " + ", ".join(judged.violations)
                                             if judged.failed else "passed")
         print(f"  run {i}: {verdict}", flush=True)
-    progress.done()
-    print(f"reproduced {reproduced}/{args.runs}; logs in {run_dir}")
-    return ExitCode.PROPERTY_FAILED if reproduced else ExitCode.OK
+    return reproduced
 
 
 def _write_results(run_dir: Path) -> Path:

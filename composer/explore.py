@@ -281,15 +281,17 @@ def explore(project: Project, templates: Mapping[str, Template], backend: str,
     explorer = _Explorer(project, templates, backend, caps, run_dir, duration, seed,
                          reruns, shrink_budget, stop_on_failure, progress)
     try:
-        if generator == "random":
-            explorer.search_at_random()
-        else:
-            explorer.search_with_hypothesis()
-    except KeyboardInterrupt:
-        explorer.result.stopped_early = True
-        progress.note("interrupted: reporting what was found so far")
-    if not explorer.result.stopped_early:
-        explorer.reproduce(project.root / ".composer" / "replays")
+        try:
+            if generator == "random":
+                explorer.search_at_random()
+            else:
+                explorer.search_with_hypothesis()
+        except KeyboardInterrupt:
+            explorer.result.stopped_early = True
+            progress.note("interrupted: reporting what was found so far")
+        if not explorer.result.stopped_early:
+            explorer.reproduce(project.root / ".composer" / "replays")
+    finally:
+        progress.done()  # the terminal gets its cursor back, whatever happened
     explorer.result.elapsed = time.monotonic() - explorer.t0
-    progress.done()
     return explorer.result

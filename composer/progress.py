@@ -119,9 +119,11 @@ class Progress:
         from rich.console import Console
         from rich.live import Live
 
+        # printing goes above the panel, but output sent to a file stays in that file
         self._live = Live(get_renderable=self._panel,
                           console=Console(file=self.stream, force_terminal=True),
-                          refresh_per_second=4, transient=True)
+                          refresh_per_second=4, transient=True,
+                          redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
         self._live.start()
 
     def _refresh(self) -> None:

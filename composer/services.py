@@ -68,11 +68,12 @@ class Environment:
         self.hosts = {
             s.name: [nodes[n].address for n in s.node_names()] for s in project.services
         }
+        service_of = {n: s.name for s in project.services for n in s.node_names()}
         topology = directory / "topology.json"
         topology.write_text(json.dumps({
             "project": project.name,
             "nodes": [
-                {"name": n.name, "address": n.address, "service": _service_of(n.name),
+                {"name": n.name, "address": n.address, "service": service_of[n.name],
                  "data": str(n.data_dir)}
                 for n in nodes.values()
             ],
@@ -127,10 +128,6 @@ class Environment:
 
 def _env_name(service: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", service).upper()
-
-
-def _service_of(node_name: str) -> str:
-    return node_name.rsplit("-", 1)[0]
 
 
 class ServiceNode:
@@ -197,7 +194,8 @@ class ServiceNode:
                 what = f"tcp port {ready.tcp}" if ready.tcp else f"command {ready.command!r}"
                 raise SetupFailed(
                     f"service {self.name} not ready in time: {what} never succeeded on "
-                    f"{self.node.address}; raise [setup] timeout or fix the readiness check; "
+                    f"{self.node.address}; raise --setup-timeout (or [setup] timeout) or fix "
+                    "the readiness check; "
                     f"log: {self.spec.stderr}{_tail(self.spec.stderr)}"
                 )
             await asyncio.sleep(0.02)

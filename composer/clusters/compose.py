@@ -1,8 +1,9 @@
 """Compose mode: the containers of a docker-compose file as the nodes of a run.
 
-Imports ``composer.clusters.docker`` (whose network, addresses, labels, mounts, command
-entry and network faults it shares), ``composer.compose``, ``composer.templates`` and the
-standard library. Per run, each compose service is one container made from the
+Imports ``composer.clusters`` (``docker``, whose network, addresses, labels, mounts,
+command entry and network faults it shares; ``agents`` for per-node fault views; ``base``,
+``processes``), ``composer.compose``, ``composer.templates``, ``composer.errors``, the
+docker SDK and the standard library. Per run, each compose service is one container made from the
 service's image, command, entrypoint, environment, volumes and healthcheck, named and
 reachable as the service. Its own main process is the service: composer starts it
 (``start_main``), and kill, stop, pause and their heals go through the engine (kill,
@@ -24,10 +25,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from agent.network import have_netem
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec
-from composer.clusters.docker import DockerCluster, DockerNode, engine, need_image
+from composer.clusters.docker import DockerCluster, DockerNode, engine, fault_kinds, need_image
 from composer.clusters.processes import HostProcess
 from composer.compose import TEMPLATES_DIR, ComposeFile, ComposeService
 from composer.errors import ConfigError, InfraError, TemplateError
@@ -52,7 +52,13 @@ def prepare(compose: ComposeFile, cache: Path, say=print) -> tuple[dict[str, Tem
     templates: dict[str, Template] = {}
     holders = set()
     for service in compose.services:
-        found = _templates_in(client, service, cache / service.name)
+        try:
+            found = _templates_in(client, service, cache / service.name)
+        except (TemplateError, ConfigError):
+            raise
+        except Exception as exc:  # the engine, or an archive it sent
+            raise InfraError(f"reading {TEMPLATES_DIR} from image {service.image} (service "
+                             f"{service.name}) failed: {exc}") from None
         holders |= {service.name} if found else set()
         for name, template in found.items():
             templates[name] = _merge(templates.get(name), template)
@@ -142,39 +148,55 @@ class ContainerProcess:
     """A container's main process, driven through the engine: SIGSTOP and SIGCONT pause
     and unpause the whole container, other signals go to its main process."""
 
-    def __init__(self, node: ComposeNode, spec: ProcessSpec) -> None:
+    def __init__(self, node: ComposeNode, spec: ProcessSpec, started: float,
+                 state: dict) -> None:
+        self._node = node
         self._api = node.api
         self._container = node.container
         self._spec = spec
-        self._started = time.time()
-        self.pid = node.pid
-        self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        # a thread of its own: a thread pool would run out with many containers waiting
-        threading.Thread(target=self._wait_engine, args=(asyncio.get_running_loop(),),
-                         daemon=True).start()
+        self._started = started
+        self.pid = state["Pid"] or 0
+        loop = asyncio.get_running_loop()
+        self._exit: asyncio.Future[int] = loop.create_future()
+        if state["Running"]:
+            # a thread of its own: a thread pool would run out with many containers waiting
+            threading.Thread(target=self._wait_engine, args=(loop,), daemon=True).start()
+        else:  # its main process ended already
+            self.save_logs()
+            self._exit.set_result(int(state["ExitCode"]))
 
     def _wait_engine(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             code = int(self._api.wait(self._container)["StatusCode"])
         except Exception:  # removed at cleanup
             code = -signal.SIGKILL
-        loop.call_soon_threadsafe(lambda: self._exit.done() or self._exit.set_result(code))
+        self.save_logs()
+
+        def ended() -> None:
+            if self._node.pid == self.pid:
+                self._node.left()
+            if not self._exit.done():
+                self._exit.set_result(code)
+
+        try:
+            loop.call_soon_threadsafe(ended)
+        except RuntimeError:  # the run is over and its loop closed
+            pass
 
     @property
     def returncode(self) -> int | None:
         return self._exit.result() if self._exit.done() else None
 
     async def wait(self) -> int:
-        code = await asyncio.shield(self._exit)
-        await asyncio.to_thread(self.save_logs)
-        return code
+        return await asyncio.shield(self._exit)
 
     def save_logs(self) -> None:
+        """Copy what the engine logged since this start into the service's log files."""
         for path, stdout in ((self._spec.stdout, True), (self._spec.stderr, False)):
             try:
                 logs = self._api.logs(self._container, stdout=stdout, stderr=not stdout,
-                                      since=int(self._started))
-            except Exception:
+                                      since=self._started)
+            except Exception:  # removed already
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(logs[-self._spec.log_limit:])
@@ -214,21 +236,26 @@ class ComposeNode(DockerNode):
 
     async def start_main(self, spec: ProcessSpec) -> ContainerProcess:
         """Start (or start again) the container; its main process is the service."""
+        started = time.time()
         try:
             await asyncio.to_thread(self.api.start, self.container)
-            state = await asyncio.to_thread(self.api.inspect_container, self.container)
+            state = (await asyncio.to_thread(self.api.inspect_container, self.container))["State"]
         except Exception as exc:
             raise InfraError(f"{self.name}: the container does not start: {exc}") from None
-        process = self.main = ContainerProcess(self, spec)
-        if not state["State"]["Running"]:  # its main process ended already
-            return process
-        self.entered(state["State"]["Pid"])
-        process.pid = self.pid
-        shape = self._cluster.shape
-        if shape is not None:  # a new network namespace: the faults in force again
+        self.main = ContainerProcess(self, spec, started, state)
+        if state["Running"]:
+            self.entered(state["Pid"])
+            await self._reshape()
+        return self.main
+
+    async def _reshape(self) -> None:
+        """A new network namespace: apply the faults in force, until what was applied is
+        what the cluster was asked last (a reshape may come meanwhile)."""
+        applied = None
+        while self.network is not None and self._cluster.shape is not applied:
+            applied = self._cluster.shape
             nodes = {n.name: n.address for n in self._cluster._nodes}
-            await self.network.apply(node_views(shape, nodes)[self.name])
-        return process
+            await self.network.apply(node_views(applied, nodes)[self.name])
 
     async def start(self, spec: ProcessSpec) -> HostProcess:
         if not self.pid or not _running(self.pid):
@@ -251,12 +278,7 @@ class ComposeCluster(DockerCluster):
     @staticmethod
     def supported() -> frozenset[str]:
         engine()
-        kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
-        return frozenset(kinds | ({"latency"} if have_netem() else set()))
-
-    @staticmethod
-    def limitations() -> dict[str, str]:
-        return DockerCluster.limitations()
+        return fault_kinds()
 
     def _create_node(self, name: str, index: int) -> ComposeNode:
         service = self.compose.service(name)

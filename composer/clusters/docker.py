@@ -34,7 +34,7 @@ from composer.clusters.processes import HostProcess, Reaper
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
-__all__ = ["DockerCluster", "DockerNode", "IMAGE", "engine", "need_image"]
+__all__ = ["DockerCluster", "DockerNode", "IMAGE", "engine", "fault_kinds", "need_image"]
 
 #: The image nodes run; build it with ``bash docker/build-node``.
 IMAGE = os.environ.get("COMPOSER_NODE_IMAGE", "composer-node:latest")
@@ -60,6 +60,11 @@ class DockerNode(HostNode):
         self.data_dir = root / "data"
         self.container = container
         self.pid = 0  # of the container's init, on the host, once running
+
+    def left(self) -> None:
+        """The container stopped: its namespaces are gone, and its pid may be reused."""
+        self.pid = 0
+        self.network = None
 
     def entered(self, pid: int) -> None:
         """The container runs (again) with init ``pid``: enter that one from now on."""
@@ -114,8 +119,7 @@ class DockerCluster:
         """Process and network faults (latency where the kernel has netem); not clock yet."""
         need_image(engine(), IMAGE, "build it with bash docker/build-node (or set "
                    "COMPOSER_NODE_IMAGE)")
-        kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
-        return frozenset(kinds | ({"latency"} if have_netem() else set()))
+        return fault_kinds()
 
     @staticmethod
     def limitations() -> dict[str, str]:
@@ -213,6 +217,12 @@ class DockerCluster:
             self._claim = None
         if errors:
             raise InfraError(f"docker cleanup failed: {'; '.join(map(str, errors))}")
+
+
+def fault_kinds() -> frozenset[str]:
+    """Process and network faults (latency where the kernel has netem); not clock yet."""
+    kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
+    return frozenset(kinds | ({"latency"} if have_netem() else set()))
 
 
 @functools.cache

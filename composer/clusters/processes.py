@@ -2,7 +2,8 @@
 files, and killed with composer however it ends.
 
 Imports only ``composer.clusters.base``, ``composer.errors`` and the standard library.
-Shared by the backends whose nodes live on this host (``local``, ``netns``). A small
+Shared by the backends whose processes are this host's (``local``, ``netns``, ``docker``,
+``compose``). A small
 reaper process watches a pipe from composer; when the pipe closes (composer ended, even
 by SIGKILL) it kills every process group still listed and sweeps the address blocks
 still listed (``composer.clusters.leftovers``).
@@ -128,19 +129,30 @@ class HostProcess:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. Zombies do not count: the children
+    of a command in a container go to its init, which may never reap them."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    return True
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                return True
+    return False
 
 
 async def _group_gone(pgid: int) -> None:
-    """Return once no process of group ``pgid`` is left."""
+    """Return once no process of group ``pgid`` is left running."""
     while _group_alive(pgid):
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
 
 
 async def _pump(stream: asyncio.StreamReader | None, path: Path, limit: int) -> None:
