@@ -18,9 +18,10 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 from agent import clock
-from composer.clusters.base import Node, Process, ProcessSpec
+from composer.clusters.base import ContainerNode, Node, Process, ProcessSpec
 from composer.config import Project, Service
 from composer.errors import InfraError
 
@@ -171,7 +172,7 @@ class ServiceNode:
         label = f"service-{self.starts}"
         if self.service.container is not None:
             self.spec = self._spec((), label)
-            self.process = await self.node.start_main(self.spec)  # type: ignore[attr-defined]
+            self.process = await cast(ContainerNode, self.node).start_main(self.spec)
         else:
             assert self.service.command is not None
             command = substitute(self.service.command, self.node, self.index, self.env.hosts)

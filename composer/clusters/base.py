@@ -15,7 +15,8 @@ from typing import Protocol
 
 from composer.faults import Network
 
-__all__ = ["ProcessSpec", "Process", "Node", "Cluster", "LOG_LIMIT", "ProbeByDial"]
+__all__ = ["ProcessSpec", "Process", "Node", "ContainerNode", "Cluster", "LOG_LIMIT",
+           "ProbeByDial"]
 
 #: Bytes of stdout (and of stderr) kept per process; the rest is dropped, not buffered.
 LOG_LIMIT = 10 * 1024 * 1024
@@ -89,6 +90,13 @@ class Node(Protocol):
 
     async def read_file(self, path: Path) -> bytes:
         """Return the contents of ``path`` on the node; raise ``FileNotFoundError``."""
+
+
+class ContainerNode(Node, Protocol):
+    """A node whose container's own main process is the service (compose mode)."""
+
+    async def start_main(self, spec: ProcessSpec) -> Process:
+        """Start (or start again) the container; ``spec`` gives only the log paths."""
 
 
 class Cluster(Protocol):

@@ -137,7 +137,8 @@ def test_tools_are_present(container: str) -> None:
 
 def test_sdk_and_agent_import(container: str) -> None:
     ran = run_in(container, "python3", "-c",
-                 "import sdk, agent, agent.server, aiohttp; print(aiohttp.__version__)")
+                 "import sdk, agent, agent.server, aiohttp, antithesis.assertions; "
+                 "print(aiohttp.__version__)")
     assert ran.returncode == 0, ran.stderr
     major, minor = map(int, ran.stdout.strip().split(".")[:2])
     assert (major, minor) >= (3, 9), f"aiohttp {ran.stdout.strip()}: the agent needs 3.9+"
