@@ -262,8 +262,7 @@ class ComposeNode(DockerNode):
             raise InfraError(f"{self.name}: the container is not running")
         env = {**self._env, **{k: v for k, v in spec.environment(self._env).items()
                                if k.startswith(_OURS)}}
-        ours = ProcessSpec(spec.argv, env, spec.cwd, spec.stdout, spec.stderr, spec.log_limit,
-                           spec.stdin)
+        ours = dataclasses.replace(spec, env=env, extra_env={})
         return await self._enter(spec.argv, ours, self._workdir)
 
 
@@ -282,9 +281,7 @@ class ComposeCluster(DockerCluster):
 
     def _create_node(self, name: str, index: int) -> ComposeNode:
         service = self.compose.service(name)
-        address = f"10.78.{self.block}.{index}"
-        root = self.workdir / "nodes" / name
-        (root / "data").mkdir(parents=True, exist_ok=True)
+        address, root = self._place(name, index)
         output = str(self.workdir / "sdk" / f"{name}-main.jsonl")
         env = {**dict(service.environment), "COMPOSER_NODE": name, "COMPOSER_HOST": address,
                "COMPOSER_SDK_OUTPUT": output, "ANTITHESIS_SDK_LOCAL_OUTPUT": output,

@@ -30,7 +30,7 @@ from composer.clusters import leftovers
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in
-from composer.clusters.processes import HostProcess, Reaper
+from composer.clusters.processes import HostProcess, Reaper, destroy_all
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
@@ -156,10 +156,14 @@ class DockerCluster:
                                             internal=True, ipam=ipam,
                                             labels=self._labels()).id
 
-    def _create_node(self, name: str, index: int) -> DockerNode:
-        address = f"10.78.{self.block}.{index}"
+    def _place(self, name: str, index: int) -> tuple[str, Path]:
+        """The address of the ``index``-th node, and its directory (made, with data/)."""
         root = self.workdir / "nodes" / name
         (root / "data").mkdir(parents=True, exist_ok=True)
+        return f"10.78.{self.block}.{index}", root
+
+    def _create_node(self, name: str, index: int) -> DockerNode:
+        address, root = self._place(name, index)
         node = DockerNode(self, name, address, root, self._create_container(
             name, address, IMAGE, ["sleep", "infinity"], hostname=name, init=True))
         self._client.api.start(node.container)
@@ -197,11 +201,7 @@ class DockerCluster:
             raise InfraError(f"docker network faults failed: {'; '.join(failed)}")
 
     async def cleanup(self) -> None:
-        errors: list[BaseException] = []
-        results = await asyncio.gather(*(p.destroy() for p in self._processes),
-                                       return_exceptions=True)
-        errors.extend(r for r in results if isinstance(r, BaseException))
-        self._processes.clear()
+        errors = await destroy_all(self._processes)
         if self._claim is not None:
             api = self._client.api
             removals = [asyncio.to_thread(api.remove_container, n.container, force=True, v=True)

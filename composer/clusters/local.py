@@ -27,7 +27,7 @@ from agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode
-from composer.clusters.processes import HostProcess, Reaper
+from composer.clusters.processes import HostProcess, Reaper, destroy_all
 from composer.errors import InfraError
 from composer.faults import Network
 
@@ -147,12 +147,7 @@ class LocalCluster:
         await nft.run(["nft", "-f", "-"], script, what="local network faults")
 
     async def cleanup(self) -> None:
-        errors = []
-        results = await asyncio.gather(
-            *(p.destroy() for p in self._processes), return_exceptions=True
-        )
-        errors.extend(r for r in results if isinstance(r, BaseException))
-        self._processes.clear()
+        errors = await destroy_all(self._processes)
         if self._claim is not None:
             if self._network:
                 subprocess.run(["nft", "delete", "table", "ip", leftovers.nft_table(self.block)],

@@ -27,7 +27,7 @@ from agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in
-from composer.clusters.processes import HostProcess, Reaper
+from composer.clusters.processes import HostProcess, Reaper, destroy_all
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
@@ -158,11 +158,7 @@ class NetnsCluster:
             await nft.run(["tc", "-n", node.namespace, *command], what=f"{node.name}: tc")
 
     async def cleanup(self) -> None:
-        errors: list[BaseException] = []
-        results = await asyncio.gather(*(p.destroy() for p in self._processes),
-                                       return_exceptions=True)
-        errors.extend(r for r in results if isinstance(r, BaseException))
-        self._processes.clear()
+        errors = await destroy_all(self._processes)
         if self._claim is not None:
             namespaces = ([self.hub] if self._nodes else []) + [n.namespace for n in self._nodes]
             try:

@@ -23,7 +23,7 @@ from pathlib import Path
 from composer.clusters.base import ProcessSpec
 from composer.errors import InfraError
 
-__all__ = ["HostProcess", "Reaper", "spawn"]
+__all__ = ["HostProcess", "Reaper", "spawn", "destroy_all"]
 
 _CHUNK = 64 * 1024
 _SETPRIV = shutil.which("setpriv")
@@ -197,3 +197,10 @@ async def spawn(argv: Sequence[str], spec: ProcessSpec, what: str,
         raise InfraError(f"{what}: cannot start {spec.argv[0]!r}: {exc}") from None
     Reaper.tell("watch", proc.pid)
     return HostProcess(proc, spec, whole_group)
+
+
+async def destroy_all(processes: list[HostProcess]) -> list[BaseException]:
+    """Kill and reap every process of ``processes`` (emptied); return the errors met."""
+    results = await asyncio.gather(*(p.destroy() for p in processes), return_exceptions=True)
+    processes.clear()
+    return [r for r in results if isinstance(r, BaseException)]

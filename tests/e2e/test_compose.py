@@ -20,6 +20,7 @@ from composer.clusters.compose import prepare
 from composer.runner import run_timeline
 from composer.timeline import Fault, Start, Timeline
 from tests.conftest import need
+from tests.e2e.test_docker_backend import _claimed
 
 REPO = Path(__file__).resolve().parents[2]
 NEVER = "Disaster recovery is never needed"
@@ -102,14 +103,8 @@ def shop(tmp_path) -> Path:
 
 
 def _live_blocks() -> set[int]:
-    live = set()
-    for block in leftovers._docker_blocks():
-        holder = leftovers.claim(block)
-        if holder is None:
-            live.add(block)  # another test worker's run
-        else:
-            holder.close()
-    return live
+    """Labelled blocks a live run (another test worker's) still holds."""
+    return {block for block in leftovers._docker_blocks() if _claimed(block)}
 
 
 @pytest.mark.slow
