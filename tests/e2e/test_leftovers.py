@@ -108,7 +108,9 @@ def test_gc_cleans_up_after_a_composer_killed_with_its_reaper(project, gc_alone)
         reaper = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
                   and _parent(p) == proc.pid and b"composer.clusters.leftovers" in _cmdline(p)]
         assert reaper, "composer started no reaper"
-        for pid in [proc.pid, *reaper]:
+        # the reaper first: killed after composer, it may see composer's end and start
+        # its sweep in the moment between the two kills, leaving gc nothing to do
+        for pid in [*reaper, proc.pid]:
             os.kill(pid, signal.SIGKILL)
         proc.wait()
     finally:
