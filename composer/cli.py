@@ -86,10 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--duration", type=_duration, default=600.0, metavar="DURATION",
                      help="time budget for generating timelines, e.g. 90s, 2m, 1h (default: 10m)")
     exp.add_argument("--seed", type=int,
-                     help="make the exploration repeatable (also skips the example database)")
-    exp.add_argument("--generator", choices=("hypothesis", "random"), default="hypothesis",
-                     help="how timelines are drawn: Hypothesis (guided, shrinking) or uniform "
-                     "random without shrinking, as a baseline (default: %(default)s)")
+                     help="fix every random choice of the search (a guided search then "
+                     "repeats as far as the system behaves the same); saved failures are "
+                     "not re-run first")
+    exp.add_argument("--generator", choices=("guided", "random"), default="guided",
+                     help="where timelines come from: guided (fresh swarm draws and mutations "
+                     "of timelines that showed new behaviour, steered by SDK guidance) or "
+                     "uniform random draws over the same space, as a baseline "
+                     "(default: %(default)s)")
     exp.add_argument("--reruns", type=int, default=5, metavar="N",
                      help="re-run each shrunk failure N times for its reproduction rate "
                      "(default: %(default)s)")

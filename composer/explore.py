@@ -1,31 +1,33 @@
 """The exploration loop: draw timelines, run them, judge them, shrink failures, replay.
 
-The only module where Hypothesis meets the runner; every Hypothesis setting composer
-relies on is set here explicitly, so a user's ``CI`` profile cannot change behaviour.
-Imports schedule, runner, properties, catalog, timeline, templates, config.
+The only module where the search meets the runner: it runs what ``composer.search``
+proposes, turns each result into a behaviour signature for the corpus, and tells the
+search what was new. Imports search, corpus, behaviour, runner, properties, catalog,
+timeline, templates, config.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import hypothesis
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
-
-from composer import catalog, properties, schedule
+from composer import catalog, properties
+from composer.behaviour import observe
 from composer.config import Project
+from composer.corpus import Corpus
 from composer.faults import Capabilities
-from composer.shrink import shrink
+from composer.mutate import Space
 from composer.runner import TimelineResult, builtin_catalog, record_files, run_timeline
+from composer.search import Arm, Candidate, GuidedSearch, RandomSearch
+from composer.shrink import shrink
 from composer.templates import Template
-from composer.timeline import Replay, Timeline, save_replay
+from composer.timeline import Replay, Timeline, load_replay, save_replay
 from composer.utilization import Utilization
 
 __all__ = ["Judged", "Finding", "Exploration", "judge", "run_one", "explore"]
@@ -76,9 +78,13 @@ class Finding:
     smallest: Timeline
     directory: Path
     found_after: float
+    #: number of the first timeline that showed it
+    number: int = 0
     reproduced: int = 0
     reruns: int = 0
     replay: Path | None = None
+    #: the chain of timelines it was mutated from, newest first: (number, origin)
+    lineage: list[tuple[int, str]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -93,18 +99,17 @@ class Exploration:
     elapsed: float = 0.0
     stopped_early: bool = False
     utilization: Utilization = dataclasses.field(default_factory=Utilization)
+    #: "guided" or "random"
+    generator: str = "guided"
+    corpus: Corpus = dataclasses.field(default_factory=Corpus)
+    #: each source of timelines (fresh draws, mutation operators) and how it did
+    sources: dict[str, Arm] = dataclasses.field(default_factory=dict)
 
 
 #: How many runs in a row a smaller timeline must fail before the shrinker keeps it.
 _SHRINK_CONFIRMATIONS = 2
-
-
-class _BudgetSpent(BaseException):
-    """Raised through Hypothesis (not an Exception, so never a test failure) to stop it."""
-
-
-class _PropertyFailed(Exception):
-    """Tells Hypothesis a timeline failed, so it stops and saves it in its database."""
+#: Saved failures re-run first by a guided search without --seed, newest first.
+_SAVED_FAILURES = 20
 
 
 class _Explorer:
@@ -131,10 +136,15 @@ class _Explorer:
             self.result.utilization.declare(template)
         self.closed: set[str] = set()
         self.passing_dirs: list[Path] = []
+        self.space = Space(templates, caps, project.explore.timeline)
+        #: timeline number -> (origin, parent number), for the lineage of findings
+        self.origins: dict[int, tuple[str, int | None]] = {}
 
     # -- one timeline --------------------------------------------------------------------
 
-    def execute(self, timeline: Timeline) -> Judged:
+    def execute(self, timeline: Timeline, candidate: Candidate | None = None,
+                search: RandomSearch | None = None) -> Judged:
+        """Run and judge one timeline; a search's candidate also feeds the corpus."""
         number = self.result.timelines + 1
         directory = self.run_dir / "timelines" / f"{number:05d}"
         self.progress.timeline_started(number, timeline)
@@ -144,11 +154,13 @@ class _Explorer:
         self.result.utilization.add(judged.result.log)
         self.result.garbage_lines += judged.garbage_lines
         self.result.table.add_timeline(judged.records)
+        if candidate is not None and search is not None:
+            self.learn(number, candidate, judged, search)
         for prop in judged.violations:
             finding = self.result.findings.get(prop)
             if finding is None:
                 self.result.findings[prop] = Finding(prop, timeline, timeline, directory,
-                                                     time.monotonic() - self.t0)
+                                                     time.monotonic() - self.t0, number)
             elif timeline.size() < finding.smallest.size():
                 finding.smallest, finding.directory = timeline, directory
         if not judged.failed:
@@ -158,63 +170,60 @@ class _Explorer:
         self.progress.timeline_done(number, judged, self.result)
         return judged
 
-    # -- the Hypothesis loop ---------------------------------------------------------------
+    def learn(self, number: int, candidate: Candidate, judged: Judged,
+              search: RandomSearch) -> None:
+        """Add the timeline's behaviour to the corpus and tell the search what was new."""
+        result = judged.result
+        behaviour = observe(judged.records, result.log, result.hits, result.phase_start)
+        self.origins[number] = (candidate.origin, candidate.parent)
+        entry = self.result.corpus.consider(number, candidate.timeline, behaviour,
+                                            candidate.origin, candidate.parent,
+                                            time.monotonic() - self.t0)
+        search.observe(candidate, entry)
+        if entry is not None:  # kept: its timeline outlives the pruned directory
+            corpus_dir = self.run_dir / "corpus"
+            corpus_dir.mkdir(parents=True, exist_ok=True)
+            (corpus_dir / f"{number:05d}.json").write_text(json.dumps({
+                "timeline": candidate.timeline.to_json(), "origin": entry.origin,
+                "parent": entry.parent, "why": entry.why, "new": list(entry.new),
+                "improved": list(entry.improved)}, indent=2))
 
-    def hypothesis_body(self, timeline: Timeline) -> None:
-        if time.monotonic() >= self.deadline:
-            raise _BudgetSpent
-        judged = self.execute(timeline)
-        for label, value in properties.guidance(judged.records).items():
-            hypothesis.target(value, label=label)
-        hypothesis.target(float(len(properties.sometimes_satisfied(judged.records))),
-                          label="sometimes assertions satisfied")
-        new = [p for p in judged.violations if p not in self.closed]
-        if new:
-            raise _PropertyFailed(new[0])
+    def lineage(self, number: int) -> list[tuple[int, str]]:
+        """Return the chain of timelines ``number`` was mutated from, itself first."""
+        chain: list[tuple[int, str]] = []
+        current: int | None = number
+        while current is not None and current in self.origins and len(chain) < 1000:
+            origin, parent = self.origins[current]
+            chain.append((current, origin))
+            current = parent
+        return chain
 
-    def hypothesis_test(self, database: DirectoryBasedExampleDatabase | None,
-                        round: int) -> Callable:
-        """Return the @given test over timelines with every setting composer relies on."""
-        strategy = schedule.timelines(self.templates, self.caps, self.project.explore.timeline)
-        test = settings(
-            database=database,
-            # Rounds of 9: below 10 Hypothesis neither draws deliberately tiny examples first
-            # nor hill-climbs its targets by re-running near-identical timelines, both
-            # wasteful when one example costs seconds (measured: 178 distinct timelines in
-            # 200 calls, against 85 with rounds of 40 and hill-climbing).
-            max_examples=9,
-            deadline=None,
-            derandomize=False,
-            # composer shrinks with composer.shrink: each test costs seconds, not microseconds
-            phases=(Phase.explicit, Phase.reuse, Phase.generate),
-            suppress_health_check=list(HealthCheck),
-            report_multiple_bugs=False,
-            verbosity=Verbosity.quiet,
-            print_blob=False,
-        )(given(strategy)(self.hypothesis_body))
-        if self.seed is None:
-            return test
-        # Each round its own seed: the same seed again would draw the same timelines again.
-        return hypothesis.seed(self.seed * 1_000_003 + round)(test)
+    # -- the search ------------------------------------------------------------------------
 
-    def search_with_hypothesis(self) -> None:
-        # The example database replays earlier failures first. Only the first search uses
-        # it: later ones would find those failures closed and delete them from it.
-        database = None
-        if self.seed is None:
-            database = DirectoryBasedExampleDatabase(
-                str(self.project.root / ".composer" / "hypothesis" / self.backend))
-        round = 0
+    def search(self, search: RandomSearch) -> None:
+        """Run what ``search`` proposes until the budget is spent; shrink what fails."""
+        self.result.generator = search.name
+        self.result.sources = search.arms
         while time.monotonic() < self.deadline:
-            round += 1
-            try:
-                self.hypothesis_test(database, round)()
-            except _BudgetSpent:
-                pass
-            except Exception:  # the failure Hypothesis found, or Flaky: our records hold it
-                pass
-            database = None
+            candidate = search.next()
+            self.execute(candidate.timeline, candidate, search)
             self.shrink_new_findings()
+
+    def saved_failures(self) -> list[Timeline]:
+        """Timelines of this project's saved replays on this backend, newest first."""
+        if self.seed is not None:  # a seeded exploration repeats; old files would not
+            return []
+        source = self.project.source if self.project.compose else self.project.root
+        found = []
+        replays = self.project.root / ".composer" / "replays"
+        for path in sorted(replays.glob("*.json"), key=_mtime, reverse=True):
+            try:
+                replay = load_replay(path)
+            except ValueError:
+                continue
+            if replay.backend == self.backend and Path(replay.project) == Path(source):
+                found.append(replay.timeline)
+        return found[:_SAVED_FAILURES]
 
     def shrink_new_findings(self) -> None:
         """Shrink every failure found since the last call, then stop treating it as new."""
@@ -222,6 +231,7 @@ class _Explorer:
             if finding.property in self.closed:
                 continue
             self.closed.add(finding.property)
+            finding.lineage = self.lineage(finding.number)
             self.progress.note(f"property failed: {finding.property!r}; shrinking a timeline "
                                f"of {len(finding.smallest.events)} events", stage="shrinking")
 
@@ -237,13 +247,6 @@ class _Explorer:
             self.progress.note(f"shrinking {finding.property!r} done", stage="exploring")
             if self.stop_on_failure:
                 self.deadline = time.monotonic()
-
-    def search_at_random(self) -> None:
-        rng = random.Random(self.seed)
-        while time.monotonic() < self.deadline:
-            self.execute(schedule.random_timeline(rng, self.templates, self.caps,
-                                                  self.project.explore.timeline))
-            self.shrink_new_findings()
 
     # -- after the search ----------------------------------------------------------------------
 
@@ -270,9 +273,16 @@ def _slug(text: str) -> str:
     return "-".join(filter(None, slug.split("-")))[:48] or "property"
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def explore(project: Project, templates: Mapping[str, Template], backend: str,
             caps: Capabilities, run_dir: Path, *, duration: float, seed: int | None = None,
-            generator: str = "hypothesis", reruns: int = 5, shrink_budget: float = 120.0,
+            generator: str = "guided", reruns: int = 5, shrink_budget: float = 120.0,
             stop_on_failure: bool = False, progress=None) -> Exploration:
     """Explore timelines for ``duration`` seconds; shrink, re-run and save each failure."""
     from composer.progress import Progress
@@ -280,12 +290,15 @@ def explore(project: Project, templates: Mapping[str, Template], backend: str,
     progress = progress or Progress(duration)
     explorer = _Explorer(project, templates, backend, caps, run_dir, duration, seed,
                          reruns, shrink_budget, stop_on_failure, progress)
+    rng = random.Random(seed)
+    corpus = explorer.result.corpus
+    if generator == "random":
+        search: RandomSearch = RandomSearch(explorer.space, corpus, rng)
+    else:
+        search = GuidedSearch(explorer.space, corpus, rng, explorer.saved_failures())
     try:
         try:
-            if generator == "random":
-                explorer.search_at_random()
-            else:
-                explorer.search_with_hypothesis()
+            explorer.search(search)
         except KeyboardInterrupt:
             explorer.result.stopped_early = True
             progress.note("interrupted: reporting what was found so far")

@@ -27,8 +27,8 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Elapsed and remaining time, timelines run, the current one's phase, faults injected
-    and properties passing, failing and unreached."""
+    """Elapsed and remaining time, timelines run, the current one's phase, faults injected,
+    behaviours found, and properties passing, failing and unreached."""
 
     def __init__(self, duration: float | None, stream: TextIO | None = None,
                  quiet: bool = False, live: bool | None = None,
@@ -44,6 +44,9 @@ class Progress:
         self.faults: collections.Counter = collections.Counter()
         self.counts = {"pass": 0, "fail": 0, "unreached": 0}
         self.failing: list[str] = []
+        #: distinct behaviours the search has seen, and timelines it kept as seeds
+        self.behaviours = 0
+        self.corpus = 0
         self._live = None
         if not quiet and (self.stream.isatty() if live is None else live):
             self._start_live()
@@ -69,6 +72,9 @@ class Progress:
         self.current, self.phase = None, "done"
         statuses = collections.Counter(p.status for p in exploration.table.properties())
         self.counts = {k: statuses.get(k, 0) for k in self.counts}
+        corpus = getattr(exploration, "corpus", None)
+        if corpus is not None:
+            self.behaviours, self.corpus = corpus.behaviours, len(corpus.entries)
         for prop in judged.violations:
             if prop not in self.failing:
                 self.failing.append(prop)
@@ -101,7 +107,8 @@ class Progress:
                 "timelines": self.timelines, "stage": self.stage,
                 "faults": sum(self.faults.values()),
                 "passing": self.counts["pass"], "failing": self.counts["fail"],
-                "unreached": self.counts["unreached"]}
+                "unreached": self.counts["unreached"],
+                "behaviours": self.behaviours, "corpus": self.corpus}
 
     def _line(self, word: str, **fields: Any) -> None:
         if self.quiet:
@@ -145,6 +152,9 @@ class Progress:
         grid.add_row("timelines", str(self.timelines), current, "")
         faults = ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "none yet"
         grid.add_row("faults", str(sum(self.faults.values())), faults, "")
+        if self.behaviours:
+            grid.add_row("search", f"{self.behaviours} behaviours",
+                         f"{self.corpus} timelines kept as seeds", "")
         if not any(self.counts.values()):  # nothing judged yet (or a replay)
             return grid
         grid.add_row("properties",

@@ -20,7 +20,9 @@ from typing import Iterable
 __all__ = [
     "Property",
     "PropertyTable",
+    "assertion_id",
     "guidance",
+    "hit_assertions",
     "read_records",
     "setup_completed",
     "violations",
@@ -77,6 +79,15 @@ def _key(inner: dict) -> str:
     return key if isinstance(key, str) and key else str(inner.get("message", ""))
 
 
+#: The id a property is known by: the record's ``id``, else its ``message``.
+assertion_id = _key
+
+
+def hit_assertions(records: Iterable[dict]) -> Iterable[dict]:
+    """The inner dicts of well-formed assertion records that were hit (not declarations)."""
+    return (inner for inner in _asserts(records) if _is_hit(inner))
+
+
 def _kind(inner: dict) -> tuple[str, str, bool]:
     """(display_type, assert_type, must_hit), trusting display_type when it is known."""
     display = inner.get("display_type")
@@ -123,7 +134,7 @@ def violations(records: Iterable[dict]) -> list[str]:
 def guidance(records: Iterable[dict]) -> dict[str, float]:
     """Per guidance id, how close the run came to flipping it: larger is closer.
 
-    For ``hypothesis.target``. Numeric records carry ``left``/``right``; the
+    For the guided search (``composer.corpus``). Numeric records carry ``left``/``right``; the
     official SDKs set ``maximize`` when a larger ``left - right`` is closer to the
     flip, so the score is the gap, negated when minimising. Boolean records score
     the number of true propositions the same way. The best score per id wins;
@@ -149,21 +160,6 @@ def guidance(records: Iterable[dict]) -> dict[str, float]:
         if math.isfinite(score) and (key not in best or score > best[key]):
             best[key] = score
     return best
-
-
-def sometimes_satisfied(records: Iterable[dict]) -> set[str]:
-    """Ids of sometimes and reachable assertions these records satisfy.
-
-    Their count guides exploration (``hypothesis.target``) toward timelines that reach
-    states the project's authors marked as worth reaching, as Antithesis does.
-    """
-    satisfied = set()
-    for inner in _asserts(records):
-        _, assert_type, must_hit = _kind(inner)
-        if assert_type in ("sometimes", "reachability") and must_hit and _is_hit(inner) \
-                and not _fails(inner, assert_type, must_hit):
-            satisfied.add(_key(inner))
-    return satisfied
 
 
 def setup_completed(records: Iterable[dict]) -> bool:

@@ -14,11 +14,15 @@ from typing import Any, TextIO
 
 from composer import __version__
 
-__all__ = ["SUMMARY_VERSION", "write_summary", "print_properties", "print_findings",
-           "replay_command"]
+__all__ = ["SUMMARY_VERSION", "write_summary", "search_json", "print_properties",
+           "print_findings", "replay_command"]
 
 #: Version of the summary.json schema; bumped on any incompatible change.
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
+#: Most points of the behaviours-over-time series kept in summary.json.
+_SERIES_POINTS = 400
+#: Most features listed per kept timeline (the count is always given).
+_NEW_LISTED = 20
 
 
 def replay_command(path: Path) -> str:
@@ -44,6 +48,8 @@ def write_summary(run_dir: Path, *, project: Any, backend: str, seed: int | None
             "reproduced": finding.reproduced,
             "reruns": finding.reruns,
             "replay": str(finding.replay) if finding.replay else None,
+            "first_timeline": finding.number,
+            "lineage": [{"timeline": n, "origin": o} for n, o in finding.lineage],
         })
     summary = {
         "version": SUMMARY_VERSION,
@@ -63,11 +69,34 @@ def write_summary(run_dir: Path, *, project: Any, backend: str, seed: int | None
         "properties": exploration.table.to_json(),
         "findings": findings,
         "utilization": exploration.utilization.to_json(),
+        "search": search_json(exploration),
     }
     path = run_dir / "summary.json"
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
+
+
+def search_json(exploration: Any) -> dict[str, Any]:
+    """The search's side of a run: behaviours over time, sources, kept timelines."""
+    corpus = exploration.corpus
+    history = corpus.history
+    step = max(1, -(-len(history) // _SERIES_POINTS))
+    series = history[::step]
+    if history and series[-1] != history[-1]:
+        series.append(history[-1])
+    return {
+        "generator": exploration.generator,
+        "behaviours": corpus.behaviours,
+        "kept": len(corpus.entries),
+        "over_time": [list(point) for point in series],
+        "sources": [{"source": name, "tries": arm.total_tries, "finds": arm.total_finds}
+                    for name, arm in exploration.sources.items()],
+        "corpus": [{"timeline": e.number, "origin": e.origin, "parent": e.parent,
+                    "elapsed_seconds": e.elapsed, "why": e.why, "new_count": len(e.new),
+                    "new": list(e.new[:_NEW_LISTED]), "improved": list(e.improved)}
+                   for e in corpus.entries],
+    }
 
 
 def print_properties(props: list[Any], out: TextIO) -> None:

@@ -25,6 +25,7 @@ from composer.clusters.base import Process, ProcessSpec
 from composer.config import Project
 from composer.errors import InfraError
 from composer.faults import PROCESS_FAULTS, network_of
+from composer.hits import Hit, HitWatcher
 from composer.services import Environment, ServiceNode, SetupFailed
 from composer.templates import Command, Template
 from composer.timeline import Fault, Start, Timeline
@@ -82,6 +83,10 @@ class TimelineResult:
     setup_error: str | None
     log: list[dict[str, Any]]
     elapsed: float
+    #: first hits of assertion outcomes, ``at`` counted from the start of the run
+    hits: list[Hit] = dataclasses.field(default_factory=list)
+    #: when the driver phase began, counted the same way (None: it never began)
+    phase_start: float | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -120,7 +125,7 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
         finally:
             run.finish()
     return TimelineResult(timeline, directory, run.setup_error is None, run.setup_error,
-                          run.log, time.monotonic() - run.t0)
+                          run.log, time.monotonic() - run.t0, run.hits.hits, run.phase_start)
 
 
 class _Run:
@@ -151,6 +156,9 @@ class _Run:
         self.timeout = project.explore.command_timeout
         self.changed = asyncio.Condition()
         self.records = open(directory / "composer.jsonl", "a")
+        self.hits = HitWatcher(directory / "sdk", self.t0)
+        self.hit_task: asyncio.Future | None = None
+        self.phase_start: float | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -169,6 +177,8 @@ class _Run:
         self.records.close()
         (self.directory / "run.json").write_text(json.dumps({
             "setup_error": self.setup_error,
+            "driver_phase_start": self.phase_start,
+            "hits": [dataclasses.asdict(h) for h in self.hits.hits],
             "invocations": [
                 {"number": i.number, "command": i.command.name, "kind": i.command.kind,
                  "node": i.node, "seed": i.seed, "status": i.status, "exit_code": i.exit_code,
@@ -198,6 +208,7 @@ class _Run:
                 self.set_clock(service)
         if not await self.setup():
             return
+        self.hit_task = asyncio.ensure_future(self.hits.watch())
         self.driver_node = self.project.driver_nodes()[0]
         if self.timeline.first:
             await self.run_to_end(self.timeline.first)
@@ -260,6 +271,7 @@ class _Run:
 
     async def driver_phase(self) -> None:
         start = time.monotonic()
+        self.phase_start = round(start - self.t0, 3)
         end = start + self.timeline.length
         starts = [e for e in self.timeline.events if isinstance(e, Start)]
         drivers = [e for e in starts if self.template.command(e.command).kind in _DRIVERS]
@@ -472,5 +484,8 @@ class _Run:
                 errors.append(exc)
         tasks = [i.task for i in self.invocations if i.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.hit_task is not None:
+            self.hit_task.cancel()
+            self.hits.poll()  # what the last processes wrote before they ended
         if errors:
             raise InfraError(f"teardown failed: {'; '.join(map(str, errors))}")

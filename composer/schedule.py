@@ -1,10 +1,12 @@
-"""The space of timelines: a Hypothesis strategy, and a uniform random generator over it.
+"""The space of timelines: what may be drawn, and the draws over it.
 
 The only module that imports ``hypothesis.strategies``. It sees templates and a frozen
-``Capabilities``, never a cluster. Both generators share one description of a timeline
-(``_timeline``) so they always draw from the same space; Hypothesis shrinks it by
-deleting events, moving them earlier, shortening the driver phase and fault durations,
-and narrowing fault targets.
+``Capabilities``, never a cluster. Every generator shares one description of a timeline
+(``_timeline``), so all draw from the same space: ``random_timeline`` uniformly (the
+baseline), ``swarm_timeline`` with a drawn subset of the template's commands and of the
+fault kinds (swarm testing: timelines then differ in kind, not only in order), and the
+Hypothesis strategy ``timelines`` (property tests over the space). ``fits`` says whether
+a timeline is inside the space, so mutations (``composer.mutate``) can stay inside it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from composer.faults import AMOUNTS, PARTITION_SHAPES, Capabilities
 from composer.templates import Command, Template
 from composer.timeline import Event, Fault, Start, Timeline
 
-__all__ = ["timelines", "random_timeline", "MAX_FAULT_SECONDS"]
+__all__ = ["timelines", "random_timeline", "swarm_timeline", "draw_fault", "draw_start",
+           "fault_kinds", "startable", "fits", "max_events", "MAX_FAULT_SECONDS"]
 
 T = TypeVar("T")
 #: Longest fault Hypothesis draws, seconds.
@@ -82,8 +85,27 @@ def max_events(max_length: float) -> int:
     return max(4, min(60, int(4 * max_length)))
 
 
+def fault_kinds(caps: Capabilities) -> list[str]:
+    """Return the fault kinds a timeline may hold (a partition needs two targets)."""
+    kinds = sorted(caps.faults) if caps.fault_targets else []
+    if len(caps.fault_targets) < 2 and "partition" in kinds:
+        kinds.remove("partition")
+    return kinds
+
+
+def startable(template: Template, timeline: Timeline | None = None) -> list[Command]:
+    """Return the commands a driver phase may start more of: with a singleton driver in
+    ``timeline``, anytime commands only."""
+    anytime = template.of_kind("anytime")
+    if timeline is not None and any(
+            isinstance(e, Start) and template.command(e.command).kind == "singleton_driver"
+            for e in timeline.events):
+        return anytime
+    return template.of_kind("parallel_driver", "serial_driver") + anytime
+
+
 def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
-              max_length: float) -> Timeline:
+              max_length: float, swarm: bool = False) -> Timeline:
     template = templates[d.choice(sorted(templates))]
     # At least 1 s, unless max_length is shorter; never longer than max_length (0.1 s steps).
     top = max(1, int(max_length * 10))
@@ -93,24 +115,28 @@ def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
     repeated = template.of_kind("parallel_driver", "serial_driver")
     anytime = template.of_kind("anytime")
     events: list[Event] = []
-    startable = repeated + anytime
+    commands = repeated + anytime
     if singletons and (not repeated or d.integer(0, 1)):
-        startable = anytime
+        commands = anytime
         singleton = d.choice(singletons)
         events.append(Start(d.integer(0, tenths - 1) / 10, singleton.name,
                             _node(d, singleton, caps), d.integer(0, _SEED_MAX)))
-    faults = sorted(caps.faults) if caps.fault_targets else []
-    if len(caps.fault_targets) < 2 and "partition" in faults:
-        faults.remove("partition")
+    faults = fault_kinds(caps)
+    one_in = 3  # one event in three is a fault
+    if swarm:  # a coin per command and per fault kind (one command stays), and a fault rate
+        commands = ([c for c in commands if d.integer(0, 1)]
+                    or [d.choice(commands)] * bool(commands))
+        faults = [k for k in faults if d.integer(0, 1)]
+        one_in = d.integer(2, 6)
 
     def event(d: _Draw) -> Event:
         at = d.integer(0, tenths - 1) / 10
-        if faults and (not startable or d.integer(0, 2) == 2):
+        if faults and (not commands or d.integer(1, one_in) == one_in):
             return _fault(d, at, d.choice(faults), caps.fault_targets)
-        command = d.choice(startable)
+        command = d.choice(commands)
         return Start(at, command.name, _node(d, command, caps), d.integer(0, _SEED_MAX))
 
-    if startable or faults:
+    if commands or faults:
         events += d.items(event, max_events(max_length))
     eventually = template.of_kind("eventually")
     finally_ = template.of_kind("finally")
@@ -148,6 +174,62 @@ def random_timeline(rng: random.Random, templates: Mapping[str, Template],
                     caps: Capabilities, max_length: float) -> Timeline:
     """Return one timeline drawn uniformly at random from the same space."""
     return _timeline(_RandomDraw(rng), templates, caps, max_length)
+
+
+def swarm_timeline(rng: random.Random, templates: Mapping[str, Template],
+                   caps: Capabilities, max_length: float) -> Timeline:
+    """Return one timeline that uses a random subset of the commands and fault kinds."""
+    return _timeline(_RandomDraw(rng), templates, caps, max_length, swarm=True)
+
+
+def draw_fault(rng: random.Random, at: float, kind: str, caps: Capabilities) -> Fault:
+    """Return a fault of ``kind`` at ``at`` with drawn targets, duration, shape, amount."""
+    return _fault(_RandomDraw(rng), at, kind, caps.fault_targets)
+
+
+def draw_start(rng: random.Random, at: float, command: Command, caps: Capabilities) -> Start:
+    """Return a start of ``command`` at ``at`` on a drawn driver node with a drawn seed."""
+    d = _RandomDraw(rng)
+    return Start(at, command.name, _node(d, command, caps), d.integer(0, _SEED_MAX))
+
+
+def fits(timeline: Timeline, templates: Mapping[str, Template], caps: Capabilities,
+         max_length: float) -> bool:
+    """Whether ``timeline`` lies in the space the draws above cover."""
+    template = templates.get(timeline.template)
+    if template is None or not 0 < timeline.length <= max_length + 1e-9:
+        return False
+    if len(timeline.events) > max_events(max_length) + 1:
+        return False
+    if list(timeline.events) != sorted(timeline.events, key=lambda e: e.at):
+        return False
+    kinds = set(fault_kinds(caps))
+    names = {c.name: c for c in template.commands}
+    singletons = 0
+    for event in timeline.events:
+        if not 0 <= event.at < timeline.length:
+            return False
+        if isinstance(event, Fault):
+            if (event.kind not in kinds or not event.targets
+                    or len(set(event.targets)) != len(event.targets)
+                    or not set(event.targets) <= set(caps.fault_targets)
+                    or not 0 < event.duration <= MAX_FAULT_SECONDS):
+                return False
+            continue
+        command = names.get(event.command)
+        if command is None or command.kind not in _STARTABLE:
+            return False
+        if event.node != (command.node or event.node) or (
+                not command.node and event.node not in caps.driver_nodes):
+            return False
+        singletons += command.kind == "singleton_driver"
+    allowed = {c.name for c in startable(template, timeline)} | (
+        {c.name for c in template.of_kind("singleton_driver")} if singletons == 1 else set())
+    return singletons <= 1 and all(e.command in allowed for e in timeline.events
+                                   if isinstance(e, Start))
+
+
+_STARTABLE = ("parallel_driver", "serial_driver", "singleton_driver", "anytime")
 
 
 def _node(d: _Draw, command: Command, caps: Capabilities) -> str:

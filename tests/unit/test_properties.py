@@ -15,7 +15,8 @@ from composer.properties import (
     guidance,
     read_records,
     setup_completed,
-    sometimes_satisfied,
+    assertion_id,
+    hit_assertions,
     violations,
 )
 
@@ -270,7 +271,7 @@ def test_malformed_records_never_raise(records):
     assert all(isinstance(v, float) for v in guidance(records).values())
 
 
-def test_sometimes_satisfied_counts_only_true_sometimes_and_hit_reachables():
+def test_hit_assertions_leave_out_declarations_and_malformed_records():
     def record(id, assert_type, display, condition, hit=True):
         return {"antithesis_assert": {"id": id, "message": id, "assert_type": assert_type,
                                       "display_type": display, "must_hit": True, "hit": hit,
@@ -286,4 +287,8 @@ def test_sometimes_satisfied_counts_only_true_sometimes_and_hit_reachables():
                                "display_type": "Unreachable", "must_hit": False, "hit": True,
                                "condition": True}},
     ]
-    assert sometimes_satisfied(records) == {"true sometimes", "reached"}
+    records += [{"antithesis_assert": {"message": "by message only", "condition": True}},
+                {"antithesis_assert": "not a dict"}, {"antithesis_guidance": {"id": "g"}}]
+    assert [assertion_id(inner) for inner in hit_assertions(records)] == [
+        "true sometimes", "false sometimes", "reached", "an always", "unreachable",
+        "by message only"]

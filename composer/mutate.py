@@ -1,0 +1,228 @@
+"""Mutations of a kept timeline, guided by what that timeline did when it ran.
+
+Each operator returns a new timeline inside the same space as fresh draws
+(``schedule.fits``), so shrinking, replay files and ``--seed`` work unchanged, or None
+when it does not apply. Operators keep the parent's seeds, so the part of the timeline
+a mutation leaves alone tends to behave as it did: a fault inserted just after the
+moment an assertion first fired lands near that moment again. Imports schedule,
+behaviour, faults, templates and timeline; never the runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Mapping
+
+from composer import schedule
+from composer.behaviour import Behaviour
+from composer.faults import AMOUNTS, Capabilities
+from composer.templates import Template
+from composer.timeline import Event, Fault, Start, Timeline
+
+__all__ = ["Space", "OPERATORS", "mutate"]
+
+#: Seconds after a moment (an assertion's first hit) or a command start to place a fault.
+_SOON = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """What a mutated timeline must fit: the templates, capabilities and longest phase."""
+
+    templates: Mapping[str, Template]
+    caps: Capabilities
+    max_length: float
+
+    def fits(self, timeline: Timeline) -> bool:
+        return schedule.fits(timeline, self.templates, self.caps, self.max_length)
+
+
+Operator = Callable[[random.Random, Space, Timeline, Behaviour, Timeline], "Timeline | None"]
+
+
+def _with(t: Timeline, events: list[Event], length: float | None = None) -> Timeline:
+    return dataclasses.replace(t, events=tuple(sorted(events, key=lambda e: e.at)),
+                               length=t.length if length is None else length)
+
+
+def _insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
+                  node: str | None) -> Timeline | None:
+    kinds = schedule.fault_kinds(space.caps)
+    if not kinds:
+        return None
+    at = round(max(0.0, at), 2)
+    fault = schedule.draw_fault(rng, at, rng.choice(kinds), space.caps)
+    if node in space.caps.fault_targets and rng.random() < 0.75:
+        shape = "isolate" if fault.kind == "partition" else None
+        fault = dataclasses.replace(fault, targets=(node,), shape=shape)
+    length = t.length
+    if at >= length:  # the moment came late: lengthen the phase to hold the fault
+        length = round(min(space.max_length, at + rng.uniform(0.3, 1.5)), 1)
+        if at >= length:
+            return None
+    return _with(t, [*t.events, fault], length)
+
+
+def fault_after_moment(rng, space, t, seen, other):
+    """Insert a fault just after an assertion first fired, on the node that fired it."""
+    if not seen.moments:
+        return None
+    moment = rng.choice(seen.moments)
+    return _insert_fault(rng, space, t, moment.at + rng.choice(_SOON), moment.node)
+
+
+def fault_near_start(rng, space, t, seen, other):
+    """Insert a fault just before or after a command started."""
+    starts = list(seen.starts) or [e.at for e in t.events if isinstance(e, Start)]
+    if not starts:
+        return None
+    at = rng.choice(starts) + rng.choice((-0.2, -0.1) + _SOON)
+    return _insert_fault(rng, space, t, at, None)
+
+
+def move(rng, space, t, seen, other):
+    """Move one event earlier or later."""
+    if not t.events:
+        return None
+    events = list(t.events)
+    i = rng.randrange(len(events))
+    at = min(t.length - 0.01, max(0.0, events[i].at + rng.gauss(0, 0.5)))
+    events[i] = dataclasses.replace(events[i], at=round(at, 2))
+    return _with(t, events)
+
+
+def _faults(t: Timeline) -> list[int]:
+    return [i for i, e in enumerate(t.events) if isinstance(e, Fault)]
+
+
+def retarget(rng, space, t, seen, other):
+    """Aim one fault at other nodes (and, for a partition, another shape)."""
+    faults = _faults(t)
+    if not faults:
+        return None
+    i = rng.choice(faults)
+    old = t.events[i]
+    drawn = schedule.draw_fault(rng, old.at, old.kind, space.caps)
+    events = list(t.events)
+    events[i] = dataclasses.replace(old, targets=drawn.targets, shape=drawn.shape)
+    return _with(t, events)
+
+
+def change_kind(rng, space, t, seen, other):
+    """Turn one fault into another kind, keeping its time, duration and targets."""
+    faults = _faults(t)
+    kinds = schedule.fault_kinds(space.caps)
+    if not faults or len(kinds) < 2:
+        return None
+    i = rng.choice(faults)
+    old = t.events[i]
+    kind = rng.choice([k for k in kinds if k != old.kind])
+    new = schedule.draw_fault(rng, old.at, kind, space.caps)
+    if kind != "partition":
+        new = dataclasses.replace(new, targets=old.targets)
+    events = list(t.events)
+    events[i] = dataclasses.replace(new, duration=old.duration)
+    return _with(t, events)
+
+
+def change_amount(rng, space, t, seen, other):
+    """Halve or double one fault's duration, or draw its amount anew."""
+    faults = _faults(t)
+    if not faults:
+        return None
+    i = rng.choice(faults)
+    old = t.events[i]
+    if old.kind in AMOUNTS and rng.random() < 0.5:
+        new = dataclasses.replace(old, amount=rng.choice(AMOUNTS[old.kind]))
+    else:
+        duration = old.duration * rng.choice((0.5, 2.0))
+        new = dataclasses.replace(old, duration=round(
+            min(schedule.MAX_FAULT_SECONDS, max(0.1, duration)), 1))
+    events = list(t.events)
+    events[i] = new
+    return _with(t, events)
+
+
+def delete(rng, space, t, seen, other):
+    """Remove one event."""
+    if len(t.events) < 2:
+        return None
+    events = list(t.events)
+    del events[rng.randrange(len(events))]
+    return _with(t, events)
+
+
+def add_command(rng, space, t, seen, other):
+    """Start one more command at a random time."""
+    commands = schedule.startable(space.templates[t.template], t)
+    if not commands:
+        return None
+    at = round(rng.uniform(0, t.length - 0.01), 2)
+    return _with(t, [*t.events, schedule.draw_start(rng, at, rng.choice(commands), space.caps)])
+
+
+def lengthen(rng, space, t, seen, other):
+    """Make the driver phase longer and start a command or two in the added time."""
+    length = round(min(space.max_length, t.length * rng.uniform(1.2, 2.0)), 1)
+    commands = schedule.startable(space.templates[t.template], t)
+    if length <= t.length:
+        return None
+    events = list(t.events)
+    for _ in range(rng.randint(0, 2) if commands else 0):
+        at = round(rng.uniform(t.length, length - 0.01), 2)
+        events.append(schedule.draw_start(rng, at, rng.choice(commands), space.caps))
+    return _with(t, events, length)
+
+
+def splice(rng, space, t, seen, other):
+    """Keep this timeline's events before a cut and another kept timeline's after it."""
+    if other is None or other.template != t.template or other == t:
+        return None
+    cut = rng.uniform(0, t.length)
+    events = [e for e in t.events if e.at < cut]
+    events += [e for e in other.events if cut <= e.at < t.length]
+    return _with(t, events)
+
+
+#: name -> operator; the names appear in progress, summary.json and the report.
+OPERATORS: dict[str, Operator] = {
+    "fault after hit": fault_after_moment,
+    "fault near start": fault_near_start,
+    "move": move,
+    "retarget": retarget,
+    "change kind": change_kind,
+    "change amount": change_amount,
+    "delete": delete,
+    "add command": add_command,
+    "lengthen": lengthen,
+    "splice": splice,
+}
+
+
+def mutate(rng: random.Random, space: Space, first: str, parent: Timeline, seen: Behaviour,
+           other: Timeline | None) -> tuple[Timeline, str] | None:
+    """Apply operator ``first`` and up to two random others to ``parent``.
+
+    Return the mutant and the operators applied ("fault after hit+move"), or None if
+    ``first`` did not apply or the result left the space.
+    """
+    names = [first] + rng.choices(list(OPERATORS), k=rng.choice((0, 0, 0, 1, 1, 2)))
+    timeline, applied = parent, []
+    for name in names:
+        mutant = OPERATORS[name](rng, space, timeline, seen, other)
+        if mutant is None:
+            if name == first:
+                return None
+            continue
+        timeline = mutant
+        applied.append(name)
+    cap = schedule.max_events(space.max_length)
+    while len(timeline.events) > cap:  # too many: drop one the parent already had
+        old = [e for e in timeline.events if e in parent.events] or list(timeline.events)
+        events = list(timeline.events)
+        events.remove(rng.choice(old))
+        timeline = _with(timeline, events)
+    if timeline == parent or not space.fits(timeline):
+        return None
+    return timeline, "+".join(applied)

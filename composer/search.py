@@ -1,0 +1,120 @@
+"""Where the next timeline comes from: the guided search and the uniform baseline.
+
+``GuidedSearch`` first re-runs saved failures (what Hypothesis's example database did
+before), then mixes fresh swarm draws with mutations of corpus entries. Which source to
+use next is a bandit over the sources (fresh draws and each mutation operator): Thompson
+sampling over how often each has recently led to a timeline that showed something new,
+with a floor of fresh draws so the search never stops widening. ``RandomSearch`` is the
+baseline: uniform draws over the same space, blind to feedback. Both are deterministic
+given their seed and what the timelines showed. Imports schedule, mutate, corpus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterable
+
+from composer import schedule
+from composer.corpus import Corpus, Entry
+from composer.mutate import OPERATORS, Space, mutate
+from composer.timeline import Timeline
+
+__all__ = ["Candidate", "GuidedSearch", "RandomSearch", "GENERATORS"]
+
+#: Share of timelines that are fresh draws whatever the bandit says.
+FRESH_FLOOR = 0.1
+#: Per observation, older successes and tries of a source count this much less.
+DECAY = 0.97
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A timeline to run, with where it came from."""
+
+    timeline: Timeline
+    #: "fresh", "random", "saved failure" or the mutation operators applied
+    origin: str
+    #: the corpus entry it was mutated from
+    parent: int | None = None
+    #: the source credited with what it finds: "fresh", "saved" or an operator's name
+    source: str = "fresh"
+
+
+@dataclasses.dataclass
+class Arm:
+    """How a source has done recently (decayed counts)."""
+
+    tries: float = 0.0
+    finds: float = 0.0
+    total_tries: int = 0
+    total_finds: int = 0
+
+    def update(self, found: bool) -> None:
+        self.tries = self.tries * DECAY + 1
+        self.finds = self.finds * DECAY + found
+        self.total_tries += 1
+        self.total_finds += found
+
+
+class RandomSearch:
+    """Uniform draws over the whole space; what it finds changes nothing."""
+
+    name = "random"
+
+    def __init__(self, space: Space, corpus: Corpus, rng: random.Random) -> None:
+        self.space, self.corpus, self.rng = space, corpus, rng
+        self.arms = {"random": Arm()}
+
+    def next(self) -> Candidate:
+        return Candidate(schedule.random_timeline(self.rng, self.space.templates,
+                                                  self.space.caps, self.space.max_length),
+                         "random", source="random")
+
+    def observe(self, candidate: Candidate, entry: Entry | None) -> None:
+        self.arms["random"].update(entry is not None)
+
+
+class GuidedSearch(RandomSearch):
+    """Saved failures first, then fresh swarm draws and corpus mutations in a learnt mix."""
+
+    name = "guided"
+
+    def __init__(self, space: Space, corpus: Corpus, rng: random.Random,
+                 saved: Iterable[Timeline] = ()) -> None:
+        super().__init__(space, corpus, rng)
+        self.saved = [t for t in saved if space.fits(t)]
+        self.arms = {"fresh": Arm(), **{name: Arm() for name in OPERATORS}}
+        if self.saved:
+            self.arms["saved"] = Arm()
+
+    def next(self) -> Candidate:
+        if self.saved:
+            return Candidate(self.saved.pop(0), "saved failure", source="saved")
+        source = "fresh"
+        if self.corpus.entries and self.rng.random() >= FRESH_FLOOR:
+            source = self._choose()
+        if source != "fresh":
+            for _ in range(20):  # an operator may not apply to the parent drawn
+                parent = self.corpus.pick(self.rng)
+                other = self.corpus.pick(self.rng).timeline if source == "splice" else None
+                made = mutate(self.rng, self.space, source, parent.timeline,
+                              parent.behaviour, other)
+                if made is not None:
+                    return Candidate(made[0], made[1], parent.number, source)
+            source = "fresh"
+        return Candidate(schedule.swarm_timeline(self.rng, self.space.templates,
+                                                 self.space.caps, self.space.max_length),
+                         "fresh", source="fresh")
+
+    def _choose(self) -> str:
+        """Thompson sampling: each source's recent success rate, drawn from its Beta."""
+        draws = {name: self.rng.betavariate(arm.finds + 1, arm.tries - arm.finds + 1)
+                 for name, arm in self.arms.items() if name != "saved"}
+        return max(draws, key=draws.__getitem__)
+
+    def observe(self, candidate: Candidate, entry: Entry | None) -> None:
+        self.arms[candidate.source].update(entry is not None)
+
+
+GENERATORS = {"guided": GuidedSearch, "random": RandomSearch}
