@@ -17,10 +17,13 @@ import pytest
 import xmlschema
 
 import composer
+from composer.behaviour import Behaviour
+from composer.corpus import Corpus
 from composer.explore import Exploration, Finding
 from composer.junit import write_junit
 from composer.properties import PropertyTable
 from composer.report import replay_command, write_summary
+from composer.search import Arm
 from composer.templates import Command, Template
 from composer.timeline import Fault, Start, Timeline
 from composer.utilization import Utilization
@@ -63,10 +66,19 @@ def exploration(run_dir: Path, details: dict | None = None) -> Exploration:
     used.add([{"what": "start", "command": "parallel_driver_put"},
               {"what": "fault", "kind": "partition", "targets": ["db-1"]},
               {"what": "exit", "command": "parallel_driver_put", "status": "exited"}])
-    finding = Finding(NASTY, timeline, timeline, run_dir / "timelines" / "00002", 4.2,
-                      reproduced=3, reruns=5, replay=run_dir / "replays" / "bad.json")
+    corpus = Corpus()
+    corpus.consider(1, timeline, Behaviour(frozenset({"assert pass acked", "fault kill db-1"}),
+                                           {"queue depth": 2.0}), "fresh", None, 1.234)
+    corpus.consider(2, timeline, Behaviour(frozenset({"assert fail " + NASTY}), {}),
+                    "fault after hit+move", 1, 4.2)
+    sources = {"fresh": Arm(), "fault after hit": Arm()}
+    sources["fresh"].update(True)
+    sources["fault after hit"].update(True)
+    finding = Finding(NASTY, timeline, timeline, run_dir / "timelines" / "00002", 4.2, 2,
+                      reproduced=3, reruns=5, replay=run_dir / "replays" / "bad.json",
+                      lineage=[(2, "fault after hit+move"), (1, "fresh")])
     return Exploration(run_dir, table, {NASTY: finding}, timelines=2, elapsed=12.345,
-                       utilization=used)
+                       utilization=used, corpus=corpus, sources=sources)
 
 
 def summary_of(run_dir: Path, **kwargs) -> dict:
@@ -91,7 +103,19 @@ def test_the_schema_is_a_valid_draft_2020_12_schema():
 
 def test_a_real_summary_validates(run_dir):
     summary = summary_of(run_dir)
-    assert summary["version"] == 2 and "utilization" in summary
+    assert summary["version"] == 3 and "utilization" in summary
+    assert summary["search"]["kept"] == 2 and len(summary["search"]["over_time"]) == 2
+    assert summary["findings"][0]["lineage"][-1] == {"timeline": 1, "origin": "fresh"}
+    jsonschema.Draft202012Validator(SCHEMA).validate(summary)
+
+
+def test_a_summary_of_a_random_search_with_nothing_kept_validates(tmp_path):
+    """The baseline: no corpus entries, a "random" source, a finding without a lineage."""
+    run_dir = tmp_path / "run"
+    summary = summary_of(run_dir)
+    summary["search"].update(generator="random", behaviours=0, kept=0, over_time=[],
+                             corpus=[], sources=[{"source": "random", "tries": 9, "finds": 0}])
+    summary["findings"][0]["lineage"] = []
     jsonschema.Draft202012Validator(SCHEMA).validate(summary)
 
 
@@ -100,14 +124,29 @@ def test_a_real_summary_validates(run_dir):
     lambda s: s["properties"][0].pop("status"),
     lambda s: s["utilization"].pop("never_completed"),
     lambda s: s.update(timelines="2"),
-    lambda s: s.update(version=1),
+    lambda s: s.update(version=2),
     lambda s: s["findings"][0].update(reruns=None),
     lambda s: s["utilization"]["commands"]["parallel_driver_put"].update(kind="driver"),
     lambda s: s.update(unknown_field=True),
     lambda s: s["properties"][0].update(extra=1),
     lambda s: s["findings"][0]["timeline"]["events"][0].update(color="red"),
+    lambda s: s.pop("search"),
+    lambda s: s["search"].pop("kept"),
+    lambda s: s["search"].update(seeds=3),
+    lambda s: s["search"].update(generator="hypothesis"),
+    lambda s: s["search"]["over_time"][0].append(7),
+    lambda s: s["search"]["over_time"].__setitem__(0, [1.0, 1, "2", 1]),
+    lambda s: s["search"]["sources"][0].pop("finds"),
+    lambda s: s["search"]["corpus"][0].update(picked=4),
+    lambda s: s["search"]["corpus"][1].update(parent="1"),
+    lambda s: s["findings"][0].pop("lineage"),
+    lambda s: s["findings"][0].pop("first_timeline"),
+    lambda s: s["findings"][0]["lineage"][0].update(parent=1),
 ], ids=["missing", "missing-nested", "missing-utilization", "wrong-type", "old-version",
-        "wrong-type-nested", "bad-kind", "unknown", "unknown-nested", "unknown-event-field"])
+        "wrong-type-nested", "bad-kind", "unknown", "unknown-nested", "unknown-event-field",
+        "missing-search", "missing-in-search", "unknown-in-search", "bad-generator",
+        "long-point", "bad-point", "missing-in-source", "unknown-in-corpus",
+        "bad-parent", "missing-lineage", "missing-first-timeline", "unknown-in-lineage"])
 def test_the_schema_rejects_drift(run_dir, break_it):
     summary = summary_of(run_dir)
     broken = copy.deepcopy(summary)
@@ -123,7 +162,8 @@ def test_every_field_is_documented():
             visit(sub, f"{where}.{name}")
         for name, sub in node.get("$defs", {}).items():
             visit(sub, f"$defs.{name}")
-        for sub in [*node.get("oneOf", []), node.get("items"), node.get("additionalProperties")]:
+        for sub in [*node.get("oneOf", []), *node.get("prefixItems", []), node.get("items"),
+                    node.get("additionalProperties")]:
             if isinstance(sub, dict):
                 visit(sub, where)
     visit(SCHEMA, "$")
