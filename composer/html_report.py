@@ -5,7 +5,8 @@ Inline CSS and SVG only: no script, no network, no external font, so it opens fr
 number of timelines: the summary holds one entry per property and a few findings; only
 the findings' own timeline directories are read (their ``run.json``, the failing SDK
 record, the tail of the failing process's logs). Every user-written string is escaped.
-Imports report, runner (the built-in property names), timeline and html_timeline.
+Imports report, runner (the built-in property names), timeline, html_timeline and
+html_search (the search section).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from composer import html_search as hs
 from composer import html_timeline as ht
 from composer.report import replay_command
 from composer.runner import SETUP, ZERO_EXIT, completion_id
@@ -95,7 +97,8 @@ def render(summary: dict, run_dir: Path) -> str:
              f'<meta name="viewport" content="width=device-width, initial-scale=1">'
              f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
              _header(summary), _callouts(props, anchors), _properties(props, anchors),
-             _findings(findings, run_dir), _utilization(summary.get("utilization")),
+             _findings(findings, run_dir), hs.section(summary.get("search")),
+             _utilization(summary.get("utilization")),
              "</main></body></html>\n"]
     return "\n".join(parts)
 
@@ -261,6 +264,8 @@ def _finding(i: int, f: dict, run_dir: Path) -> str:
                        f"{_e(f.get('shrunk_timeline_size', '?'))} events, template "
                        f"<code>{_e(plan.get('template', '?'))}</code>"),
             ("reproduced", rate)]
+    if f.get("lineage"):
+        rows.insert(1, ("found by", hs.lineage(f["lineage"])))
     if f.get("replay"):
         rows.append(("replay", f"<code>{_e(replay_command(Path(str(f['replay']))))}</code>"))
     directory = _timeline_dir(f, run_dir)

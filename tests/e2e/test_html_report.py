@@ -89,6 +89,26 @@ def _property(message: str, status: str, display: str = "Always", passes: int = 
                               "location": None} if failures else None}
 
 
+def _search() -> dict:
+    """A guided search's block of a version-3 summary: 7 timelines, 3 kept."""
+    return {"generator": "guided", "behaviours": 41, "kept": 3,
+            "over_time": [[1.5, 1, 12, 1], [3.1, 2, 20, 2], [4.0, 3, 20, 2], [6.2, 4, 20, 2],
+                          [8.0, 5, 33, 3], [9.9, 6, 33, 3], [12.4, 7, 41, 3]],
+            "sources": [{"source": "fresh", "tries": 3, "finds": 1},
+                        {"source": "fault after hit", "tries": 2, "finds": 2},
+                        {"source": EVIL, "tries": 1, "finds": 0},
+                        {"source": "lengthen", "tries": 0, "finds": 0}],
+            "corpus": [{"timeline": 1, "origin": "fresh", "parent": None, "elapsed_seconds": 1.5,
+                        "why": "12 new behaviours", "new_count": 12,
+                        "new": [f"assert pass k{i}" for i in range(12)], "improved": []},
+                       {"timeline": 2, "origin": "fault after hit+move", "parent": 1,
+                        "elapsed_seconds": 3.1, "why": "8 new behaviours", "new_count": 8,
+                        "new": [f"fault kill kv-1 within 0.1s after {EVIL}"], "improved": []},
+                       {"timeline": 5, "origin": EVIL, "parent": 2, "elapsed_seconds": 8.0,
+                        "why": "13 new behaviours; new best guidance: lag", "new_count": 13,
+                        "new": ["exit parallel_driver_x exited 0"], "improved": ["lag"]}]}
+
+
 def synthetic_run(root: Path, *, keep_directory: bool = True) -> Path:
     """A run directory as explore leaves it: summary.json and one failing timeline."""
     run_dir = root / "runs" / "20260101-000000-abcd"
@@ -125,7 +145,7 @@ def synthetic_run(root: Path, *, keep_directory: bool = True) -> Path:
                             "duration": 0.7}],
                 "eventually": None, "finally": None}
     summary = {
-        "version": 2, "composer": "0.1.0", "python": "3.11", "platform": "Linux",
+        "version": 3, "composer": "0.1.0", "python": "3.11", "platform": "Linux",
         "argv": ["explore", ".", "--seed", "1"], "project": "demo <b>", "project_dir": str(root),
         "backend": "local", "seed": 1, "elapsed_seconds": 12.5, "timelines": 7,
         "garbage_sdk_lines": 0, "stopped_early": False, "exit_code": 1,
@@ -136,7 +156,12 @@ def synthetic_run(root: Path, *, keep_directory: bool = True) -> Path:
         "findings": [{"property": EVIL, "found_after_seconds": 3.2, "first_timeline_size": 9,
                       "shrunk_timeline_size": 2, "timeline": timeline,
                       "directory": str(timeline_dir), "reproduced": 4, "reruns": 5,
-                      "replay": str(root / "replays" / "x.json")}],
+                      "replay": str(root / "replays" / "x.json"), "first_timeline": 7,
+                      "lineage": [{"timeline": 7, "origin": "fault after hit+move"},
+                                  {"timeline": 5, "origin": EVIL},
+                                  {"timeline": 2, "origin": "fault after hit+move"},
+                                  {"timeline": 1, "origin": "fresh"}]}],
+        "search": _search(),
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(summary))
@@ -156,6 +181,23 @@ def test_user_text_is_escaped_and_nothing_is_fetched(tmp_path: Path) -> None:
     assert "4/5 re-runs (80%)" in section and "composer replay " in section
     assert "line 99 &lt;b&gt;&amp;amp;&lt;/b&gt;" in section and "line 59 " not in section
     assert "Never reached" in page and "not recorded" in page  # no utilization block
+    assert ("found by</dt><dd>timeline 7 (fault after hit+move) ← 5 (&lt;script&gt;alert(1)"
+            "&lt;/script&gt;) ← 2 (fault after hit+move) ← 1 (fresh)</dd>") in section
+    search = page[page.index("<h2>Search</h2>"):page.index("<h2>Utilization</h2>")]
+    assert page.index("Failing timelines") < page.index("<h2>Search</h2>")
+    assert "<svg" in search and search.count("<polyline") == 2 and "Kept timelines (3)" in search
+    assert "<b>41</b> distinct behaviours" in search and "<b>3</b> timelines of 7 run" in search
+
+
+def test_a_summary_before_version_3_has_no_search_nor_lineage(tmp_path: Path) -> None:
+    run_dir = synthetic_run(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    del summary["search"], summary["findings"][0]["lineage"]
+    summary["version"] = 2
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    page = write_report(run_dir).read_text()
+    assert "<h2>Search</h2><p class='muted'>not recorded (this summary predates it)" in page
+    assert "found by" not in page and '<section class="finding"' in page
 
 
 def test_planned_timeline_when_the_directory_is_gone(tmp_path: Path) -> None:
@@ -291,7 +333,10 @@ PROBE = """(() => {
   const section = document.querySelector('section.finding');
   const heading = section && section.querySelector('h3');
   const svg = section && section.querySelector('svg.timeline');
+  const search = document.querySelector('svg.search');
   return {heading: heading && heading.textContent, headingBox: box(heading), svgBox: box(svg),
+          searchBox: box(search), searchPoints: search ? [...search.querySelectorAll('polyline')]
+            .map(p => p.points.numberOfItems) : [],
           marked: !!(svg && svg.querySelector('g.failed')), scripts: document.scripts.length,
           text: document.body.innerText, height: document.documentElement.scrollHeight};
 })()"""
@@ -387,4 +432,7 @@ def test_real_run_renders_in_chromium(kv_run: Path, tmp_path: Path) -> None:
     assert probe["svgBox"]["w"] > 600 and probe["marked"]  # drawn wide, failing command marked
     text = probe["text"]
     assert "Never reached" in text and NEVER in text and "Utilization" in text
+    assert probe["searchBox"] and probe["searchBox"]["w"] > 600 and probe["searchBox"]["shown"]
+    assert probe["searchPoints"] == [len(summary["search"]["over_time"])] * 2
+    assert "Search" in text and "Sources" in text and "found by" in text
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
