@@ -6,12 +6,15 @@
 Time of ``composer.html_report.write_report`` (median of N runs, default 5) and the size
 of the page, on synthetic run directories as ``explore`` leaves them: a summary.json of
 100 and of 10,000 timelines (30 properties, 3 findings whose shrunk timelines have 20
-events; utilization counts scaled to the number of timelines) and, for each finding,
-a timeline directory with a real-looking run.json, SDK files of a few hundred records
-and logs of a few thousand lines. A stress row (300 properties, 10 findings of 200
-events each) shows how the page grows with what it draws, not with timelines. Target
-for 10,000 timelines: under 2 s and under 5 MB. Everything is written under one
-temporary directory, removed at the end. Not collected by pytest.
+events and a lineage of up to 8 mutations; utilization counts scaled to the number of
+timelines; a search block made by ``composer.report.search_json`` itself, so its
+behaviours-over-time series is downsampled to ~400 points as in a real run, with 30 and
+300 kept timelines of 20 listed features each) and, for each finding, a timeline
+directory with a real-looking run.json, SDK files of a few hundred records and logs of a
+few thousand lines. A stress row (300 properties, 10 findings of 200 events each, 2,000
+kept timelines: more than the page lists) shows how the page grows with what it draws,
+not with timelines. Target for 10,000 timelines: under 2 s and under 5 MB. Everything is
+written under one temporary directory, removed at the end. Not collected by pytest.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import random
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from bench_local import fmt, log, median, run_figures, table
 
 from composer.html_report import write_report
+from composer.report import search_json
 from composer.runner import SETUP, ZERO_EXIT, completion_id
 
 TARGET_MS, TARGET_BYTES = 2000.0, 5 * 1024 * 1024
@@ -161,12 +166,61 @@ def utilization(rng: random.Random, timelines: int) -> dict:
             "never_completed": ["anytime_scan"]}
 
 
-def run_dir(tmp: Path, timelines: int, n_props: int, n_findings: int, events: int) -> Path:
+OPERATORS = ["fault after hit", "fault near start", "move", "retarget", "change kind",
+             "change amount", "delete", "add command", "lengthen", "splice"]
+
+
+def search(rng: random.Random, timelines: int, kept: int) -> dict:
+    """The summary's search block of a guided search of ``timelines`` that kept ``kept``:
+    behaviours grow quickly, then slowly; kept timelines are spread over the run."""
+    keep: set[int] = set()
+    while len(keep) < min(kept, timelines):  # log-uniform: most early on
+        keep.add(max(1, round(timelines ** rng.random())))
+    entries, history, behaviours = [], [], 0
+    for number in range(1, timelines + 1):
+        elapsed = round(number * 3.6, 2)
+        if number in keep:
+            count = rng.randint(1, 60) if entries else 80
+            behaviours += count
+            origin = "fresh" if not entries or rng.random() < 0.3 else "+".join(
+                rng.sample(OPERATORS, rng.randint(1, 3)))
+            new = tuple(sorted(f"fault {rng.choice(['kill', 'pause', 'partition'])} kv-"
+                               f"{rng.randint(1, 3)} within 0.{rng.randint(1, 8)}s after "
+                               f"Property {rng.randrange(30)}: acknowledged writes x{i}"
+                               for i in range(count)))
+            entries.append(SimpleNamespace(
+                number=number, origin=origin, elapsed=elapsed, new=new,
+                parent=None if origin == "fresh" else rng.choice(entries).number,
+                improved=("replica lag",) if rng.random() < 0.1 else (),
+                why=f"{count} new behaviours"))
+        history.append((elapsed, number, behaviours, len(entries)))
+    sources = {}
+    for name in ["fresh", *OPERATORS]:
+        tries = rng.randint(timelines // 30, timelines // 6)
+        sources[name] = SimpleNamespace(total_tries=tries, total_finds=rng.randint(0, kept // 5))
+    corpus = SimpleNamespace(history=history, behaviours=behaviours, entries=entries)
+    return search_json(SimpleNamespace(generator="guided", corpus=corpus, sources=sources))
+
+
+def lineage(rng: random.Random, corpus: list[dict], first: int) -> list[dict]:
+    """A failing timeline mutated from a kept one, back to a fresh draw."""
+    by_number = {c["timeline"]: c for c in corpus}
+    chain = [{"timeline": first, "origin": "+".join(rng.sample(OPERATORS, 2))}]
+    entry = rng.choice(corpus)
+    while entry is not None and len(chain) < 9:
+        chain.append({"timeline": entry["timeline"], "origin": entry["origin"]})
+        entry = by_number.get(entry["parent"])
+    return chain
+
+
+def run_dir(tmp: Path, timelines: int, n_props: int, n_findings: int, events: int,
+            kept: int) -> Path:
     rng = random.Random(timelines * 1000 + n_props)
     root = tmp / f"run-{timelines}-{n_props}-{n_findings}"
     props = properties(rng, n_props, timelines, n_findings)
     failing = [p["message"] for p in props if p["status"] == "fail"]
     findings = []
+    searched = search(rng, timelines, kept)
     for i, prop in enumerate(failing):
         timeline = _timeline(rng, events)
         directory = root / "timelines" / f"{rng.randrange(1, timelines):05d}-{i}"
@@ -174,37 +228,44 @@ def run_dir(tmp: Path, timelines: int, n_props: int, n_findings: int, events: in
         findings.append({"property": prop, "found_after_seconds": 812.4,
                          "first_timeline_size": events * 3, "shrunk_timeline_size": events,
                          "timeline": timeline, "directory": str(directory), "reproduced": 7,
-                         "reruns": 10, "replay": str(tmp / "replays" / f"{i}.json")})
-    summary = {"version": 2, "composer": "0.1.0", "python": "3.11.7", "platform": "Linux",
+                         "reruns": 10, "replay": str(tmp / "replays" / f"{i}.json"),
+                         "first_timeline": (first := rng.randrange(1, timelines)),
+                         "lineage": lineage(rng, searched["corpus"], first)})
+    summary = {"version": 3, "composer": "0.1.0", "python": "3.11.7", "platform": "Linux",
                "argv": ["explore", ".", "--duration", "10h"], "project": "bench",
                "project_dir": str(tmp), "backend": "local", "seed": None,
                "elapsed_seconds": timelines * 3.6, "timelines": timelines,
                "garbage_sdk_lines": 0, "stopped_early": False, "exit_code": 1,
                "properties": props, "findings": findings,
-               "utilization": utilization(rng, timelines)}
+               "utilization": utilization(rng, timelines), "search": searched}
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
     return root
 
 
 def figure_report(tmp: Path, runs: int) -> str:
     rows = []
-    for timelines, n_props, n_findings, events, target in (
-            (100, 30, 3, 20, "-"), (10_000, 30, 3, 20, "< 2 s, < 5 MB"),
-            (10_000, 300, 10, 200, "- (stress)")):
-        directory = run_dir(tmp, timelines, n_props, n_findings, events)
+    for timelines, n_props, n_findings, events, kept, target in (
+            (100, 30, 3, 20, 30, "-"), (10_000, 30, 3, 20, 300, "< 2 s, < 5 MB"),
+            (10_000, 300, 10, 200, 2000, "- (stress)")):
+        directory = run_dir(tmp, timelines, n_props, n_findings, events, kept)
+        points = len(json.loads((directory / "summary.json").read_text())["search"]["over_time"])
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
             page = write_report(directory)
             times.append((time.perf_counter() - t0) * 1000)
-        ms, size = median(times), page.stat().st_size
+        ms, size, text = median(times), page.stat().st_size, page.read_text()
+        part = len(text[text.index("<h2>Search</h2>"):text.index("<h2>Utilization</h2>")]
+                   .encode())
         log(f"{timelines} timelines, {n_props} properties: {ms:.1f} ms, {size} bytes")
         rows.append([f"{timelines:,}", str(n_props), f"{n_findings} x {events} events",
-                     fmt(ms), fmt(size / 1024), target,
+                     f"{kept:,} / {points}", fmt(ms), fmt(size / 1024), fmt(part / 1024),
+                     target,
                      f"{ms / TARGET_MS:.3f} / {size / TARGET_BYTES:.3f}" if target[0] == "<"
                      else "-"])
     return table(f"1. write_report: median of {runs} runs, page size",
-                 ["timelines", "properties", "findings", "median ms", "size KB", "target",
+                 ["timelines", "properties", "findings", "kept / points", "median ms",
+                  "size KB", "of it Search KB", "target",
                   "ratio to target (time / size)"], rows)
 
 
