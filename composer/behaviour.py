@@ -36,6 +36,13 @@ class Moment:
     id: str
     #: the service node whose process reported it; None for commands
     node: str | None
+    #: the outcome: the assertion's condition held
+    passed: bool = True
+
+    @property
+    def feature(self) -> str:
+        """The feature that says this outcome was seen at all."""
+        return f"assert {'pass' if self.passed else 'fail'} {self.id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +76,7 @@ def observe(records: Iterable[dict], log: Sequence[Mapping[str, Any]],
         (properties.assertion_id(inner), "pass" if inner.get("condition") else "fail")
         for inner in properties.hit_assertions(records))
     for (key, outcome), count in outcomes.items():
-        features.add(f"assert {outcome} {key}")
+        features.add(f"assert {outcome} {key}")  # = Moment.feature
         features.add(f"assert {outcome} {key} x{bucket(count)}")
     moments = _moments(hits, phase_start)
     starts = []
@@ -96,14 +103,14 @@ def _phase_time(t: Any, phase_start: float | None) -> float | None:
 
 
 def _moments(hits: Sequence[Hit], phase_start: float | None) -> tuple[Moment, ...]:
-    found: dict[tuple[str, str | None], Moment] = {}
+    found: dict[tuple[str, bool, str | None], Moment] = {}
     for hit in sorted(hits, key=lambda h: h.at):
         at = _phase_time(hit.at, phase_start)
         if at is None or at < 0:
             continue
         match = _SERVICE_FILE.match(hit.source)
         node = match.group("node") if match else None
-        found.setdefault((hit.id, node), Moment(at, hit.id, node))
+        found.setdefault((hit.id, hit.passed, node), Moment(at, hit.id, node, hit.passed))
     return tuple(found.values())
 
 

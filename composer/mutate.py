@@ -15,12 +15,12 @@ import random
 from collections.abc import Callable, Mapping
 
 from composer import schedule
-from composer.behaviour import Behaviour
+from composer.behaviour import Behaviour, Moment
 from composer.faults import AMOUNTS, Capabilities
 from composer.templates import Template
 from composer.timeline import Event, Fault, Start, Timeline
 
-__all__ = ["Space", "OPERATORS", "mutate"]
+__all__ = ["Space", "Known", "OPERATORS", "mutate"]
 
 #: Seconds after a moment (an assertion's first hit) or a command start to place a fault.
 _SOON = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
@@ -38,7 +38,18 @@ class Space:
         return schedule.fits(timeline, self.templates, self.caps, self.max_length)
 
 
-Operator = Callable[[random.Random, Space, Timeline, Behaviour, Timeline], "Timeline | None"]
+@dataclasses.dataclass(frozen=True)
+class Known:
+    """What a mutation may use besides the timeline: how the parent behaved when it ran,
+    another kept timeline (for splicing), and how often each moment's outcome was seen."""
+
+    seen: Behaviour
+    other: Timeline | None = None
+    #: how many timelines showed this moment's assertion outcome (1 if unknown)
+    seen_in: Callable[[Moment], int] = lambda moment: 1
+
+
+Operator = Callable[[random.Random, Space, Timeline, Known], "Timeline | None"]
 
 
 def _with(t: Timeline, events: list[Event], length: float | None = None) -> Timeline:
@@ -64,24 +75,30 @@ def _insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
     return _with(t, [*t.events, fault], length)
 
 
-def fault_after_moment(rng, space, t, seen, other):
-    """Insert a fault just after an assertion first fired, on the node that fired it."""
-    if not seen.moments:
+def fault_after_moment(rng, space, t, known):
+    """Insert a fault just after an assertion first fired, on the node that fired it.
+
+    Moments reported by a service (the system's own state) and rarely seen outcomes are
+    chosen more often: a state few timelines reach is where a fault is most telling.
+    """
+    if not known.seen.moments:
         return None
-    moment = rng.choice(seen.moments)
+    moments = known.seen.moments
+    moment = rng.choices(moments, [(3.0 if m.node else 1.0) / max(1, known.seen_in(m))
+                                   for m in moments])[0]
     return _insert_fault(rng, space, t, moment.at + rng.choice(_SOON), moment.node)
 
 
-def fault_near_start(rng, space, t, seen, other):
+def fault_near_start(rng, space, t, known):
     """Insert a fault just before or after a command started."""
-    starts = list(seen.starts) or [e.at for e in t.events if isinstance(e, Start)]
+    starts = list(known.seen.starts) or [e.at for e in t.events if isinstance(e, Start)]
     if not starts:
         return None
     at = rng.choice(starts) + rng.choice((-0.2, -0.1) + _SOON)
     return _insert_fault(rng, space, t, at, None)
 
 
-def move(rng, space, t, seen, other):
+def move(rng, space, t, known):
     """Move one event earlier or later."""
     if not t.events:
         return None
@@ -96,7 +113,7 @@ def _faults(t: Timeline) -> list[int]:
     return [i for i, e in enumerate(t.events) if isinstance(e, Fault)]
 
 
-def retarget(rng, space, t, seen, other):
+def retarget(rng, space, t, known):
     """Aim one fault at other nodes (and, for a partition, another shape)."""
     faults = _faults(t)
     if not faults:
@@ -109,7 +126,7 @@ def retarget(rng, space, t, seen, other):
     return _with(t, events)
 
 
-def change_kind(rng, space, t, seen, other):
+def change_kind(rng, space, t, known):
     """Turn one fault into another kind, keeping its time, duration and targets."""
     faults = _faults(t)
     kinds = schedule.fault_kinds(space.caps)
@@ -126,7 +143,7 @@ def change_kind(rng, space, t, seen, other):
     return _with(t, events)
 
 
-def change_amount(rng, space, t, seen, other):
+def change_amount(rng, space, t, known):
     """Halve or double one fault's duration, or draw its amount anew."""
     faults = _faults(t)
     if not faults:
@@ -144,7 +161,7 @@ def change_amount(rng, space, t, seen, other):
     return _with(t, events)
 
 
-def delete(rng, space, t, seen, other):
+def delete(rng, space, t, known):
     """Remove one event."""
     if len(t.events) < 2:
         return None
@@ -153,7 +170,7 @@ def delete(rng, space, t, seen, other):
     return _with(t, events)
 
 
-def add_command(rng, space, t, seen, other):
+def add_command(rng, space, t, known):
     """Start one more command at a random time."""
     commands = schedule.startable(space.templates[t.template], t)
     if not commands:
@@ -162,7 +179,7 @@ def add_command(rng, space, t, seen, other):
     return _with(t, [*t.events, schedule.draw_start(rng, at, rng.choice(commands), space.caps)])
 
 
-def lengthen(rng, space, t, seen, other):
+def lengthen(rng, space, t, known):
     """Make the driver phase longer and start a command or two in the added time."""
     length = round(min(space.max_length, t.length * rng.uniform(1.2, 2.0)), 1)
     commands = schedule.startable(space.templates[t.template], t)
@@ -175,8 +192,9 @@ def lengthen(rng, space, t, seen, other):
     return _with(t, events, length)
 
 
-def splice(rng, space, t, seen, other):
+def splice(rng, space, t, known):
     """Keep this timeline's events before a cut and another kept timeline's after it."""
+    other = known.other
     if other is None or other.template != t.template or other == t:
         return None
     cut = rng.uniform(0, t.length)
@@ -200,8 +218,8 @@ OPERATORS: dict[str, Operator] = {
 }
 
 
-def mutate(rng: random.Random, space: Space, first: str, parent: Timeline, seen: Behaviour,
-           other: Timeline | None) -> tuple[Timeline, str] | None:
+def mutate(rng: random.Random, space: Space, first: str, parent: Timeline,
+           known: Known) -> tuple[Timeline, str] | None:
     """Apply operator ``first`` and up to two random others to ``parent``.
 
     Return the mutant and the operators applied ("fault after hit+move"), or None if
@@ -210,7 +228,7 @@ def mutate(rng: random.Random, space: Space, first: str, parent: Timeline, seen:
     names = [first] + rng.choices(list(OPERATORS), k=rng.choice((0, 0, 0, 1, 1, 2)))
     timeline, applied = parent, []
     for name in names:
-        mutant = OPERATORS[name](rng, space, timeline, seen, other)
+        mutant = OPERATORS[name](rng, space, timeline, known)
         if mutant is None:
             if name == first:
                 return None

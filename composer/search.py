@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from composer import schedule
 from composer.corpus import Corpus, Entry
-from composer.mutate import OPERATORS, Space, mutate
+from composer.mutate import OPERATORS, Known, Space, mutate
 from composer.timeline import Timeline
 
 __all__ = ["Candidate", "GuidedSearch", "RandomSearch", "GENERATORS"]
@@ -98,8 +98,9 @@ class GuidedSearch(RandomSearch):
             for _ in range(20):  # an operator may not apply to the parent drawn
                 parent = self.corpus.pick(self.rng)
                 other = self.corpus.pick(self.rng).timeline if source == "splice" else None
-                made = mutate(self.rng, self.space, source, parent.timeline,
-                              parent.behaviour, other)
+                known = Known(parent.behaviour, other,
+                              lambda moment: self.corpus.counts[moment.feature])
+                made = mutate(self.rng, self.space, source, parent.timeline, known)
                 if made is not None:
                     return Candidate(made[0], made[1], parent.number, source)
             source = "fresh"

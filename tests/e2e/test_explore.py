@@ -66,6 +66,14 @@ def test_explore_finds_shrinks_and_replays_the_planted_bug(project):
     assert "reproduced" in again.stdout
     saved = json.loads(open(replay).read())
     assert saved["property"] == "At most one writer at a time"
+    # the search says where the failing timeline came from
+    search = summary["search"]
+    assert search["generator"] == "guided" and search["behaviours"] > 0 and search["kept"] >= 1
+    lineage = finding["lineage"]
+    assert lineage[0]["timeline"] == finding["first_timeline"]
+    assert lineage[-1]["origin"] in ("fresh", "saved failure")
+    assert [step["timeline"] for step in lineage] == sorted(
+        (step["timeline"] for step in lineage), reverse=True)
 
 
 def test_explore_without_the_bug_runs_its_duration_and_passes(project):
@@ -104,8 +112,19 @@ def test_seed_makes_exploration_repeatable_and_ci_does_not_change_it(project):
     assert _first_timelines(project, 2) != first
 
 
-def test_example_database_lives_under_dot_composer_even_on_ci(project):
+def test_the_next_exploration_re_runs_saved_failures_first(project):
     make(project)
-    result = project.composer("explore", "--duration", "6s", env={"CI": "true"})
-    assert result.code in (0, 1), result.output
-    assert (project.root / ".composer" / "hypothesis" / "local").is_dir()
+    found = project.composer("explore", "--duration", "40s", "--seed", "3", "--reruns", "0",
+                             "--stop-on-failure", "--shrink-budget", "10s")
+    assert found.code == 1, found.output
+    saved = json.loads(open(project.summary()["findings"][0]["replay"]).read())["timeline"]
+    again = project.composer("explore", "--duration", "3s", "--reruns", "0",
+                             "--stop-on-failure", "--shrink-budget", "1s", env={"CI": "true"})
+    assert again.code == 1, again.output
+    assert _first_timelines(project, 1) == [saved]
+    kept = project.summary()["search"]["corpus"]
+    assert kept[0]["timeline"] == 1 and kept[0]["origin"] == "saved failure"
+    # with --seed the exploration repeats instead, so saved failures are not re-run
+    project.composer("explore", "--duration", "3s", "--seed", "5", "--reruns", "0",
+                     "--stop-on-failure", "--shrink-budget", "1s")
+    assert _first_timelines(project, 1) != [saved]

@@ -114,11 +114,22 @@ def test_only_schedule_imports_hypothesis_strategies():
     assert users == {"composer/schedule.py"}
 
 
-def test_only_explore_meets_hypothesis_and_the_runner():
+def test_only_explore_meets_the_search_and_the_runner():
+    search = ("hypothesis", "composer.search", "composer.mutate", "composer.corpus",
+              "composer.schedule")
     both = {path for path, found in ALL.items()
-            if touches(found, "hypothesis") and touches(found, "composer.runner")}
+            if touches(found, *search) and touches(found, "composer.runner")}
     assert both <= {"composer/explore.py"}, (
-        f"{sorted(both - {'composer/explore.py'})} import both hypothesis and the runner")
+        f"{sorted(both - {'composer/explore.py'})} import both the search and the runner")
+
+
+@pytest.mark.parametrize("path", ["composer/search.py", "composer/mutate.py",
+                                  "composer/corpus.py", "composer/behaviour.py",
+                                  "composer/hits.py"])
+def test_the_search_never_sees_a_cluster(path):
+    bad = touches(ALL[path], "composer.runner", "composer.clusters", "composer.services",
+                  "composer.explore", "hypothesis")
+    assert not bad, f"{path} imports {sorted(bad)}: the search sees timelines and signatures"
 
 
 @pytest.mark.parametrize("path", sorted(p for p in ALL if p.startswith("sdk/")))
@@ -147,6 +158,9 @@ def test_faults_and_errors_import_only_the_standard_library():
     ("composer/timeline.py", {"composer.faults"}),
     ("composer/shrink.py", {"composer.timeline"}),
     ("composer/schedule.py", {"composer.timeline", "composer.templates", "composer.faults"}),
+    ("composer/hits.py", set()),
+    ("composer/behaviour.py", {"composer.properties", "composer.hits"}),
+    ("composer/corpus.py", {"composer.behaviour", "composer.timeline"}),
 ])
 def test_inner_modules_import_only_what_style_allows(path, allowed):
     found = touches(ALL[path], "composer") - {"composer"}

@@ -1,0 +1,84 @@
+"""Where timelines come from: saved failures first, fresh draws, and a mix of mutations
+that follows what has been finding new behaviour; random stays blind."""
+
+from __future__ import annotations
+
+import collections
+import random
+
+from composer import schedule
+from composer.behaviour import Behaviour
+from composer.corpus import Corpus
+from composer.mutate import Space
+from composer.search import GuidedSearch, RandomSearch
+from composer.timeline import Timeline
+from tests.unit.test_schedule import CAPS, FULL
+
+SPACE = Space({"full": FULL}, CAPS, 5.0)
+
+
+def drive(search, corpus: Corpus, rounds: int, new_when=lambda candidate: True) -> list:
+    """Run ``rounds`` candidates; each that ``new_when`` accepts shows a new feature."""
+    candidates = []
+    for number in range(1, rounds + 1):
+        candidate = search.next()
+        candidates.append(candidate)
+        features = {f"feature {number}"} if new_when(candidate) else {"same"}
+        entry = corpus.consider(number, candidate.timeline, Behaviour(frozenset(features), {}),
+                                candidate.origin, candidate.parent, float(number))
+        search.observe(candidate, entry)
+    return candidates
+
+
+def test_random_search_is_uniform_and_blind():
+    runs = []
+    for new_when in (lambda c: True, lambda c: False):
+        corpus = Corpus()
+        runs.append([c.timeline for c in drive(RandomSearch(SPACE, corpus, random.Random(4)),
+                                               corpus, 20, new_when)])
+    assert runs[0] == runs[1]
+    rng = random.Random(4)
+    assert runs[0] == [schedule.random_timeline(rng, SPACE.templates, SPACE.caps, 5.0)
+                       for _ in range(20)]
+
+
+def test_saved_failures_come_first_if_they_still_fit():
+    good = schedule.random_timeline(random.Random(1), SPACE.templates, SPACE.caps, 5.0)
+    gone = Timeline("no-such-template", 1.0, 0)
+    corpus = Corpus()
+    search = GuidedSearch(SPACE, corpus, random.Random(0), [gone, good])
+    first, second = drive(search, corpus, 2)
+    assert (first.timeline, first.origin, first.source) == (good, "saved failure", "saved")
+    assert second.source != "saved" and second.parent in (None, 1)
+
+
+def test_guided_search_repeats_given_the_same_seed_and_observations():
+    runs = []
+    for _ in range(2):
+        corpus = Corpus()
+        search = GuidedSearch(SPACE, corpus, random.Random(9))
+        runs.append([(c.timeline, c.origin, c.parent)
+                     for c in drive(search, corpus, 60, lambda c: len(c.timeline.events) % 3 == 0)])
+    assert runs[0] == runs[1]
+    origins = {origin.split("+")[0] for _, origin, _ in runs[0]}
+    assert "fresh" in origins and len(origins) > 4  # mutations of several kinds were tried
+
+
+def test_the_mix_follows_what_finds_new_behaviour():
+    corpus = Corpus()
+    search = GuidedSearch(SPACE, corpus, random.Random(3))
+    candidates = drive(search, corpus, 400, lambda c: c.source == "move" or not corpus.entries)
+    late = collections.Counter(c.source for c in candidates[200:])
+    assert late["move"] > 100, late
+    assert late["fresh"] >= 8, late  # the floor of fresh draws holds
+    assert search.arms["move"].total_finds > 100
+
+
+def test_mutants_name_their_parent_and_stay_in_the_space():
+    corpus = Corpus()
+    search = GuidedSearch(SPACE, corpus, random.Random(5))
+    for candidate in drive(search, corpus, 100):
+        assert SPACE.fits(candidate.timeline)
+        if candidate.origin != "fresh":
+            assert corpus.get(candidate.parent) is not None
+            assert candidate.origin.split("+")[0] == candidate.source
