@@ -6,7 +6,7 @@
 1. node start to ready (1, 10, 50 nodes of a minimal TCP listener), median ms, per node
 2. timeline overhead: setup + teardown of the 3-node examples/kvstore, empty driver phase
 3. timelines per minute during ``explore`` of examples/kvstore (5 s timelines)
-4. time to find the planted kvstore bug, Hypothesis against plain random, over N seeds,
+4. time to find the planted kvstore bug, the guided search against plain random, over N seeds,
    and the shrunk timeline size against the unshrunk one
 
 Every figure is a median of several runs; ratios are against the named baseline of the
@@ -230,7 +230,7 @@ def figure_rate(tmp: Path, quick: bool) -> tuple[str, float]:
     duration = 20.0 if quick else 60.0
     rates: dict[str, float] = {}
     rows = []
-    for generator in ("hypothesis", "random"):
+    for generator in ("guided", "random"):
         log(f"figure 3: explore kvstore with {generator} for {duration:g}s (shrinking off)")
         # shrink_budget=0: finding the planted bug must not turn the search into shrinking
         result = run_explore(project, tmp / f"rate-{generator}", duration=duration, seed=1,
@@ -242,12 +242,12 @@ def figure_rate(tmp: Path, quick: bool) -> tuple[str, float]:
                      fmt(rates[generator]), "",
                      f"{result.timelines} timelines in {result.elapsed:.1f}s "
                      f"(duration {duration:g}s, seed 1)"])
-    rows[0][2] = f"{rates['hypothesis'] / rates['random']:.2f}x"
+    rows[0][2] = f"{rates['guided'] / rates['random']:.2f}x"
     rows[1][2] = "1.00x"
     text = table(f"3. timelines per minute, explore examples/kvstore, timelines up to "
                  f"{project.explore.timeline:g}s",
                  ["generator", "timelines/min", "vs random", "note"], rows)
-    return text, rates["hypothesis"]
+    return text, rates["guided"]
 
 
 # -- 4. time to find the planted bug --------------------------------------------------------
@@ -282,10 +282,10 @@ def figure_find(tmp: Path, quick: bool, seeds: int, budget: float,
                 shrink_budget: float) -> str:
     project = copy_kvstore(tmp, "kvstore-find")
     # per generator: (seconds, found it, what stopped the search early or "")
-    found: dict[str, list[tuple[float, bool, str]]] = {"hypothesis": [], "random": []}
-    sizes: dict[str, list[tuple[int, int]]] = {"hypothesis": [], "random": []}
+    found: dict[str, list[tuple[float, bool, str]]] = {"guided": [], "random": []}
+    sizes: dict[str, list[tuple[int, int]]] = {"guided": [], "random": []}
     for seed in range(1, seeds + 1):
-        for generator in ("hypothesis", "random"):
+        for generator in ("guided", "random"):
             log(f"figure 4: {generator}, seed {seed}/{seeds}, budget {budget:g}s")
             run_dir = tmp / f"find-{generator}-{seed}"
             result = run_explore(project, run_dir, duration=budget, seed=seed,
@@ -328,19 +328,19 @@ def figure_find(tmp: Path, quick: bool, seeds: int, budget: float,
             note += f"; * = {stopped} stopped early by another failing property"
         return m, f"{mark}{fmt(m)}", note
 
-    hm, hs, hn = summary("hypothesis")
+    hm, hs, hn = summary("guided")
     rm, rs, rn = summary("random")
     ratio = rm / hm if hm else float("nan")
-    # a lower bound on random's time makes the ratio a lower bound; on hypothesis's, an
+    # a lower bound on random's time makes the ratio a lower bound; on guided's, an
     # upper bound; on both, neither
     bound = {(True, False): ">=", (False, True): "<=", (True, True): "~"}.get(
         (rs.startswith(">="), hs.startswith(">=")), "")
-    rows = [["hypothesis", hs, "1.00x", hn],
+    rows = [["guided", hs, "1.00x", hn],
             ["random (baseline)", rs, f"{bound}{ratio:.2f}x",
-             f"{rn}; ratio random/hypothesis"]]
+             f"{rn}; ratio random/guided"]]
     text = table(f"4. seconds to find {BUG!r} (median over {seeds} seed{'s' if seeds > 1 else ''}, budget {budget:g}s "
                  "each; a miss counts as the budget and is marked >=)",
-                 ["generator", "median s", "vs hypothesis", "note"], rows)
+                 ["generator", "median s", "vs guided", "note"], rows)
     shrink_rows = []
     for generator, pairs in sizes.items():
         if not pairs:
