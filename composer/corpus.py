@@ -65,6 +65,8 @@ class Corpus:
         self.best: dict[str, tuple[float, int]] = {}
         #: (elapsed s, timelines, behaviours, corpus size) after each timeline
         self.history: list[tuple[float, int, int, int]] = []
+        #: planned driver-phase seconds of every timeline considered
+        self.driver_seconds = 0.0
         self._by_number: dict[int, Entry] = {}
 
     @property
@@ -75,6 +77,7 @@ class Corpus:
     def consider(self, number: int, timeline: Timeline, behaviour: Behaviour, origin: str,
                  parent: int | None, elapsed: float) -> Entry | None:
         """Count ``behaviour``; keep the timeline (and return its entry) if it was new."""
+        self.driver_seconds += timeline.length
         new = tuple(sorted(f for f in behaviour.features if f not in self.counts))
         self.counts.update(behaviour.features)
         improved = tuple(sorted(key for key, score in behaviour.guidance.items()

@@ -89,6 +89,7 @@ def search_json(exploration: Any) -> dict[str, Any]:
         "generator": exploration.generator,
         "behaviours": corpus.behaviours,
         "kept": len(corpus.entries),
+        "driver_seconds": round(corpus.driver_seconds, 2),
         "over_time": [list(point) for point in series],
         "sources": [{"source": name, "tries": arm.total_tries, "finds": arm.total_finds}
                     for name, arm in exploration.sources.items()],

@@ -11,7 +11,8 @@ example: the median and spread of seconds to the first failure of the example's 
 property (a search that misses it within the budget counts as the budget, marked ``>=``;
 one stopped by another property is marked ``*``), the ratio random/guided, distinct
 behaviours seen in the first 100 timelines (or all, if fewer ran), and timelines per
-minute. ``--twins`` also explores each example with its bug switched off for the budget:
+minute, and overhead seconds per timeline (wall clock beyond the driver phases, so the
+two are compared at equal timeline lengths). ``--twins`` also explores each example with its bug switched off for the budget:
 every property must hold there (a failure is a false alarm, printed as such).
 
 Asserts nothing about time (machines are shared): compare the ratios. Everything is
@@ -69,6 +70,8 @@ class Outcome:
     elapsed: float
     behaviours_100: int
     failing: list[str]
+    #: wall-clock seconds per timeline beyond its driver phase
+    overhead: float
 
 
 def log(text: str) -> None:
@@ -102,7 +105,9 @@ def explore(example: Example, project: Path, generator: str, seed: int | None, b
         stopped_by="" if target or not others else others[0],
         timelines=summary["timelines"], elapsed=summary["elapsed_seconds"],
         behaviours_100=within[-1][2] if within else 0,
-        failing=sorted(findings))
+        failing=sorted(findings),
+        overhead=(summary["elapsed_seconds"] - summary["search"]["driver_seconds"])
+        / max(1, summary["timelines"]))
 
 
 def copy_example(name: str, tmp: Path, label: str) -> Path:
@@ -158,7 +163,8 @@ def bench(examples: list[Example], seeds: int, budget: float, side_by_side: bool
             found = sum(o.found for o in results[g])
             row += [median_and_spread(times[g]), f"{found}/{seeds}",
                     f"{statistics.median(o.behaviours_100 for o in results[g]):.0f}",
-                    f"{statistics.median(60 * o.timelines / o.elapsed for o in results[g] if o.elapsed):.1f}"]
+                    f"{statistics.median(60 * o.timelines / o.elapsed for o in results[g] if o.elapsed):.1f}",
+                    f"{statistics.median(o.overhead for o in results[g]):.2f}"]
         row.append(f"{random_ / guided:.1f}x" if guided else "n/a")
         rows.append(row)
     return rows, per_seed
@@ -202,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         print(table(f"Seconds to the first failure of the planted property, {seeds} seeds, "
                     f"budget {budget:g}s (median (min-max); >= not found, * another "
                     f"property stopped the search)",
-                    ["example", "guided s", "found", "behav/100", "tl/min",
-                     "random s", "found", "behav/100", "tl/min", "random/guided"], rows))
+                    ["example", "guided s", "found", "behav/100", "tl/min", "overhead s",
+                     "random s", "found", "behav/100", "tl/min", "overhead s",
+                     "random/guided"], rows))
         print(table("Per seed", ["example", "seed", "guided s", "random s"], per_seed))
         if args.twins:
             print(table(f"Bug switched off, {budget:g}s each: failing properties",
