@@ -3,7 +3,8 @@
 A *behaviour signature*: which assertions were evaluated with which outcome (and by how
 many processes, in AFL's power-of-two buckets), which faults were applied to which nodes
 (and which of them came within a second after an assertion first fired: Mallory's
-"state x fault"), each command's exit status, and the guidance values the SDKs reported.
+"state x fault"), each command's exit status, the guidance values the SDKs reported,
+and (opt-in) the lines of code the services ran.
 A timeline whose signature holds a feature no earlier timeline had showed something new.
 
 Imports properties (record shapes) and hits; never the runner or a cluster.
@@ -68,10 +69,12 @@ def bucket(count: int) -> str:
 
 
 def observe(records: Iterable[dict], log: Sequence[Mapping[str, Any]],
-            hits: Sequence[Hit] = (), phase_start: float | None = None) -> Behaviour:
-    """Return the signature of a timeline from its records, run log and first hits."""
+            hits: Sequence[Hit] = (), phase_start: float | None = None,
+            lines: Iterable[str] = ()) -> Behaviour:
+    """Return the signature of a timeline from its records, run log, first hits and the
+    lines its traced services ran."""
     records = list(records)
-    features: set[str] = set()
+    features: set[str] = {f"line {line}" for line in lines}
     outcomes = collections.Counter(
         (properties.assertion_id(inner), "pass" if inner.get("condition") else "fail")
         for inner in properties.hit_assertions(records))

@@ -65,6 +65,9 @@ class Service:
     env: tuple[tuple[str, str], ...] = ()
     #: drivers run on nodes of this service; default false
     drivers: bool = False
+    #: trace the lines a Python service runs in the project's files, so the guided
+    #: search sees its code paths; default false (tracing slows the service down)
+    coverage: bool = False
     #: compose mode: the ``composer.compose.ComposeService`` whose container is the node
     #: (its main process is the service, its name the node's)
     container: Any = None
@@ -263,7 +266,8 @@ class _Validator:
         key = f"services.{name}"
         if not _NAME.match(name):
             raise self.fail(f"[{key}]: service names are lower-case letters, digits, - and _")
-        table = self.table(raw, key, ("replicas", "command", "ready", "env", "drivers"))
+        table = self.table(raw, key, ("replicas", "command", "ready", "env", "drivers",
+                                      "coverage"))
         replicas = self.typed(table, key, "replicas", int, 1)
         if not 1 <= replicas <= 250:
             raise self.fail(f"{key}.replicas={replicas} must be between 1 and 250")
@@ -272,6 +276,10 @@ class _Validator:
         for var, value in env.items():
             if not isinstance(value, (str, int, float, bool)):
                 raise self.fail(f"{key}.env.{var}={value!r} must be a string")
+        coverage = self.typed(table, key, "coverage", bool, False)
+        if coverage and command is None:
+            raise self.fail(f"{key}.coverage = true but {key}.command is not set: coverage "
+                            f"traces the service's Python process; set a command or remove it")
         return Service(
             name=name,
             replicas=replicas,
@@ -279,6 +287,7 @@ class _Validator:
             ready=self.ready(key, table.get("ready"), command),
             env=tuple((k, str(v)) for k, v in env.items()),
             drivers=self.typed(table, key, "drivers", bool, False),
+            coverage=coverage,
         )
 
     def ready(self, key: str, raw: Any, command: str | None) -> Ready | None:

@@ -22,6 +22,7 @@ from composer.behaviour import observe
 from composer.config import Project
 from composer.corpus import Corpus
 from composer.faults import Capabilities
+from composer.linecover import lines_run
 from composer.mutate import Space
 from composer.runner import TimelineResult, builtin_catalog, record_files, run_timeline
 from composer.search import Arm, Candidate, GuidedSearch, RandomSearch
@@ -174,7 +175,8 @@ class _Explorer:
               search: RandomSearch) -> None:
         """Add the timeline's behaviour to the corpus and tell the search what was new."""
         result = judged.result
-        behaviour = observe(judged.records, result.log, result.hits, result.phase_start)
+        behaviour = observe(judged.records, result.log, result.hits, result.phase_start,
+                            lines_run(result.directory))
         self.origins[number] = (candidate.origin, candidate.parent)
         entry = self.result.corpus.consider(number, candidate.timeline, behaviour,
                                             candidate.origin, candidate.parent,

@@ -30,6 +30,8 @@ __all__ = ["Environment", "ServiceNode", "SetupFailed", "substitute", "PLACEHOLD
 #: The placeholders a service command may use; anything else in braces is left alone.
 PLACEHOLDER = re.compile(r"\{(host|name|index|data|hosts\.[A-Za-z0-9_-]+)\}")
 _SDK_ROOT = Path(__file__).resolve().parent.parent
+#: Holds the sitecustomize that traces a Python service's lines (``coverage = true``).
+_COVERAGE_SITE = Path(__file__).resolve().parent / "linecover_site"
 _STOP_GRACE = 5.0
 
 
@@ -113,6 +115,15 @@ class Environment:
         })
         return env
 
+    def coverage(self, node: str, label: str) -> dict[str, str]:
+        """Return the environment that makes a Python process trace its lines in the
+        project into ``coverage/<node>-<label>.lines`` (read by ``composer.linecover``)."""
+        return {
+            "PYTHONPATH": os.pathsep.join([str(_COVERAGE_SITE), self._base["PYTHONPATH"]]),
+            "COMPOSER_COVERAGE_FILE": str(self.directory / "coverage" / f"{node}-{label}.lines"),
+            "COMPOSER_COVERAGE_ROOT": str(self.project.root),
+        }
+
     def faults_paused(self) -> bool:
         """Return whether a process asked through ANTITHESIS_STOP_FAULTS to pause faults now."""
         try:
@@ -157,6 +168,8 @@ class ServiceNode:
         extra = dict(self.service.env)
         if self.clock_file is not None:
             extra.update(clock.environment(self.clock_file))
+        if self.service.coverage:
+            extra.update(self.env.coverage(self.name, label))
         return ProcessSpec(
             argv=argv,
             env=self.env.for_process(self.node, self.env.seed, f"{self.name}-{label}", extra),
