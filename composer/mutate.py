@@ -109,56 +109,50 @@ def move(rng, space, t, known):
     return _with(t, events)
 
 
-def _faults(t: Timeline) -> list[int]:
-    return [i for i, e in enumerate(t.events) if isinstance(e, Fault)]
+def _change_a_fault(rng: random.Random, t: Timeline,
+                    change: Callable[[Fault], Fault]) -> Timeline | None:
+    """Replace one fault of ``t``, chosen at random, by ``change(fault)``."""
+    faults = [i for i, e in enumerate(t.events) if isinstance(e, Fault)]
+    if not faults:
+        return None
+    i = rng.choice(faults)
+    events = list(t.events)
+    events[i] = change(events[i])
+    return _with(t, events)
 
 
 def retarget(rng, space, t, known):
     """Aim one fault at other nodes (and, for a partition, another shape)."""
-    faults = _faults(t)
-    if not faults:
-        return None
-    i = rng.choice(faults)
-    old = t.events[i]
-    drawn = schedule.draw_fault(rng, old.at, old.kind, space.caps)
-    events = list(t.events)
-    events[i] = dataclasses.replace(old, targets=drawn.targets, shape=drawn.shape)
-    return _with(t, events)
+    def change(old: Fault) -> Fault:
+        drawn = schedule.draw_fault(rng, old.at, old.kind, space.caps)
+        return dataclasses.replace(old, targets=drawn.targets, shape=drawn.shape)
+    return _change_a_fault(rng, t, change)
 
 
 def change_kind(rng, space, t, known):
     """Turn one fault into another kind, keeping its time, duration and targets."""
-    faults = _faults(t)
     kinds = schedule.fault_kinds(space.caps)
-    if not faults or len(kinds) < 2:
+    if len(kinds) < 2:
         return None
-    i = rng.choice(faults)
-    old = t.events[i]
-    kind = rng.choice([k for k in kinds if k != old.kind])
-    new = schedule.draw_fault(rng, old.at, kind, space.caps)
-    if kind != "partition":
-        new = dataclasses.replace(new, targets=old.targets)
-    events = list(t.events)
-    events[i] = dataclasses.replace(new, duration=old.duration)
-    return _with(t, events)
+
+    def change(old: Fault) -> Fault:
+        kind = rng.choice([k for k in kinds if k != old.kind])
+        new = schedule.draw_fault(rng, old.at, kind, space.caps)
+        if kind != "partition":
+            new = dataclasses.replace(new, targets=old.targets)
+        return dataclasses.replace(new, duration=old.duration)
+    return _change_a_fault(rng, t, change)
 
 
 def change_amount(rng, space, t, known):
     """Halve or double one fault's duration, or draw its amount anew."""
-    faults = _faults(t)
-    if not faults:
-        return None
-    i = rng.choice(faults)
-    old = t.events[i]
-    if old.kind in AMOUNTS and rng.random() < 0.5:
-        new = dataclasses.replace(old, amount=rng.choice(AMOUNTS[old.kind]))
-    else:
+    def change(old: Fault) -> Fault:
+        if old.kind in AMOUNTS and rng.random() < 0.5:
+            return dataclasses.replace(old, amount=rng.choice(AMOUNTS[old.kind]))
         duration = old.duration * rng.choice((0.5, 2.0))
-        new = dataclasses.replace(old, duration=round(
+        return dataclasses.replace(old, duration=round(
             min(schedule.MAX_FAULT_SECONDS, max(0.1, duration)), 1))
-    events = list(t.events)
-    events[i] = new
-    return _with(t, events)
+    return _change_a_fault(rng, t, change)
 
 
 def delete(rng, space, t, known):
