@@ -20,7 +20,7 @@ from composer.faults import AMOUNTS, Capabilities
 from composer.templates import Template
 from composer.timeline import Event, Fault, Start, Timeline
 
-__all__ = ["Space", "Known", "OPERATORS", "mutate"]
+__all__ = ["Space", "Known", "OPERATORS", "mutate", "insert_fault"]
 
 #: Seconds after a moment (an assertion's first hit) or a command start to place a fault.
 _SOON = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
@@ -57,14 +57,16 @@ def _with(t: Timeline, events: list[Event], length: float | None = None) -> Time
                                length=t.length if length is None else length)
 
 
-def _insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
-                  node: str | None) -> Timeline | None:
+def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
+                 node: str | None, kind: str | None = None) -> Timeline | None:
+    """Return ``t`` with a fault (of ``kind``, else a drawn one) at ``at``, aimed at
+    ``node`` (isolated, for a partition) most of the time when it is a fault target."""
     kinds = schedule.fault_kinds(space.caps)
-    if not kinds:
+    if not kinds or (kind is not None and kind not in kinds):
         return None
     at = round(max(0.0, at), 2)
-    fault = schedule.draw_fault(rng, at, rng.choice(kinds), space.caps)
-    if node in space.caps.fault_targets and rng.random() < 0.75:
+    fault = schedule.draw_fault(rng, at, kind or rng.choice(kinds), space.caps)
+    if node in space.caps.fault_targets and (kind is not None or rng.random() < 0.75):
         shape = "isolate" if fault.kind == "partition" else None
         fault = dataclasses.replace(fault, targets=(node,), shape=shape)
     length = t.length
@@ -86,7 +88,7 @@ def fault_after_moment(rng, space, t, known):
     moments = known.seen.moments
     moment = rng.choices(moments, [(3.0 if m.node else 1.0) / max(1, known.seen_in(m))
                                    for m in moments])[0]
-    return _insert_fault(rng, space, t, moment.at + rng.choice(_SOON), moment.node)
+    return insert_fault(rng, space, t, moment.at + rng.choice(_SOON), moment.node)
 
 
 def fault_near_start(rng, space, t, known):
@@ -95,7 +97,7 @@ def fault_near_start(rng, space, t, known):
     if not starts:
         return None
     at = rng.choice(starts) + rng.choice((-0.2, -0.1) + _SOON)
-    return _insert_fault(rng, space, t, at, None)
+    return insert_fault(rng, space, t, at, None)
 
 
 def move(rng, space, t, known):

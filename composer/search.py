@@ -4,20 +4,25 @@
 before), then mixes fresh swarm draws with mutations of corpus entries. Which source to
 use next is a bandit over the sources (fresh draws and each mutation operator): Thompson
 sampling over how often each has recently led to a timeline that showed something new,
-with a floor of fresh draws so the search never stops widening. ``RandomSearch`` is the
-baseline: uniform draws over the same space, blind to feedback. Both are deterministic
-given their seed and what the timelines showed. Imports schedule, mutate, corpus.
+with a floor of fresh draws so the search never stops widening. A state that a service
+reported and few timelines reach gets a focused round (as AFL runs deterministic stages
+on a new queue entry): its timeline again with each fault kind at a few delays right
+after that moment, on that node. ``RandomSearch`` is the baseline: uniform draws over the
+same space, blind to feedback. Both are deterministic given their seed and what the
+timelines showed. Imports schedule, mutate, corpus.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import random
 from collections.abc import Iterable
 
 from composer import schedule
 from composer.corpus import Corpus, Entry
-from composer.mutate import OPERATORS, Known, Space, mutate
+from composer.behaviour import Moment
+from composer.mutate import OPERATORS, Known, Space, insert_fault, mutate
 from composer.timeline import Timeline
 
 __all__ = ["Candidate", "GuidedSearch", "RandomSearch", "GENERATORS"]
@@ -30,6 +35,17 @@ DECAY = 0.97
 #: at moments the system marked, or around command starts, are where distributed bugs
 #: hide (Mallory's finding), so those start ahead; experience soon outweighs this.
 PRIORS = {"fault after hit": (2.0, 2.0), "fault near start": (1.0, 1.5)}
+#: A moment is worth a focused round while at most this share of the timelines run so
+#: far showed it, judged once FOCUS_AFTER timelines have run; the rarest goes first.
+FOCUS_RARE = 0.5
+FOCUS_AFTER = 8
+#: Seconds after the moment at which a focused round places its faults.
+FOCUS_DELAYS = (0.0, 0.15, 0.3)
+#: Most timelines in one focused round, and focused rounds per moment.
+FOCUS_ROUND = 9
+FOCUS_ROUNDS = 2
+#: Share of timelines taken from focused rounds while any wait.
+FOCUS_SHARE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,15 +104,22 @@ class GuidedSearch(RandomSearch):
                  saved: Iterable[Timeline] = ()) -> None:
         super().__init__(space, corpus, rng)
         self.saved = [t for t in saved if space.fits(t)]
-        self.arms = {"fresh": Arm(), **{name: Arm() for name in OPERATORS}}
+        self.arms = {"fresh": Arm(), "focus": Arm(), **{name: Arm() for name in OPERATORS}}
         for name, (finds, tries) in PRIORS.items():
             self.arms[name].finds, self.arms[name].tries = finds, tries
         if self.saved:
             self.arms["saved"] = Arm()
+        #: focused candidates waiting, each with the moment it aims at
+        self.focus: list[tuple[Candidate, Moment]] = []
+        self.rounds: collections.Counter = collections.Counter()
+        self.timelines = 0
 
     def next(self) -> Candidate:
         if self.saved:
             return Candidate(self.saved.pop(0), "saved failure", source="saved")
+        focused = self._focused()
+        if focused is not None:
+            return focused
         source = "fresh"
         if self.corpus.entries and self.rng.random() >= FRESH_FLOOR:
             source = self._choose()
@@ -114,14 +137,46 @@ class GuidedSearch(RandomSearch):
                                                  self.space.caps, self.space.max_length),
                          "fresh", source="fresh")
 
+    def _focused(self) -> Candidate | None:
+        """Half the time, the next candidate aimed at the rarest moment still rare."""
+        if self.timelines < FOCUS_AFTER or not self.focus or self.rng.random() >= FOCUS_SHARE:
+            return None
+        share = {m.feature: self.corpus.counts[m.feature] / self.timelines
+                 for _, m in self.focus}
+        self.focus = [(c, m) for c, m in self.focus if share[m.feature] <= FOCUS_RARE]
+        if not self.focus:
+            return None
+        rarest = min(range(len(self.focus)), key=lambda i: share[self.focus[i][1].feature])
+        return self.focus.pop(rarest)[0]
+
+    def _plan_focus(self, entry: Entry) -> None:
+        """Queue a focused round for each service moment of a new entry."""
+        kinds = schedule.fault_kinds(self.space.caps)
+        for moment in entry.behaviour.moments:
+            key = (moment.feature, moment.node)
+            if moment.node is None or self.rounds[key] >= FOCUS_ROUNDS:
+                continue
+            self.rounds[key] += 1
+            grid = [(kind, delay) for kind in kinds for delay in FOCUS_DELAYS]
+            self.rng.shuffle(grid)
+            for kind, delay in grid[:FOCUS_ROUND]:
+                mutant = insert_fault(self.rng, self.space, entry.timeline,
+                                      moment.at + delay, moment.node, kind)
+                if mutant is not None and self.space.fits(mutant):
+                    self.focus.append((Candidate(mutant, "fault after hit", entry.number,
+                                                 "focus"), moment))
+
     def _choose(self) -> str:
         """Thompson sampling: each source's recent success rate, drawn from its Beta."""
         draws = {name: self.rng.betavariate(arm.finds + 1, arm.tries - arm.finds + 1)
-                 for name, arm in self.arms.items() if name != "saved"}
+                 for name, arm in self.arms.items() if name not in ("saved", "focus")}
         return max(draws, key=draws.__getitem__)
 
     def observe(self, candidate: Candidate, entry: Entry | None) -> None:
+        self.timelines += 1
         self.arms[candidate.source].update(entry is not None)
+        if entry is not None:
+            self._plan_focus(entry)
 
 
 GENERATORS = {"guided": GuidedSearch, "random": RandomSearch}

@@ -102,3 +102,37 @@ def test_guidance_steers_the_search_towards_its_extreme():
                                                       candidate.origin, candidate.parent, 0.0))
         best[search_type.name] = corpus.best["kills"][0]
     assert best["guided"] >= best["random"] + 3, best
+
+
+def test_a_state_a_service_reported_gets_a_focused_round_of_faults_right_after_it():
+    from composer.behaviour import Moment
+    from composer.search import FOCUS_AFTER, FOCUS_DELAYS
+    from composer.timeline import Fault
+
+    space = Space({"full": FULL}, CAPS.restricted(("kill", "pause")), 5.0)
+    corpus = Corpus()
+    search = GuidedSearch(space, corpus, random.Random(1))
+    window = Moment(2.0, "snapshot started", "kv-2")
+    common = Moment(1.0, "request served", "kv-1")
+    focused = []
+    for number in range(1, 60):
+        candidate = search.next()
+        if candidate.source == "focus":
+            focused.append(candidate)
+            assert number > FOCUS_AFTER
+        moments = (common,) + ((window,) if number == 1 else ())
+        features = {common.feature} | ({window.feature} if number == 1 else set()) | (
+            {f"other {number}"} if number % 2 else set())
+        seen = Behaviour(frozenset(features), {}, moments)
+        search.observe(candidate, corpus.consider(number, candidate.timeline, seen,
+                                                  candidate.origin, candidate.parent, 0.0))
+    assert len(focused) == 2 * len(FOCUS_DELAYS), focused  # each kind at each delay
+    parent = corpus.get(1).timeline
+    for candidate in focused:
+        assert candidate.parent == 1 and candidate.origin == "fault after hit"
+        (added,) = set(candidate.timeline.events) - set(parent.events)
+        assert isinstance(added, Fault) and added.targets == ("kv-2",)
+        assert round(added.at - window.at, 2) in FOCUS_DELAYS
+    assert {e.kind for c in focused for e in set(c.timeline.events) - set(parent.events)} == {
+        "kill", "pause"}
+    # the common state (every timeline shows it) got no round of its own
