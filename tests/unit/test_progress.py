@@ -28,7 +28,8 @@ def _feed(progress: Progress) -> None:
                            | {"hit": False}])
     table.add_timeline([_record("Writes survive", "always", True),
                         _record("A read 'failed' = \"ok\"", "always", False)])
-    exploration = SimpleNamespace(timelines=1, table=table)
+    exploration = SimpleNamespace(timelines=1, table=table,
+                                  corpus=SimpleNamespace(behaviours=42, entries=[1, 2, 3]))
     progress.timeline_started(1, SimpleNamespace(length=3.0, events=()))
     for entry in ({"what": "setup complete"}, {"what": "fault", "kind": "kill", "targets": ["a"]},
                   {"what": "fault", "kind": "pause", "targets": []},
@@ -53,6 +54,7 @@ def test_off_a_terminal_every_line_is_key_value_pairs():
     assert (done["passing"], done["failing"], done["unreached"]) == ("1", "1", "1")
     assert done["faults"] == "1"  # the pause hit nothing
     assert float(done["elapsed"]) + float(done["remaining"]) == 60.0
+    assert (done["behaviours"], done["corpus"]) == ("42", "3")
     word, note = _parse(lines[1])
     assert word == "note" and note["stage"] == "shrinking"
     assert note["text"] == "shrinking a timeline of 5 events"
@@ -67,4 +69,5 @@ def test_quiet_prints_nothing_and_a_terminal_gets_the_live_panel():
     _feed(progress)
     shown = terminal.getvalue()
     assert "faults" in shown and "kill 1" in shown and "unreached" in shown
+    assert "42 behaviours" in shown and "3 timelines kept as seeds" in shown
     assert "note " in shown  # notes still get a line of their own
