@@ -25,7 +25,8 @@ import sdk
 
 from .leading import Leadership
 from .storage import Down, Log, State, Timeout, call, log, nap
-from .timing import ELECTION_TIMEOUT, HEARTBEAT, RANK_STEP, RPC_TIMEOUT, STALL, TICK
+from .timing import (ELECTION_TIMEOUT, FIRST_ELECTION, HEARTBEAT, RANK_STEP, RPC_TIMEOUT,
+                     STALL, TICK)
 
 
 class Node:
@@ -120,7 +121,8 @@ class Node:
         """ELECTION_TIMEOUT plus a step per place after the last leader in the ring."""
         ref = self.peers.index(self.last_leader) if self.last_leader in self.peers else -1
         rank = (self.index - ref - 1) % len(self.peers)
-        return ELECTION_TIMEOUT + RANK_STEP * rank
+        base = FIRST_ELECTION if self.state.term == 0 else ELECTION_TIMEOUT
+        return base + RANK_STEP * rank
 
     def _election_timer(self) -> None:
         while True:

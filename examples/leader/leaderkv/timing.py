@@ -10,14 +10,17 @@ clocks).
 from __future__ import annotations
 
 #: Seconds between a leader's rounds of appends (heartbeats that also carry new entries).
-HEARTBEAT = 0.5
+HEARTBEAT = 0.25
 #: Seconds any peer request may take; a peer slower than this "timed out".
 RPC_TIMEOUT = 1.0
 #: Seconds a follower waits without hearing a leader before it campaigns ...
-ELECTION_TIMEOUT = 1.5
+ELECTION_TIMEOUT = 1.0
 #: ... plus this much per place it stands after the last leader in --peers order, so
 #: the next node in the ring campaigns first and two candidates rarely split the vote.
-RANK_STEP = 0.75
+RANK_STEP = 0.5
+#: Seconds before the very first election, when no node has a term yet: all nodes start
+#: together, so the first in --peers order wins at once and setup is quick.
+FIRST_ELECTION = 0.5
 #: Seconds a leader keeps its job before it hands it to the next caught-up node: this
 #: is what makes "the current leader" move around the ring.
 TERM_SECONDS = 3.0

@@ -86,14 +86,20 @@ def statuses(timeout: float = TIMEOUT) -> dict[str, Status | None]:
 
 
 def find_leader(answers: dict[str, Status | None]) -> str | None:
-    """The node that says it leads the highest term, as a careful client would pick.
-
-    Behind a partition an old leader may still say it leads; its term is lower than a
-    newly elected one's, so a client that asks now goes to the new one, while a client
-    that found the old one earlier keeps using it until a write fails (parallel_driver_write).
-    """
+    """The node that says it leads the highest term: the real leader once nodes agree."""
     leaders = [(a["term"], node) for node, a in answers.items() if a and a["role"] == "leader"]
     return max(leaders)[1] if leaders else None
+
+
+def pick_leader(answers: dict[str, Status | None]) -> str | None:
+    """Any node that says it leads, as a simple client picks one (seeded choice).
+
+    Usually there is one. Behind a partition of the leader there are two for a while:
+    the old leader, which has not heard of the new term, and the one the other side
+    elected. The client cannot tell who is right and writes to either.
+    """
+    leaders = sorted(node for node, a in answers.items() if a and a["role"] == "leader")
+    return sdk.random_choice(leaders) if leaders else None
 
 
 def put(node: str, key: str, value: str) -> tuple[int, dict[str, Any]]:
