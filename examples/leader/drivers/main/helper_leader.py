@@ -61,7 +61,11 @@ def request(node: str, method: str, path: str, body: Any = None,
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        try:
+            answer = json.loads(error.read() or b"{}")
+        except (OSError, http.client.HTTPException, ValueError):
+            answer = {}
+        return error.code, answer if isinstance(answer, dict) else {}
     except (OSError, http.client.HTTPException, ValueError) as error:
         # refused, reset, timed out, or the node died mid-answer
         raise Unavailable(f"{method} {node}{path}: {error}") from error
@@ -122,16 +126,19 @@ def dump(node: str) -> dict[str, Any]:
 
 
 def agreement(answers: dict[str, Status | None]) -> tuple[str | None, list[str]]:
-    """(the leader, []) when every node answers, all are in the leader's term and name
-    it, and all hold the same log; else (the leader or None, what is still wrong)."""
+    """(leader, problems): the leader of the newest term any node reports (None when that
+    term has no leader yet, as during an election), and what keeps the nodes from
+    agreeing: a node that does not answer, follows another term or leader, or holds a
+    different log. A leader of the newest term holds every write a majority stored."""
     problems = [f"{node} does not answer" for node, a in answers.items() if a is None]
-    leader = find_leader(answers)
-    if leader is None:
-        return None, problems + ["no node says it leads"]
-    mine = answers[leader]
-    assert mine is not None
-    for node, a in answers.items():
-        if a is None or node == leader:
+    up = {node: a for node, a in answers.items() if a}
+    newest = max((a["term"] for a in up.values()), default=0)
+    leader = find_leader(up)
+    if leader is None or up[leader]["term"] != newest:
+        return None, problems + [f"no node leads term {newest}"]
+    mine = up[leader]
+    for node, a in up.items():
+        if node == leader:
             continue
         if a["term"] != mine["term"] or a["leader"] != leader:
             problems.append(f"{node} is in term {a['term']} following {a['leader']}")
@@ -141,12 +148,19 @@ def agreement(answers: dict[str, Status | None]) -> tuple[str | None, list[str]]
 
 
 def wait_for_agreement(seconds: float) -> tuple[str | None, list[str]]:
-    """Poll until ``agreement`` has no problems, or ``seconds`` pass: (leader, problems)."""
+    """Poll until ``agreement`` has no problems, or ``seconds`` pass: (leader, problems).
+
+    For checks after faults are healed. Past the deadline it still returns the last
+    leader it saw (with what is still wrong), so a leaderless moment at the very end, a
+    handover say, does not count as "no leader".
+    """
     deadline = time.monotonic() + seconds
+    seen: str | None = None
     while True:
         leader, problems = agreement(statuses())
+        seen = leader or seen
         if (leader and not problems) or time.monotonic() > deadline:
-            return leader, problems
+            return seen, problems
         time.sleep(0.3)
 
 
