@@ -52,7 +52,7 @@ class Example:
 
 EXAMPLES = {e.name: e for e in (
     Example("ledger", "Acknowledged appends survive a crash", "LEDGER_BUG"),
-    Example("lease", "No acknowledged increment is lost", "LEASE_BUG"),
+    Example("lease", "Acknowledged updates are never lost", "LEASE_BUG"),
     Example("leader", "Acknowledged writes survive leader changes", "LEADER_BUG"),
     Example("kvstore", "Acknowledged writes survive a primary crash", "KVSTORE_BUG"),
     Example("pbstore", "Acknowledged writes survive a network partition", "PBSTORE_BUG"),
