@@ -1,10 +1,14 @@
 """Every timing constant of leaderkv, in one place, with why it has the value it has.
 
-Nothing here is below one second where a slow answer would change a decision: the
-example must behave the same on a busy 2-core CI machine, where a healthy peer can take
-hundreds of milliseconds to answer. A slow machine may cost an election (availability);
-it never changes what the fixed twin acknowledges (safety rests on majorities, not on
-clocks).
+No timeout here is below one second: the example must behave the same on a busy 2-core
+CI machine, where a healthy peer can take hundreds of milliseconds to answer. A slow
+machine may cost an election or a refused write (availability); it never changes what
+the fixed twin acknowledges (safety rests on majorities, not on clocks).
+
+They also set how deep the planted bug is. A partition that cuts the leader off must
+last about RPC_TIMEOUT (the old leader's first quorum-less acknowledgement) and about
+ELECTION_TIMEOUT plus a write (the other side's new leader and its first write) before
+it heals; longer timeouts make a uniform random search need more luck.
 """
 
 from __future__ import annotations

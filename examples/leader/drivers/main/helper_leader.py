@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import random
+import sys
 import threading
 import time
 import urllib.error
@@ -32,6 +33,10 @@ TIMEOUT = 1.5  # seconds: status polls and reads
 WRITE_TIMEOUT = 4.0
 
 Status = dict[str, Any]
+
+# Drivers are often SIGKILLed at the end of the driver phase: without line buffering their
+# last lines, the interesting ones, would die in the buffer instead of reaching the log.
+sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
 
 class Unavailable(Exception):
