@@ -105,7 +105,7 @@ def test_explore_json_prints_the_summary_and_progress_lines_a_script_can_parse(p
     result = project.composer("explore", "--duration", "3s", "--seed", "1", "--json")
     assert result.code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["version"] == 2 and summary["timelines"] >= 1
+    assert summary["version"] == 3 and summary["timelines"] >= 1
     assert summary["utilization"]["commands"]["parallel_driver_ok"]["completed"] >= 1
     progress = [shlex.split(line) for line in result.stderr.splitlines()
                 if line.startswith("progress ")]
