@@ -1,7 +1,8 @@
 """A worker: takes batches of work and posts each item to the store's board under the lease.
 
 ``POST /work {"batch", "count"}`` queues ``count`` items (``<batch>-0``, ``<batch>-1``,
-...) and answers at once; a background thread posts them one by one. To post an item
+...) and answers at once (503 if that would queue more than MAX_BACKLOG); a
+background thread posts them one by one. To post an item
 the worker takes the lease from the lock service (every change to the board happens
 under it) and appends the item. Every TIDY_EVERY-th item on the board, the worker that
 posted it also tidies the board, still under the same lease: it reads the whole list,
@@ -34,9 +35,10 @@ import sdk
 
 from .common import Unavailable, call, log
 
-TIDY_EVERY = 10  # the board is tidied each time it reaches a multiple of this length
+TIDY_EVERY = 5  # the board is tidied each time it reaches a multiple of this length
 TIDY_WORK = 0.5  # seconds between the tidy's read and its write
-POST_PACE = 0.05  # seconds between two items of a worker
+POST_PACE = 0.02  # seconds between two items of a worker
+MAX_BACKLOG = 30  # items a worker queues at most; more work is refused until it catches up
 ACQUIRE_WAIT = 3.0  # seconds an item waits for the lease before it is dropped
 SAFETY_MARGIN = 0.1  # seconds of a lease a worker never counts on
 CALL_TIMEOUT = 1.0
@@ -63,9 +65,14 @@ class Worker:
     # -- the queue -----------------------------------------------------------------
 
     def work(self, body: Any) -> tuple[int, Any]:
-        """Queue a batch of items; answer at once (posting happens in the background)."""
+        """Queue a batch of items; answer at once (posting happens in the background).
+
+        The backlog is bounded so that a worker catches up within seconds of a heal.
+        """
         items = [f"{body['batch']}-{i}" for i in range(int(body["count"]))]
         with self._state:
+            if len(self._queue) + len(items) > MAX_BACKLOG:
+                return 503, {"error": "too much work queued", "backlog": len(self._queue)}
             self._queue.extend(items)
             return 200, {"queued": len(items), "backlog": len(self._queue)}
 

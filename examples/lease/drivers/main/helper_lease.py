@@ -67,9 +67,12 @@ def request(node: str, method: str, path: str, body: Any = None,
         raise Unavailable(f"{method} {node}{path}: {error}") from error
 
 
-def queue_work(worker: str, batch: str, count: int) -> int:
-    """Hand ``worker`` a batch of ``count`` items to post; return its backlog."""
+def queue_work(worker: str, batch: str, count: int) -> int | None:
+    """Hand ``worker`` a batch of ``count`` items to post; return its backlog, or None
+    if it has too much queued already."""
     status, answer = request(worker, "POST", "/work", {"batch": batch, "count": count})
+    if status == 503:
+        return None
     if status != 200:  # a worker refusing well-formed work is a bug here, not a fault
         raise RuntimeError(f"work for {worker}: HTTP {status} {answer}")
     return answer["backlog"]
