@@ -1,25 +1,26 @@
-"""A worker: takes batches of work and posts each item to the store's board under the lease.
+"""A worker: takes batches of work and posts each item to the store's board, under a lease.
 
 ``POST /work {"batch", "count"}`` queues ``count`` items (``<batch>-0``, ``<batch>-1``,
-...) and answers at once (503 if that would queue more than MAX_BACKLOG); a
-background thread posts them one by one. To post an item
-the worker takes the lease from the lock service (every change to the board happens
-under it) and appends the item. Every TIDY_EVERY-th item on the board, the worker that
-posted it also tidies the board, still under the same lease: it reads the whole list,
-spends TIDY_WORK sorting it and dropping duplicates, and writes it back. That tidy pass
-is the critical section: a read-modify-write that nothing may change in between.
+...) and answers at once (503 if that would queue more than MAX_BACKLOG); a background
+thread posts them one by one. To post an item the worker takes the lease from the lock
+service (every change to the board happens under it) and appends the item. Every
+TIDY_EVERY-th item on the board, the worker that posted it also tidies the board,
+still under the same lease: it reads the whole list, spends TIDY_WORK sorting it and
+dropping duplicates, and writes it back. That tidy pass is the critical section: a
+read-modify-write that nothing may change in between.
 
 Once the store has acknowledged an item, the worker writes it to its journal
 (``<data>/acked.jsonl``, served at ``GET /acked``): every journaled item must stay on
 the board forever. An item that fails (a node down or paused) is dropped, not retried.
 
 THE PLANTED BUG (on unless ``LEASE_BUG=0``): the lease is checked only before the
-tidy's read, and the requests carry no fencing token. A worker paused (SIGSTOP)
-between its read and its write for longer than the lease, while other workers take the
-lease and post items, resumes and writes back a list built from its stale read: their
-acknowledged items are gone. Fixed: every request carries the lease's token and the
-store refuses a token older than one it has seen (``store.py``), so the stale write
-fails and the board keeps every posted item.
+tidy's read, and the requests carry no fencing token. A worker paused (SIGSTOP) inside
+the tidy for longer than the lease resumes and finishes it: the other workers took the
+lease and posted items meanwhile (while it was paused, or in the rest of its pass when
+the lock service was paused with it), and its write puts back a list built from its
+stale read: their acknowledged items are gone. Fixed: every request carries the
+lease's token and the store refuses a token older than one it has seen (``store.py``),
+so the stale write fails and the board keeps every posted item.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ import sdk
 
 from .common import Unavailable, call, log
 
-TIDY_EVERY = 5  # the board is tidied each time it reaches a multiple of this length
-TIDY_WORK = 0.5  # seconds between the tidy's read and its write
+TIDY_EVERY = 20  # the board is tidied each time it reaches a multiple of this length
+TIDY_WORK = 0.5  # seconds between the tidy's read and its write ...
+TIDY_STEPS = 10  # ... spent in this many steps
 POST_PACE = 0.02  # seconds between two items of a worker
 MAX_BACKLOG = 30  # items a worker queues at most; more work is refused until it catches up
 ACQUIRE_WAIT = 3.0  # seconds an item waits for the lease before it is dropped
@@ -130,7 +132,8 @@ class Worker:
         if status != 200:
             raise Failed(f"tidy read refused: {answer}")
         items = sorted(set(answer["items"]))
-        time.sleep(TIDY_WORK)  # stands in for a slow pass over a big board
+        for _ in range(TIDY_STEPS):  # a slow pass over a big board, step by step: work
+            time.sleep(TIDY_WORK / TIDY_STEPS)  # left when a pause ends is still to do
         status, answer = self._store("/write", {"items": items, "token": fence})
         late = time.monotonic() - valid_until
         if late > 0:
