@@ -219,8 +219,7 @@ def fits(timeline: Timeline, templates: Mapping[str, Template], caps: Capabiliti
         command = names.get(event.command)
         if command is None or command.kind not in _STARTABLE:
             return False
-        if event.node != (command.node or event.node) or (
-                not command.node and event.node not in caps.driver_nodes):
+        if event.node not in ((command.node,) if command.node else caps.driver_nodes):
             return False
         singletons += command.kind == "singleton_driver"
     allowed = {c.name for c in startable(template, timeline)} | (

@@ -25,7 +25,7 @@ from composer.behaviour import Moment
 from composer.mutate import OPERATORS, Known, Space, insert_fault, mutate
 from composer.timeline import Timeline
 
-__all__ = ["Candidate", "GuidedSearch", "RandomSearch", "GENERATORS"]
+__all__ = ["Candidate", "GuidedSearch", "RandomSearch"]
 
 #: Share of timelines that are fresh draws whatever the bandit says.
 FRESH_FLOOR = 0.1
@@ -178,5 +178,3 @@ class GuidedSearch(RandomSearch):
         if entry is not None:
             self._plan_focus(entry)
 
-
-GENERATORS = {"guided": GuidedSearch, "random": RandomSearch}
