@@ -4,8 +4,10 @@ A timeline joins the corpus when its behaviour signature holds a feature no earl
 timeline showed, or when it set a new best for a guidance value (the SDKs' numeric and
 boolean guidance, maximised or minimised as the Antithesis SDK documents). Parents for
 mutation are picked with a weight that favours entries holding rarely seen features and
-the current best of each guidance value, and that decays as an entry is picked (AFL's
-favoured entries and energy, in a few lines). Imports behaviour and timeline only.
+the current best of each guidance value, and that decays as an entry is picked. Like
+AFL's favoured entries, a feature's rarity counts only for the cheapest kept timeline that
+showed it (the shortest driver phase): long timelines show more and would otherwise be
+picked most, and mutants of them run longest, which costs the search throughput. Imports behaviour and timeline only.
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ import random
 from composer.behaviour import Behaviour
 from composer.timeline import Timeline
 
-__all__ = ["Entry", "Corpus"]
+__all__ = ["Entry", "Corpus", "cost"]
 
 #: How much being the best timeline for one guidance value adds to an entry's weight,
 #: in units of "one feature no other timeline showed".
 _CHAMPION_WEIGHT = 3.0
+#: Seconds a timeline costs beyond its driver phase (setup, checks, teardown), roughly.
+_OVERHEAD_SECONDS = 1.0
+
+
+def cost(timeline: Timeline) -> float:
+    """Roughly how many seconds ``timeline`` takes to run."""
+    return _OVERHEAD_SECONDS + timeline.length
 
 
 @dataclasses.dataclass
@@ -68,6 +77,8 @@ class Corpus:
         #: planned driver-phase seconds of every timeline considered
         self.driver_seconds = 0.0
         self._by_number: dict[int, Entry] = {}
+        #: feature -> the cheapest kept entry that showed it
+        self._favoured: dict[str, Entry] = {}
 
     @property
     def behaviours(self) -> int:
@@ -90,6 +101,10 @@ class Corpus:
                           new, improved)
             self.entries.append(entry)
             self._by_number[number] = entry
+            for feature in behaviour.features:
+                holder = self._favoured.get(feature)
+                if holder is None or timeline.length < holder.timeline.length:
+                    self._favoured[feature] = entry
         self.history.append((round(elapsed, 2), number, self.behaviours, len(self.entries)))
         return entry
 
@@ -97,10 +112,13 @@ class Corpus:
         return self._by_number.get(number)
 
     def weight(self, entry: Entry) -> float:
-        """Rare features and guidance records weigh more; each pick weighs it down."""
-        rarity = sum(1.0 / self.counts[f] for f in entry.behaviour.features)
+        """Rare features it is the cheapest holder of, and guidance records, weigh more;
+        a long driver phase and each pick weigh it down."""
+        rarity = sum(1.0 / self.counts[f] for f in entry.behaviour.features
+                     if self._favoured.get(f) is entry)
         champion = sum(1 for _, number in self.best.values() if number == entry.number)
-        return (0.01 + rarity + _CHAMPION_WEIGHT * champion) / math.sqrt(1 + entry.picked)
+        return ((0.01 + rarity + _CHAMPION_WEIGHT * champion) / cost(entry.timeline)
+                / math.sqrt(1 + entry.picked))
 
     def pick(self, rng: random.Random) -> Entry:
         """Return a parent for the next mutation (the corpus must not be empty)."""

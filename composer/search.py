@@ -1,10 +1,12 @@
 """Where the next timeline comes from: the guided search and the uniform baseline.
 
 ``GuidedSearch`` first re-runs saved failures (what Hypothesis's example database did
-before), then mixes fresh swarm draws with mutations of corpus entries. Which source to
-use next is a bandit over the sources (fresh draws and each mutation operator): Thompson
-sampling over how often each has recently led to a timeline that showed something new,
-with a floor of fresh draws so the search never stops widening. A state that a service
+before), then starts as the baseline does (a few uniform draws, so a short run sees as
+much as random would), then mixes fresh draws (uniform, and swarm draws that leave out
+some commands and fault kinds) with mutations of corpus entries. Which source to use next
+is a bandit over the sources: Thompson sampling over how often each has recently led to
+a timeline that showed something new per second spent, with a floor of uniform draws so the search never
+stops widening and never does much worse than the baseline. A state that a service
 reported and few timelines reach gets a focused round (as AFL runs deterministic stages
 on a new queue entry): its timeline again with each fault kind at a few delays right
 after that moment, on that node. ``RandomSearch`` is the baseline: uniform draws over the
@@ -20,15 +22,18 @@ import random
 from collections.abc import Iterable
 
 from composer import schedule
-from composer.corpus import Corpus, Entry
+from composer.corpus import Corpus, Entry, cost
 from composer.behaviour import Moment
 from composer.mutate import OPERATORS, Known, Space, insert_fault, mutate
 from composer.timeline import Timeline
 
 __all__ = ["Candidate", "GuidedSearch", "RandomSearch"]
 
-#: Share of timelines that are fresh draws whatever the bandit says.
-FRESH_FLOOR = 0.1
+#: The first timelines are uniform draws, as the baseline's are: with a corpus of one or
+#: two entries, mutations only circle those, and short runs need breadth first.
+WARMUP = 6
+#: Share of later timelines that are uniform draws whatever the bandit says.
+FRESH_FLOOR = 0.2
 #: Per observation, older successes and tries of a source count this much less.
 DECAY = 0.97
 #: What the mix believes before it has seen anything, as (finds, tries): faults placed
@@ -53,11 +58,12 @@ class Candidate:
     """A timeline to run, with where it came from."""
 
     timeline: Timeline
-    #: "fresh", "random", "saved failure" or the mutation operators applied
+    #: "fresh", "swarm", "random", "saved failure" or the mutation operators applied
     origin: str
     #: the corpus entry it was mutated from
     parent: int | None = None
-    #: the source credited with what it finds: "fresh", "saved" or an operator's name
+    #: the source credited with what it finds: "fresh", "swarm", "saved", "focus" or an
+    #: operator's name
     source: str = "fresh"
 
 
@@ -70,11 +76,17 @@ class Arm:
     total_tries: int = 0
     total_finds: int = 0
 
-    def update(self, found: bool) -> None:
-        self.tries = self.tries * DECAY + 1
+    def update(self, found: bool, cost: float = 1.0) -> None:
+        """Count one try that cost ``cost`` (1 = an average uniform draw's length)."""
+        self.tries = self.tries * DECAY + cost
         self.finds = self.finds * DECAY + found
         self.total_tries += 1
         self.total_finds += found
+
+    def missed(self) -> None:
+        """Count a pick that did not apply (an operator with nothing to work on)."""
+        self.tries = self.tries * DECAY + 1
+        self.finds *= DECAY
 
 
 class RandomSearch:
@@ -96,7 +108,8 @@ class RandomSearch:
 
 
 class GuidedSearch(RandomSearch):
-    """Saved failures first, then fresh swarm draws and corpus mutations in a learnt mix."""
+    """Saved failures first, a few uniform draws, then fresh draws and corpus mutations
+    in a learnt mix, with focused rounds on rare moments."""
 
     name = "guided"
 
@@ -104,7 +117,8 @@ class GuidedSearch(RandomSearch):
                  saved: Iterable[Timeline] = ()) -> None:
         super().__init__(space, corpus, rng)
         self.saved = [t for t in saved if space.fits(t)]
-        self.arms = {"fresh": Arm(), "focus": Arm(), **{name: Arm() for name in OPERATORS}}
+        self.arms = {"fresh": Arm(), "swarm": Arm(), "focus": Arm(),
+                     **{name: Arm() for name in OPERATORS}}
         for name, (finds, tries) in PRIORS.items():
             self.arms[name].finds, self.arms[name].tries = finds, tries
         if self.saved:
@@ -117,25 +131,30 @@ class GuidedSearch(RandomSearch):
     def next(self) -> Candidate:
         if self.saved:
             return Candidate(self.saved.pop(0), "saved failure", source="saved")
+        if self.timelines < WARMUP or not self.corpus.entries:
+            return self._fresh("fresh")
         focused = self._focused()
         if focused is not None:
             return focused
-        source = "fresh"
-        if self.corpus.entries and self.rng.random() >= FRESH_FLOOR:
-            source = self._choose()
-        if source != "fresh":
-            for _ in range(20):  # an operator may not apply to the parent drawn
-                parent = self.corpus.pick(self.rng)
-                other = self.corpus.pick(self.rng).timeline if source == "splice" else None
-                known = Known(parent.behaviour, other,
-                              lambda moment: self.corpus.counts[moment.feature])
-                made = mutate(self.rng, self.space, source, parent.timeline, known)
-                if made is not None:
-                    return Candidate(made[0], made[1], parent.number, source)
-            source = "fresh"
-        return Candidate(schedule.swarm_timeline(self.rng, self.space.templates,
-                                                 self.space.caps, self.space.max_length),
-                         "fresh", source="fresh")
+        source = "fresh" if self.rng.random() < FRESH_FLOOR else self._choose()
+        if source in ("fresh", "swarm"):
+            return self._fresh(source)
+        for _ in range(5):  # an operator may not apply to the parent drawn
+            parent = self.corpus.pick(self.rng)
+            other = self.corpus.pick(self.rng).timeline if source == "splice" else None
+            known = Known(parent.behaviour, other,
+                          lambda moment: self.corpus.counts[moment.feature])
+            made = mutate(self.rng, self.space, source, parent.timeline, known)
+            if made is not None:
+                return Candidate(made[0], made[1], parent.number, source)
+        self.arms[source].missed()
+        return self._fresh("fresh")
+
+    def _fresh(self, source: str) -> Candidate:
+        """A uniform draw ("fresh") or a swarm draw ("swarm")."""
+        draw = schedule.swarm_timeline if source == "swarm" else schedule.random_timeline
+        return Candidate(draw(self.rng, self.space.templates, self.space.caps,
+                              self.space.max_length), source, source=source)
 
     def _focused(self) -> Candidate | None:
         """Half the time, the next candidate aimed at the rarest moment still rare."""
@@ -166,15 +185,22 @@ class GuidedSearch(RandomSearch):
                     self.focus.append((Candidate(mutant, "fault after hit", entry.number,
                                                  "focus"), moment))
 
+    def _cost(self, timeline: Timeline) -> float:
+        """What a timeline costs to run next to an average uniform draw: a source whose
+        timelines run twice as long must find twice as often to be chosen as often."""
+        average = cost(dataclasses.replace(timeline, length=(1 + self.space.max_length) / 2))
+        return cost(timeline) / average
+
     def _choose(self) -> str:
-        """Thompson sampling: each source's recent success rate, drawn from its Beta."""
-        draws = {name: self.rng.betavariate(arm.finds + 1, arm.tries - arm.finds + 1)
+        """Thompson sampling: each source's recent rate of finds per unit of cost, drawn
+        from its Gamma posterior (a Poisson rate with a Gamma(1, 1) prior)."""
+        draws = {name: self.rng.gammavariate(arm.finds + 1, 1.0) / (arm.tries + 1)
                  for name, arm in self.arms.items() if name not in ("saved", "focus")}
         return max(draws, key=draws.__getitem__)
 
     def observe(self, candidate: Candidate, entry: Entry | None) -> None:
         self.timelines += 1
-        self.arms[candidate.source].update(entry is not None)
+        self.arms[candidate.source].update(entry is not None, self._cost(candidate.timeline))
         if entry is not None:
             self._plan_focus(entry)
 

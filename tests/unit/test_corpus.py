@@ -57,3 +57,16 @@ def test_each_pick_weighs_an_entry_down():
     before = corpus.weight(entry)
     corpus.pick(random.Random(0))
     assert entry.picked == 1 and corpus.weight(entry) < before
+
+
+def test_the_shortest_timeline_showing_a_feature_is_its_favoured_parent():
+    """A long timeline shows as much and more, but its mutants cost more to run: the
+    short one that showed the same rare feature is picked far more often."""
+    corpus = Corpus()
+    long = Timeline(template="main", length=10.0, seed=0)
+    corpus.consider(1, long, seen("common", "rare", "long only"), "fresh", None, 0)
+    corpus.consider(2, T, seen("common", "rare", "short only"), "fresh", None, 0)
+    long_entry, short_entry = corpus.entries
+    assert corpus.weight(short_entry) > 3 * corpus.weight(long_entry)
+    picks = collections.Counter(corpus.pick(random.Random(s)).number for s in range(300))
+    assert picks[2] > 2 * picks[1] > 0

@@ -79,7 +79,7 @@ def test_mutants_name_their_parent_and_stay_in_the_space():
     search = GuidedSearch(SPACE, corpus, random.Random(5))
     for candidate in drive(search, corpus, 100):
         assert SPACE.fits(candidate.timeline)
-        if candidate.origin != "fresh":
+        if candidate.origin not in ("fresh", "swarm"):
             assert corpus.get(candidate.parent) is not None
             assert candidate.origin.split("+")[0] == candidate.source
 
