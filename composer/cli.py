@@ -89,11 +89,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="fix every random choice of the search (a guided search then "
                      "repeats as far as the system behaves the same); saved failures are "
                      "not re-run first")
-    exp.add_argument("--generator", choices=("guided", "random"), default="random",
-                     help="where timelines come from: uniform random draws, or guided (fresh "
-                     "swarm draws and mutations of timelines that showed new behaviour, "
-                     "steered by SDK guidance; not yet the default: it reaches fewer "
-                     "sometimes properties in short runs) (default: %(default)s)")
+    exp.add_argument("--generator", choices=("guided", "random"), default="guided",
+                     help="where timelines come from: guided (fresh draws and mutations of "
+                     "timelines that showed new behaviour, steered by SDK guidance), or "
+                     "uniform random draws, the baseline it is measured against "
+                     "(default: %(default)s)")
     exp.add_argument("--reruns", type=int, default=5, metavar="N",
                      help="re-run each shrunk failure N times for its reproduction rate "
                      "(default: %(default)s)")

@@ -5,9 +5,10 @@ timeline showed, or when it set a new best for a guidance value (the SDKs' numer
 boolean guidance, maximised or minimised as the Antithesis SDK documents). Parents for
 mutation are picked with a weight that favours entries holding rarely seen features and
 the current best of each guidance value, and that decays as an entry is picked. Like
-AFL's favoured entries, a feature's rarity counts only for the cheapest kept timeline that
-showed it (the shortest driver phase): long timelines show more and would otherwise be
-picked most, and mutants of them run longest, which costs the search throughput. Imports behaviour and timeline only.
+AFL's favoured entries, a feature's rarity counts only for the cheapest kept timeline
+that showed it (the shortest driver phase): long timelines show more and would otherwise
+be picked most, and mutants of them run longest, which costs the search throughput.
+Imports behaviour and timeline only.
 """
 
 from __future__ import annotations

@@ -284,7 +284,7 @@ def _mtime(path: Path) -> float:
 
 def explore(project: Project, templates: Mapping[str, Template], backend: str,
             caps: Capabilities, run_dir: Path, *, duration: float, seed: int | None = None,
-            generator: str = "random", reruns: int = 5, shrink_budget: float = 120.0,
+            generator: str = "guided", reruns: int = 5, shrink_budget: float = 120.0,
             stop_on_failure: bool = False, progress=None) -> Exploration:
     """Explore timelines for ``duration`` seconds; shrink, re-run and save each failure."""
     from composer.progress import Progress

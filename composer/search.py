@@ -3,15 +3,15 @@
 ``GuidedSearch`` first re-runs saved failures (what Hypothesis's example database did
 before), then starts as the baseline does (a few uniform draws, so a short run sees as
 much as random would), then mixes fresh draws (uniform, and swarm draws that leave out
-some commands and fault kinds) with mutations of corpus entries. Which source to use next
-is a bandit over the sources: Thompson sampling over how often each has recently led to
-a timeline that showed something new per second spent, with a floor of uniform draws so the search never
-stops widening and never does much worse than the baseline. A state that a service
-reported and few timelines reach gets a focused round (as AFL runs deterministic stages
-on a new queue entry): its timeline again with each fault kind at a few delays right
-after that moment, on that node. ``RandomSearch`` is the baseline: uniform draws over the
-same space, blind to feedback. Both are deterministic given their seed and what the
-timelines showed. Imports schedule, mutate, corpus.
+some commands and fault kinds) with mutations of corpus entries. Which source to use
+next is a bandit over the sources: Thompson sampling over how often each has recently
+led to a timeline that showed something new per second spent, with a floor of uniform
+draws so the search never stops widening and never does much worse than the baseline. A
+state that a service reported and few timelines reach gets a focused round (as AFL runs
+deterministic stages on a new queue entry): its timeline again with each fault kind at a
+few delays right after that moment, on that node. ``RandomSearch`` is the baseline:
+uniform draws over the same space, blind to feedback. Both are deterministic given their
+seed and what the timelines showed. Imports schedule, mutate, corpus.
 """
 
 from __future__ import annotations

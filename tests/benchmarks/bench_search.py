@@ -10,10 +10,12 @@ the two side by side by default so that both see the same machine load. Printed 
 example: the median and spread of seconds to the first failure of the example's planted
 property (a search that misses it within the budget counts as the budget, marked ``>=``;
 one stopped by another property is marked ``*``), the ratio random/guided, distinct
-behaviours seen in the first 100 timelines (or all, if fewer ran), and timelines per
-minute, and overhead seconds per timeline (wall clock beyond the driver phases, so the
-two are compared at equal timeline lengths). ``--twins`` also explores each example with its bug switched off for the budget:
-every property must hold there (a failure is a false alarm, printed as such).
+behaviours seen in the first n timelines, where n is what both searches of a seed ran
+(at most 100: a search that found the bug early ran fewer, and behaviours grow with
+timelines), timelines per minute, and overhead seconds per timeline (wall clock beyond
+the driver phases, so the two are compared at equal timeline lengths). ``--twins`` also
+explores each example with its bug switched off for the budget: every property must hold
+there (a failure is a false alarm, printed as such).
 
 Asserts nothing about time (machines are shared): compare the ratios. Everything is
 written under one temporary directory (examples are copied there), removed at the end,
@@ -68,7 +70,8 @@ class Outcome:
     stopped_by: str
     timelines: int
     elapsed: float
-    behaviours_100: int
+    #: (timelines run, distinct behaviours so far) after each timeline
+    behaviours: list[tuple[int, int]]
     failing: list[str]
     #: wall-clock seconds per timeline beyond its driver phase
     overhead: float
@@ -97,17 +100,20 @@ def explore(example: Example, project: Path, generator: str, seed: int | None, b
     findings = {f["property"]: f for f in summary["findings"]}
     target = findings.get(example.property)
     others = sorted(p for p in findings if p != example.property)
-    history = summary["search"]["over_time"]
-    within = [point for point in history if point[1] <= 100]
     return Outcome(
         seconds=target["found_after_seconds"] if target else budget,
         found=target is not None,
         stopped_by="" if target or not others else others[0],
         timelines=summary["timelines"], elapsed=summary["elapsed_seconds"],
-        behaviours_100=within[-1][2] if within else 0,
+        behaviours=[(point[1], point[2]) for point in summary["search"]["over_time"]],
         failing=sorted(findings),
         overhead=(summary["elapsed_seconds"] - summary["search"]["driver_seconds"])
         / max(1, summary["timelines"]))
+
+
+def behaviours_within(outcome: Outcome, n: int) -> int:
+    """Distinct behaviours seen in the first ``n`` timelines."""
+    return max((seen for timelines, seen in outcome.behaviours if timelines <= n), default=0)
 
 
 def copy_example(name: str, tmp: Path, label: str) -> Path:
@@ -140,8 +146,10 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
 def bench(examples: list[Example], seeds: int, budget: float, side_by_side: bool,
           tmp: Path) -> tuple[list[list[str]], list[list[str]]]:
     rows, per_seed = [], []
+    same_n: dict[str, list[int]] = {}
     for example in examples:
         results: dict[str, list[Outcome]] = {g: [] for g in GENERATORS}
+        same_n[example.name] = []
         for seed in range(1, seeds + 1):
             log(f"{example.name}: seed {seed}/{seeds}, budget {budget:g}s")
             projects = {g: copy_example(example.name, tmp, f"{g}-{seed}") for g in GENERATORS}
@@ -155,15 +163,20 @@ def bench(examples: list[Example], seeds: int, budget: float, side_by_side: bool
                         f"{outcome.timelines} timelines, failing {outcome.failing}")
             for project in projects.values():
                 shutil.rmtree(project, ignore_errors=True)
-            per_seed.append([example.name, str(seed)] + [cell(results[g][-1]) for g in GENERATORS])
+            n = min(100, *(results[g][-1].timelines for g in GENERATORS))
+            same_n[example.name].append(n)
+            per_seed.append([example.name, str(seed)] + [cell(results[g][-1]) for g in GENERATORS]
+                            + [str(n)] + [str(behaviours_within(results[g][-1], n))
+                                          for g in GENERATORS])
         times = {g: [o.seconds for o in results[g]] for g in GENERATORS}
         guided, random_ = statistics.median(times["guided"]), statistics.median(times["random"])
         row = [example.name]
         for g in GENERATORS:
             found = sum(o.found for o in results[g])
+            seen = [behaviours_within(o, n) for o, n in zip(results[g], same_n[example.name])]
+            rate = [60 * o.timelines / o.elapsed for o in results[g] if o.elapsed]
             row += [median_and_spread(times[g]), f"{found}/{seeds}",
-                    f"{statistics.median(o.behaviours_100 for o in results[g]):.0f}",
-                    f"{statistics.median(60 * o.timelines / o.elapsed for o in results[g] if o.elapsed):.1f}",
+                    f"{statistics.median(seen):.0f}", f"{statistics.median(rate):.1f}",
                     f"{statistics.median(o.overhead for o in results[g]):.2f}"]
         row.append(f"{random_ / guided:.1f}x" if guided else "n/a")
         rows.append(row)
@@ -208,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         print(table(f"Seconds to the first failure of the planted property, {seeds} seeds, "
                     f"budget {budget:g}s (median (min-max); >= not found, * another "
                     f"property stopped the search)",
-                    ["example", "guided s", "found", "behav/100", "tl/min", "overhead s",
-                     "random s", "found", "behav/100", "tl/min", "overhead s",
+                    ["example", "guided s", "found", "behav@n", "tl/min", "overhead s",
+                     "random s", "found", "behav@n", "tl/min", "overhead s",
                      "random/guided"], rows))
-        print(table("Per seed", ["example", "seed", "guided s", "random s"], per_seed))
+        print(table("Per seed (behaviours in the first n timelines, n = what both ran, "
+                    "at most 100)", ["example", "seed", "guided s", "random s", "n",
+                                     "guided behav", "random behav"], per_seed))
         if args.twins:
             print(table(f"Bug switched off, {budget:g}s each: failing properties",
                         ["example", "generator", "timelines", "failing"],

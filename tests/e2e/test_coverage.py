@@ -57,7 +57,7 @@ def test_a_traced_service_reports_its_lines_and_new_branches_are_kept(project):
     (project.root / "svc.py").write_text(textwrap.dedent(SERVICE))
     project.command("serial_driver_common", POKE)
     project.command("anytime_rare", POKE)
-    result = project.composer("explore", "--generator", "guided", "--duration", "25s", "--seed",
+    result = project.composer("explore", "--duration", "25s", "--seed",
                               "2", "--quiet")
     assert result.code == 0, result.output
     run = project.last_run()

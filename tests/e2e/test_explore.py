@@ -45,7 +45,7 @@ def make(project):
 
 def test_explore_finds_shrinks_and_replays_the_planted_bug(project):
     make(project)
-    result = project.composer("explore", "--generator", "guided", "--duration", "60s", "--seed", "3", "--reruns", "3",
+    result = project.composer("explore", "--duration", "60s", "--seed", "3", "--reruns", "3",
                               "--shrink-budget", "60s")
     assert result.code == 1, result.output
     assert "Failing property: At most one writer at a time" in result.stdout
@@ -114,17 +114,17 @@ def test_seed_makes_exploration_repeatable_and_ci_does_not_change_it(project):
 
 def test_the_next_exploration_re_runs_saved_failures_first(project):
     make(project)
-    found = project.composer("explore", "--generator", "guided", "--duration", "40s", "--seed", "3", "--reruns", "0",
+    found = project.composer("explore", "--duration", "40s", "--seed", "3", "--reruns", "0",
                              "--stop-on-failure", "--shrink-budget", "10s")
     assert found.code == 1, found.output
     saved = json.loads(open(project.summary()["findings"][0]["replay"]).read())["timeline"]
-    again = project.composer("explore", "--generator", "guided", "--duration", "3s", "--reruns", "0",
+    again = project.composer("explore", "--duration", "3s", "--reruns", "0",
                              "--stop-on-failure", "--shrink-budget", "1s", env={"CI": "true"})
     assert again.code == 1, again.output
     assert _first_timelines(project, 1) == [saved]
     kept = project.summary()["search"]["corpus"]
     assert kept[0]["timeline"] == 1 and kept[0]["origin"] == "saved failure"
     # with --seed the exploration repeats instead, so saved failures are not re-run
-    project.composer("explore", "--generator", "guided", "--duration", "3s", "--seed", "5", "--reruns", "0",
+    project.composer("explore", "--duration", "3s", "--seed", "5", "--reruns", "0",
                      "--stop-on-failure", "--shrink-budget", "1s")
     assert _first_timelines(project, 1) != [saved]

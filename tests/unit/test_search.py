@@ -136,3 +136,34 @@ def test_a_state_a_service_reported_gets_a_focused_round_of_faults_right_after_i
     assert {e.kind for c in focused for e in set(c.timeline.events) - set(parent.events)} == {
         "kill", "pause"}
     # the common state (every timeline shows it) got no round of its own
+
+
+def test_the_first_timelines_are_uniform_draws_like_the_baseline():
+    """With a corpus of one or two entries mutations circle those; a short exploration
+    must first see as much as the baseline would."""
+    from composer.search import WARMUP
+
+    corpus = Corpus()
+    search = GuidedSearch(SPACE, corpus, random.Random(8))
+    first = drive(search, corpus, WARMUP)
+    assert [c.source for c in first] == ["fresh"] * WARMUP
+    assert all(c.parent is None for c in first)
+
+
+def test_a_source_whose_timelines_run_longer_must_find_more_to_be_chosen():
+    """Equal finds per timeline, but one source's timelines take twice the seconds: the
+    bandit (finds per second) prefers the cheap one."""
+    from composer.search import Candidate
+
+    corpus = Corpus()
+    search = GuidedSearch(SPACE, corpus, random.Random(6))
+    number = 0
+    for i in range(40):
+        for source, length in (("move", 1.0), ("delete", 5.0)):
+            number += 1
+            timeline = Timeline("full", length, number)
+            features = frozenset({f"new {number}"} if i % 2 else {"same"})
+            entry = corpus.consider(number, timeline, Behaviour(features, {}), source, 1, 0.0)
+            search.observe(Candidate(timeline, source, 1, source), entry)
+    chosen = collections.Counter(search._choose() for _ in range(300))
+    assert chosen["move"] > 3 * chosen["delete"], chosen
