@@ -58,9 +58,15 @@ def _with(t: Timeline, events: list[Event], length: float | None = None) -> Time
 
 
 def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
-                 node: str | None, kind: str | None = None) -> Timeline | None:
+                 node: str | None, kind: str | None = None,
+                 calm_after: float | None = None) -> Timeline | None:
     """Return ``t`` with a fault (of ``kind``, else a drawn one) at ``at``, aimed at
-    ``node`` (isolated, for a partition) most of the time when it is a fault target."""
+    ``node`` (isolated, for a partition) most of the time when it is a fault target.
+
+    With ``calm_after``, the faults ``t`` had from that time on are left out: what came
+    before (and led to the moment the fault aims at) stays, and the new fault acts alone
+    on the state it finds, as Mallory injects one fault into an observed state.
+    """
     kinds = schedule.fault_kinds(space.caps)
     if not kinds or (kind is not None and kind not in kinds):
         return None
@@ -69,16 +75,19 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
     if node in space.caps.fault_targets and (kind is not None or rng.random() < 0.75):
         shape = "isolate" if fault.kind == "partition" else None
         fault = dataclasses.replace(fault, targets=(node,), shape=shape)
+    events = [e for e in t.events if calm_after is None or not isinstance(e, Fault)
+              or e.at < calm_after]
     length = t.length
     if at >= length:  # the moment came late: lengthen the phase to hold the fault
         length = round(min(space.max_length, at + rng.uniform(0.3, 1.5)), 1)
         if at >= length:
             return None
-    return _with(t, [*t.events, fault], length)
+    return _with(t, [*events, fault], length)
 
 
 def fault_after_moment(rng, space, t, known):
-    """Insert a fault just after an assertion first fired, on the node that fired it.
+    """Insert a fault just after an assertion first fired, on the node that fired it,
+    half the time with the parent's later faults left out.
 
     Moments reported by a service (the system's own state) and rarely seen outcomes are
     chosen more often: a state few timelines reach is where a fault is most telling.
@@ -88,7 +97,8 @@ def fault_after_moment(rng, space, t, known):
     moments = known.seen.moments
     moment = rng.choices(moments, [(3.0 if m.node else 1.0) / max(1, known.seen_in(m))
                                    for m in moments])[0]
-    return insert_fault(rng, space, t, moment.at + rng.choice(_SOON), moment.node)
+    return insert_fault(rng, space, t, moment.at + rng.choice(_SOON), moment.node,
+                        calm_after=moment.at if rng.random() < 0.5 else None)
 
 
 def fault_near_start(rng, space, t, known):

@@ -9,9 +9,10 @@ led to a timeline that showed something new per second spent, with a floor of un
 draws so the search never stops widening and never does much worse than the baseline. A
 state that a service reported and few timelines reach gets a focused round (as AFL runs
 deterministic stages on a new queue entry): its timeline again with each fault kind at a
-few delays right after that moment, on that node. ``RandomSearch`` is the baseline:
-uniform draws over the same space, blind to feedback. Both are deterministic given their
-seed and what the timelines showed. Imports schedule, mutate, corpus.
+few delays right after that moment, on that node, with or without the faults it had
+after that moment. ``RandomSearch`` is the baseline: uniform draws over the same space,
+blind to feedback. Both are deterministic given their seed and what the timelines
+showed. Imports schedule, mutate, corpus.
 """
 
 from __future__ import annotations
@@ -178,9 +179,10 @@ class GuidedSearch(RandomSearch):
             self.rounds[key] += 1
             grid = [(kind, delay) for kind in kinds for delay in FOCUS_DELAYS]
             self.rng.shuffle(grid)
-            for kind, delay in grid[:FOCUS_ROUND]:
+            for i, (kind, delay) in enumerate(grid[:FOCUS_ROUND]):
+                calm = moment.at if i % 2 == 0 else None  # every other one without later faults
                 mutant = insert_fault(self.rng, self.space, entry.timeline,
-                                      moment.at + delay, moment.node, kind)
+                                      moment.at + delay, moment.node, kind, calm)
                 if mutant is not None and self.space.fits(mutant):
                     self.focus.append((Candidate(mutant, "fault after hit", entry.number,
                                                  "focus"), moment))

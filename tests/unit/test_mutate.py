@@ -90,6 +90,27 @@ def test_a_fault_after_a_moment_lands_just_after_it_on_the_node_that_reported_it
     assert on_node > 40
 
 
+def test_a_calm_fault_after_a_moment_keeps_the_past_and_drops_later_faults():
+    """The faults before the moment led to it and stay; the ones after it would act on
+    the state the new fault finds, so half the time they are left out."""
+    space = Space({"full": FULL}, CAPS.restricted(("kill", "pause")), 5.0)
+    before = Fault(0.5, "pause", ("kv-1",), 1.0)
+    after = Fault(3.0, "kill", ("kv-3",), 1.0)
+    write = Start(2.5, "parallel_driver_write", "client-1", 7)
+    parent = Timeline("full", 5.0, 1, events=(before, write, after))
+    seen = Behaviour(frozenset(), {}, (Moment(2.0, "snapshot started", "kv-2"),))
+    kept_later = calm = 0
+    for seed in range(200):
+        made = mutate(random.Random(seed), space, "fault after hit", parent, Known(seen))
+        if made is None or made[1] != "fault after hit":
+            continue
+        events = set(made[0].events)
+        assert {before, write} <= events and len(events - set(parent.events)) == 1
+        kept_later += after in events
+        calm += after not in events
+    assert calm > 40 and kept_later > 40, (calm, kept_later)
+
+
 def test_service_moments_and_rarely_seen_outcomes_are_chosen_more():
     space = Space({"full": FULL}, CAPS.restricted(("kill",)), 5.0)
     parent = Timeline("full", 5.0, 1)
