@@ -29,7 +29,10 @@ import sdk
 
 Entry = dict[str, Any]
 
-SNAPSHOT_EVERY = 50  # appends between two snapshots
+# appends between two snapshots; LEDGER_SNAPSHOT_EVERY sets it (a smaller value opens
+# the window sooner and more often, so a short run of the fixed twin still goes through
+# many snapshots)
+SNAPSHOT_EVERY = int(os.environ.get("LEDGER_SNAPSHOT_EVERY", "50"))
 COMPACT_INTERVAL = 1.0  # seconds between two looks of the compactor at the log
 SNAPSHOT_CHUNKS = 8  # the snapshot is written in this many pieces ...
 SNAPSHOT_PACE = 0.025  # ... seconds apart (a slow disk): a snapshot takes about 0.2 s
