@@ -30,9 +30,9 @@ _CHAMPION_WEIGHT = 3.0
 _OVERHEAD_SECONDS = 1.0
 
 
-def cost(timeline: Timeline) -> float:
-    """Roughly how many seconds ``timeline`` takes to run."""
-    return _OVERHEAD_SECONDS + timeline.length
+def cost(driver_seconds: float) -> float:
+    """Roughly how many seconds a timeline with this driver phase takes to run."""
+    return _OVERHEAD_SECONDS + driver_seconds
 
 
 @dataclasses.dataclass
@@ -118,7 +118,7 @@ class Corpus:
         rarity = sum(1.0 / self.counts[f] for f in entry.behaviour.features
                      if self._favoured.get(f) is entry)
         champion = sum(1 for _, number in self.best.values() if number == entry.number)
-        return ((0.01 + rarity + _CHAMPION_WEIGHT * champion) / cost(entry.timeline)
+        return ((0.01 + rarity + _CHAMPION_WEIGHT * champion) / cost(entry.timeline.length)
                 / math.sqrt(1 + entry.picked))
 
     def pick(self, rng: random.Random) -> Entry:

@@ -77,17 +77,14 @@ class Arm:
     total_tries: int = 0
     total_finds: int = 0
 
-    def update(self, found: bool, cost: float = 1.0) -> None:
-        """Count one try that cost ``cost`` (1 = an average uniform draw's length)."""
+    def update(self, found: bool, cost: float = 1.0, counted: bool = True) -> None:
+        """Count one try that cost ``cost`` (1 = an average uniform draw's length);
+        ``counted=False`` for a pick that did not apply (an operator with nothing to
+        work on): the mix learns from it, the totals shown to the user do not count it."""
         self.tries = self.tries * DECAY + cost
         self.finds = self.finds * DECAY + found
-        self.total_tries += 1
+        self.total_tries += counted
         self.total_finds += found
-
-    def missed(self) -> None:
-        """Count a pick that did not apply (an operator with nothing to work on)."""
-        self.tries = self.tries * DECAY + 1
-        self.finds *= DECAY
 
 
 class RandomSearch:
@@ -128,6 +125,8 @@ class GuidedSearch(RandomSearch):
         self.focus: list[tuple[Candidate, Moment]] = []
         self.rounds: collections.Counter = collections.Counter()
         self.timelines = 0
+        #: what an average uniform draw costs to run (its driver phase is 1 s to max_length)
+        self._average_cost = cost((1 + space.max_length) / 2)
 
     def next(self) -> Candidate:
         if self.saved:
@@ -148,7 +147,7 @@ class GuidedSearch(RandomSearch):
             made = mutate(self.rng, self.space, source, parent.timeline, known)
             if made is not None:
                 return Candidate(made[0], made[1], parent.number, source)
-        self.arms[source].missed()
+        self.arms[source].update(False, counted=False)
         return self._fresh("fresh")
 
     def _fresh(self, source: str) -> Candidate:
@@ -187,12 +186,6 @@ class GuidedSearch(RandomSearch):
                     self.focus.append((Candidate(mutant, "fault after hit", entry.number,
                                                  "focus"), moment))
 
-    def _cost(self, timeline: Timeline) -> float:
-        """What a timeline costs to run next to an average uniform draw: a source whose
-        timelines run twice as long must find twice as often to be chosen as often."""
-        average = cost(dataclasses.replace(timeline, length=(1 + self.space.max_length) / 2))
-        return cost(timeline) / average
-
     def _choose(self) -> str:
         """Thompson sampling: each source's recent rate of finds per unit of cost, drawn
         from its Gamma posterior (a Poisson rate with a Gamma(1, 1) prior)."""
@@ -202,7 +195,10 @@ class GuidedSearch(RandomSearch):
 
     def observe(self, candidate: Candidate, entry: Entry | None) -> None:
         self.timelines += 1
-        self.arms[candidate.source].update(entry is not None, self._cost(candidate.timeline))
+        # relative to an average uniform draw: a source whose timelines run twice as long
+        # must find twice as often to be chosen as often
+        relative = cost(candidate.timeline.length) / self._average_cost
+        self.arms[candidate.source].update(entry is not None, relative)
         if entry is not None:
             self._plan_focus(entry)
 
