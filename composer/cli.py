@@ -17,123 +17,16 @@ import time
 import traceback
 from pathlib import Path
 
-from composer import __version__, clusters, compose, config, templates
+from composer import clusters, cli_parser, compose, config, templates
 from composer.errors import ComposerError, ConfigError, ExitCode
 from composer.faults import Capabilities
 
 __all__ = ["main"]
 
 
-def _duration(text: str) -> float:
-    try:
-        return config.parse_duration(text, "duration")
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="composer",
-        description="Property-based autonomous testing of distributed systems: discover driver "
-        "commands, bring up a cluster, explore timelines of commands and faults with Hypothesis, "
-        "shrink failures and replay them.",
-    )
-    parser.add_argument("--version", action="version", version=f"composer {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def project_command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("project", nargs="?", default=".", type=Path,
-                       help="directory holding composer.toml, or a docker-compose file "
-                       "(default: %(default)s)")
-        p.add_argument("--compose", type=Path, metavar="FILE",
-                       help="run a docker-compose project (Antithesis layout: images hold "
-                       f"their commands under {compose.TEMPLATES_DIR}/<template>/) on its "
-                       "containers")
-        return p
-
-    def cluster_option(p: argparse.ArgumentParser, default: str | None = "local") -> None:
-        p.add_argument("--cluster", default=None, choices=clusters.BACKENDS,
-                       help=f"cluster backend (default: {default or 'the replay' + chr(39) + 's'}"
-                       "; docker for a compose file)")
-
-    def explore_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--timeline", type=_duration, metavar="DURATION",
-                       help="longest driver phase (overrides [explore] timeline)")
-        p.add_argument("--max-parallel", type=int, metavar="N",
-                       help="most parallel drivers at once (overrides [explore] max_parallel)")
-        p.add_argument("--command-timeout", type=_duration, metavar="DURATION",
-                       help="timeout of each command (overrides [explore] command_timeout)")
-        p.add_argument("--setup-timeout", type=_duration, metavar="DURATION",
-                       help="how long services may take to be ready and call setup_complete "
-                       "(overrides [setup] timeout; default 120s)")
-        p.add_argument("--faults", metavar="KINDS",
-                       help="comma-separated fault kinds to draw, or 'none' "
-                       "(overrides [explore] faults)")
-
-    project_command("validate", "check composer.toml and the templates; list what was found")
-
-    run = project_command("run", "run one random timeline and print its events and properties")
-    cluster_option(run)
-    run.add_argument("--seed", type=int, help="seed of the timeline (default: random, printed)")
-    run.add_argument("--template", help="template to use (default: drawn from the seed)")
-    explore_options(run)
-
-    exp = project_command("explore", "generate timelines until the budget is spent; shrink, "
-                          "re-run and save every failure as a replay")
-    cluster_option(exp)
-    exp.add_argument("--duration", type=_duration, default=600.0, metavar="DURATION",
-                     help="time budget for generating timelines, e.g. 90s, 2m, 1h (default: 10m)")
-    exp.add_argument("--seed", type=int,
-                     help="fix every random choice of the search (a guided search then "
-                     "repeats as far as the system behaves the same); saved failures are "
-                     "not re-run first")
-    exp.add_argument("--generator", choices=("guided", "random"), default="guided",
-                     help="where timelines come from: guided (fresh draws and mutations of "
-                     "timelines that showed new behaviour, steered by SDK guidance), or "
-                     "uniform random draws, the baseline it is measured against "
-                     "(default: %(default)s)")
-    exp.add_argument("--reruns", type=int, default=5, metavar="N",
-                     help="re-run each shrunk failure N times for its reproduction rate "
-                     "(default: %(default)s)")
-    exp.add_argument("--shrink-budget", type=_duration, default=120.0, metavar="DURATION",
-                     help="time allowed to shrink a failure past --duration (default: 2m)")
-    exp.add_argument("--stop-on-failure", action="store_true",
-                     help="stop searching once a failure has been found and shrunk")
-    exp.add_argument("--quiet", action="store_true", help="no live progress")
-    exp.add_argument("--json", action="store_true",
-                     help="print summary.json on stdout instead of the tables; progress goes "
-                     "to stderr as key=value lines")
-    explore_options(exp)
-
-    rep = sub.add_parser("replay", help="re-run a saved failing timeline",
-                         description="re-run a saved failing timeline and report how often "
-                         "its property fails again")
-    rep.add_argument("replay", type=Path, help="a file from .composer/replays/")
-    rep.add_argument("--runs", type=int, default=1, metavar="N",
-                     help="how many times to run it (default: %(default)s)")
-    rep.add_argument("--project", type=Path,
-                     help="project directory, if it moved since the replay was saved")
-    cluster_option(rep, default=None)
-
-    sub.add_parser("gc", help="remove what runs killed with SIGKILL left behind",
-                   description="remove the network namespaces, hosts files, nftables tables, "
-                   "cgroups and processes of composer runs that are no longer alive (runs "
-                   "still going are left alone); needs root for what root created")
-
-    rpt = sub.add_parser("report", help="write a run's report.html and junit.xml again",
-                         description="regenerate report.html (one self-contained file) and "
-                         "junit.xml from a run directory's summary.json and files")
-    rpt.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                     help="a run directory, e.g. .composer/runs/<id>")
-    rpt.add_argument("--open", action="store_true", help="open the report in a browser")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the ``composer`` command with ``argv``; return the exit code."""
-    args = _parser().parse_args(argv)
+    args = cli_parser.parser().parse_args(argv)
     handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay,
                "gc": _gc, "report": _report}
     previous = signal.signal(signal.SIGTERM, _sigterm)
