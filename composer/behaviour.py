@@ -21,7 +21,7 @@ from typing import Any
 from composer import properties
 from composer.hits import Hit
 
-__all__ = ["Moment", "Behaviour", "observe", "bucket"]
+__all__ = ["Moment", "Behaviour", "observe", "bucket", "fault_after", "within"]
 
 #: A fault this soon after an assertion first fired counts as hitting that state.
 _AFTER = (0.25, 0.5, 1.0)
@@ -44,6 +44,23 @@ class Moment:
     def feature(self) -> str:
         """The feature that says this outcome was seen at all."""
         return f"assert {'pass' if self.passed else 'fail'} {self.id}"
+
+    @property
+    def label(self) -> str:
+        """The state it names: the assertion, marked when its condition did not hold."""
+        return self.id if self.passed else f"{self.id} (false)"
+
+
+def within(gap: float) -> float | None:
+    """The smallest window (seconds after a moment) that a fault ``gap`` s later is in."""
+    return next((limit for limit in _AFTER if 0 <= gap <= limit), None)
+
+
+def fault_after(kind: str, on_node: bool, limit: float, moment: Moment) -> str:
+    """The feature: a fault of ``kind`` came within ``limit`` s after ``moment`` (on the
+    node that reported it, if ``on_node``)."""
+    where = " on its node" if on_node else ""
+    return f"fault {kind}{where} within {limit:g}s after {moment.label}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +126,7 @@ def _moments(hits: Sequence[Hit], phase_start: float | None) -> tuple[Moment, ..
     found: dict[tuple[str, bool, str | None], Moment] = {}
     for hit in sorted(hits, key=lambda h: h.at):
         at = _phase_time(hit.at, phase_start)
-        if at is None or at < 0:
+        if at is None or at <= 0:  # setup's and first_'s, polled just before the phase
             continue
         match = _SERVICE_FILE.match(hit.source)
         node = match.group("node") if match else None
@@ -127,10 +144,7 @@ def _fault_features(entry: Mapping[str, Any], at: float | None,
     if at is None:
         return features
     for moment in moments:
-        gap = at - moment.at
-        within = next((limit for limit in _AFTER if 0 <= gap <= limit), None)
-        if within is None:
-            continue
-        where = " on its node" if moment.node in targets else ""
-        features.add(f"fault {kind}{where} within {within:g}s after {moment.id}")
+        limit = within(at - moment.at)
+        if limit is not None:
+            features.add(fault_after(kind, moment.node in targets, limit, moment))
     return features

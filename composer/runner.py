@@ -206,9 +206,9 @@ class _Run:
             for service in self.services.values():
                 service.clock_file = self.directory / "nodes" / service.name / "clock"
                 self.set_clock(service)
+        self.hit_task = asyncio.ensure_future(self.hits.watch())  # setup's hits get their time
         if not await self.setup():
             return
-        self.hit_task = asyncio.ensure_future(self.hits.watch())
         self.driver_node = self.project.driver_nodes()[0]
         if self.timeline.first:
             await self.run_to_end(self.timeline.first)
@@ -270,6 +270,7 @@ class _Run:
                           f"{self.project.setup.timeout:g}s; {fix}")
 
     async def driver_phase(self) -> None:
+        self.hits.poll()  # what setup and first_ wrote is stamped before the phase
         start = time.monotonic()
         self.phase_start = round(start - self.t0, 3)
         end = start + self.timeline.length

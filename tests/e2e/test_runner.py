@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 
 from composer import config, templates
 from composer.runner import run_timeline
@@ -35,8 +36,8 @@ print(len(up))
 """
 
 
-def _run(project, timeline: Timeline):
-    project.config(CONFIG)
+def _run(project, timeline: Timeline, config_text: str = CONFIG):
+    project.config(config_text)
     loaded = config.load(project.root)
     template = templates.discover(loaded.templates_dir)["main"]
     directory = project.root / "out"
@@ -196,3 +197,27 @@ def test_network_faults_healed_together_leave_no_rule_behind(project):
     result, run = _run(project, timeline)
     assert result.setup_ok
     assert _stdout(run, "eventually_connects") == ["20"]
+
+
+
+def test_hits_written_during_setup_are_stamped_before_the_driver_phase(project):
+    """A service's moment at start-up is not a moment of the driver phase: stamped at the
+    phase's start, the search would aim faults at time 0 for a state long gone."""
+    project.config(CONFIG)
+    record = ('{"antithesis_assert": {"id": "started", "message": "started", '
+              '"condition": true, "hit": true, "must_hit": true, "assert_type": "sometimes", '
+              '"display_type": "Sometimes"}}')
+    service = ("import os, socket, sys, time; "
+               f"open(os.environ['ANTITHESIS_SDK_LOCAL_OUTPUT'], 'a').write({record!r} + chr(10)); "
+               "time.sleep(0.3); s = socket.socket(); "
+               "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+               "s.bind((sys.argv[1], 7000)); s.listen(); time.sleep(600)")
+    config_text = CONFIG.replace(CONFIG.split("command = ")[1].split("\n")[0],
+                                 json.dumps(f"python3 -c {shlex.quote(service)} {{host}}"))
+    project.command("parallel_driver_idle", "import time; time.sleep(0.2)")
+    timeline = Timeline("main", length=0.5, seed=1, events=(
+        Start(0.0, "parallel_driver_idle", "client-1", 1),))
+    _, run = _run(project, timeline, config_text)
+    started = [h for h in run["hits"] if h["id"] == "started"]
+    assert len(started) == 2  # one per db node
+    assert all(h["at"] < run["driver_phase_start"] for h in started), (started, run)

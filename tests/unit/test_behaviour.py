@@ -62,6 +62,16 @@ def test_a_fault_soon_after_a_first_hit_is_its_own_feature():
     assert not any("before the phase" in f for f in seen.features)
 
 
+def test_a_fault_after_an_outcome_that_did_not_hold_names_it_apart():
+    """"Two writers in flight" evaluated false (the first, lone write) is not the state
+    "two writers in flight": a kill after the one must not count as a kill after the other."""
+    hits = [Hit(1.2, "two writers in flight", False, "kv-1-service-1")]
+    log = [{"t": 1.3, "what": "fault", "kind": "kill", "targets": ["kv-1"]}]
+    seen = observe([], log, hits, phase_start=1.0)
+    assert "fault kill on its node within 0.25s after two writers in flight (false)" in seen.features
+    assert "fault kill on its node within 0.25s after two writers in flight" not in seen.features
+
+
 def test_guidance_is_carried_with_the_best_score():
     records = [{"antithesis_guidance": {"id": "lag", "guidance_type": "numeric",
                                         "maximize": True,
