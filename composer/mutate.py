@@ -89,14 +89,15 @@ def fault_after_moment(rng, space, t, known):
     """Insert a fault just after an assertion first fired, on the node that fired it,
     half the time with the parent's later faults left out.
 
-    Moments reported by a service (the system's own state) and rarely seen outcomes are
-    chosen more often: a state few timelines reach is where a fault is most telling.
+    Moments reported by a service (the system's own state), conditions that held (a
+    state reached, not one merely checked) and rarely seen outcomes are chosen more often:
+    a state few timelines reach is where a fault is most telling.
     """
     if not known.seen.moments:
         return None
     moments = known.seen.moments
-    moment = rng.choices(moments, [(3.0 if m.node else 1.0) / max(1, known.seen_in(m))
-                                   for m in moments])[0]
+    moment = rng.choices(moments, [(3.0 if m.node else 1.0) * (1.0 if m.passed else 0.3)
+                                   / max(1, known.seen_in(m)) for m in moments])[0]
     return insert_fault(rng, space, t, moment.at + rng.choice(_SOON), moment.node,
                         calm_after=moment.at if rng.random() < 0.5 else None)
 

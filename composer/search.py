@@ -7,10 +7,10 @@ some commands and fault kinds) with mutations of corpus entries. Which source to
 next is a bandit over the sources: Thompson sampling over how often each has recently
 led to a timeline that showed something new per second spent, with a floor of uniform
 draws so the search never stops widening and never does much worse than the baseline. A
-state that a service reported and few timelines reach gets a focused round (as AFL runs
-deterministic stages on a new queue entry): its timeline again with each fault kind at a
-few delays right after that moment, on that node, with or without the faults it had
-after that moment. ``RandomSearch`` is the baseline: uniform draws over the same space,
+state that a service reported gets a focused round (as AFL runs deterministic stages on a
+new queue entry), rarest states first: its timeline again with each fault kind at a few
+delays right after that moment, on that node, with or without the faults it had after
+that moment, until timelines have shown each such fault there. ``RandomSearch`` is the baseline: uniform draws over the same space,
 blind to feedback. Both are deterministic given their seed and what the timelines
 showed. Imports schedule, mutate, corpus.
 """
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from composer import schedule
 from composer.corpus import Corpus, Entry, cost
-from composer.behaviour import Moment
+from composer.behaviour import Moment, fault_after, within
 from composer.mutate import OPERATORS, Known, Space, insert_fault, mutate
 from composer.timeline import Timeline
 
@@ -41,15 +41,17 @@ DECAY = 0.97
 #: at moments the system marked, or around command starts, are where distributed bugs
 #: hide (Mallory's finding), so those start ahead; experience soon outweighs this.
 PRIORS = {"fault after hit": (2.0, 2.0), "fault near start": (1.0, 1.5)}
-#: A moment is worth a focused round while at most this share of the timelines run so
-#: far showed it, judged once FOCUS_AFTER timelines have run; the rarest goes first.
-FOCUS_RARE = 0.5
-FOCUS_AFTER = 8
+#: Focused rounds start after the uniform warm-up (the corpus knows which states are
+#: rare by then).
+FOCUS_AFTER = WARMUP
 #: Seconds after the moment at which a focused round places its faults.
 FOCUS_DELAYS = (0.0, 0.15, 0.3)
-#: Most timelines in one focused round, and focused rounds per moment.
+#: Most timelines in one focused round, and focused rounds per state and node.
 FOCUS_ROUND = 9
 FOCUS_ROUNDS = 2
+#: A focused timeline is dropped once this many timelines showed what it aims at (that
+#: fault on that node within its window after that state).
+FOCUS_COVERED = 2
 #: Share of timelines taken from focused rounds while any wait.
 FOCUS_SHARE = 0.5
 
@@ -121,8 +123,9 @@ class GuidedSearch(RandomSearch):
             self.arms[name].finds, self.arms[name].tries = finds, tries
         if self.saved:
             self.arms["saved"] = Arm()
-        #: focused candidates waiting, each with the moment it aims at
-        self.focus: list[tuple[Candidate, Moment]] = []
+        #: focused candidates waiting: (candidate, the state it aims at, the feature that
+        #: shows it hit it, its row in its round: 0 until every kind was tried once)
+        self.focus: list[tuple[Candidate, Moment, str, int]] = []
         self.rounds: collections.Counter = collections.Counter()
         self.timelines = 0
         #: what an average uniform draw costs to run (its driver phase is 1 s to max_length)
@@ -157,34 +160,44 @@ class GuidedSearch(RandomSearch):
                               self.space.max_length), source, source=source)
 
     def _focused(self) -> Candidate | None:
-        """Half the time, the next candidate aimed at the rarest moment still rare."""
+        """Half the time, the next focused candidate: breadth first (every fault kind right
+        after every state once before any at a second delay), the rarest state first, and
+        none whose fault right after its state timelines have shown already."""
         if self.timelines < FOCUS_AFTER or not self.focus or self.rng.random() >= FOCUS_SHARE:
             return None
-        share = {m.feature: self.corpus.counts[m.feature] / self.timelines
-                 for _, m in self.focus}
-        self.focus = [(c, m) for c, m in self.focus if share[m.feature] <= FOCUS_RARE]
+        counts = self.corpus.counts
+        self.focus = [f for f in self.focus if counts[f[2]] < FOCUS_COVERED]
         if not self.focus:
             return None
-        rarest = min(range(len(self.focus)), key=lambda i: share[self.focus[i][1].feature])
-        return self.focus.pop(rarest)[0]
+        first = min(range(len(self.focus)),
+                    key=lambda i: (self.focus[i][3], counts[self.focus[i][1].feature]))
+        return self.focus.pop(first)[0]
 
     def _plan_focus(self, entry: Entry) -> None:
-        """Queue a focused round for each service moment of a new entry."""
+        """Queue a focused round for each state a service of a new entry reported: each
+        fault kind at a few delays right after it, on that node (Mallory's state x fault),
+        every kind before a second delay of any, every other one without later faults.
+        Common states get rounds too (a leader elected in every timeline is still the
+        state to partition); rarer ones are served first."""
         kinds = schedule.fault_kinds(self.space.caps)
         for moment in entry.behaviour.moments:
             key = (moment.feature, moment.node)
-            if moment.node is None or self.rounds[key] >= FOCUS_ROUNDS:
+            if moment.node is None or not moment.passed or self.rounds[key] >= FOCUS_ROUNDS:
                 continue
             self.rounds[key] += 1
-            grid = [(kind, delay) for kind in kinds for delay in FOCUS_DELAYS]
-            self.rng.shuffle(grid)
+            delays = {kind: self.rng.sample(FOCUS_DELAYS, len(FOCUS_DELAYS)) for kind in kinds}
+            order = self.rng.sample(kinds, len(kinds))
+            grid = [(kind, delays[kind][i]) for i in range(len(FOCUS_DELAYS)) for kind in order]
             for i, (kind, delay) in enumerate(grid[:FOCUS_ROUND]):
-                calm = moment.at if i % 2 == 0 else None  # every other one without later faults
+                aim = fault_after(kind, True, within(delay), moment)
+                if self.corpus.counts[aim] >= FOCUS_COVERED:
+                    continue
+                calm = moment.at if i % 2 == 0 else None
                 mutant = insert_fault(self.rng, self.space, entry.timeline,
                                       moment.at + delay, moment.node, kind, calm)
                 if mutant is not None and self.space.fits(mutant):
                     self.focus.append((Candidate(mutant, "fault after hit", entry.number,
-                                                 "focus"), moment))
+                                                 "focus"), moment, aim, i // len(kinds)))
 
     def _choose(self) -> str:
         """Thompson sampling: each source's recent rate of finds per unit of cost, drawn

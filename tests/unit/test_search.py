@@ -104,38 +104,74 @@ def test_guidance_steers_the_search_towards_its_extreme():
     assert best["guided"] >= best["random"] + 3, best
 
 
-def test_a_state_a_service_reported_gets_a_focused_round_of_faults_right_after_it():
+def _focus_run(covered=lambda number, candidate: set()):
+    """60 timelines on a space of kills and pauses: timeline 1 alone reaches a rare state
+    on kv-2, every timeline a common one on kv-1; ``covered`` adds features a timeline
+    showed. Returns the corpus and the focused candidates in order."""
     from composer.behaviour import Moment
-    from composer.search import FOCUS_AFTER, FOCUS_DELAYS
-    from composer.timeline import Fault
 
     space = Space({"full": FULL}, CAPS.restricted(("kill", "pause")), 5.0)
     corpus = Corpus()
     search = GuidedSearch(space, corpus, random.Random(1))
     window = Moment(2.0, "snapshot started", "kv-2")
     common = Moment(1.0, "request served", "kv-1")
+    checked = Moment(0.5, "two writers in flight", "kv-1", passed=False)
     focused = []
     for number in range(1, 60):
         candidate = search.next()
         if candidate.source == "focus":
-            focused.append(candidate)
-            assert number > FOCUS_AFTER
-        moments = (common,) + ((window,) if number == 1 else ())
-        features = {common.feature} | ({window.feature} if number == 1 else set()) | (
-            {f"other {number}"} if number % 2 else set())
+            focused.append((number, candidate))
+        moments = (checked, common) + ((window,) if number == 1 else ())
+        features = {common.feature, checked.feature} | (
+            {window.feature} if number == 1 else set()) | (
+            {f"other {number}"} if number % 2 else set()) | covered(number, candidate)
         seen = Behaviour(frozenset(features), {}, moments)
         search.observe(candidate, corpus.consider(number, candidate.timeline, seen,
                                                   candidate.origin, candidate.parent, 0.0))
-    assert len(focused) == 2 * len(FOCUS_DELAYS), focused  # each kind at each delay
-    parent = corpus.get(1).timeline
-    for candidate in focused:
-        assert candidate.parent == 1 and candidate.origin == "fault after hit"
-        (added,) = set(candidate.timeline.events) - set(parent.events)
-        assert isinstance(added, Fault) and added.targets == ("kv-2",)
-        assert round(added.at - window.at, 2) in FOCUS_DELAYS
-    assert {e.kind for c in focused for e in set(c.timeline.events) - set(parent.events)} == {
-        "kill", "pause"}
-    # the common state (every timeline shows it) got no round of its own
+    return corpus, focused
+
+
+def _added_fault(corpus: Corpus, candidate):
+    from composer.timeline import Fault
+
+    (added,) = set(candidate.timeline.events) - set(corpus.get(candidate.parent).timeline.events)
+    assert isinstance(added, Fault)
+    return added
+
+
+def test_a_state_a_service_reported_gets_a_focused_round_of_faults_right_after_it():
+    from composer.search import FOCUS_AFTER, FOCUS_DELAYS
+
+    corpus, focused = _focus_run()
+    assert all(number > FOCUS_AFTER for number, _ in focused)
+    assert all(c.origin == "fault after hit" for _, c in focused)
+    rare = [c for _, c in focused if c.parent == 1 and _added_fault(corpus, c).targets == ("kv-2",)]
+    assert len(rare) == 2 * len(FOCUS_DELAYS), focused  # each kind at each delay
+    # breadth first: each kind once after the rarest state, then after the common one,
+    # and only then a second delay
+    first = [_added_fault(corpus, c) for _, c in focused[:4]]
+    assert [f.targets for f in first] == [("kv-2",)] * 2 + [("kv-1",)] * 2, first
+    assert {f.kind for f in first[:2]} == {f.kind for f in first[2:]} == {"kill", "pause"}
+    for candidate in rare:
+        assert round(_added_fault(corpus, candidate).at - 2.0, 2) in FOCUS_DELAYS
+    assert {_added_fault(corpus, c).kind for c in rare} == {"kill", "pause"}
+    # a state every timeline reaches gets rounds too (a leader elected is still the state
+    # to partition), on its node and after its time; an outcome that did not hold none
+    common = [c for _, c in focused if c not in rare]
+    assert common and all(_added_fault(corpus, c).targets == ("kv-1",) for c in common)
+    assert all(round(_added_fault(corpus, c).at - 1.0, 2) in FOCUS_DELAYS for c in common)
+
+
+def test_a_focused_fault_that_timelines_have_shown_is_not_run_again():
+    """Once two timelines showed a kill on kv-2 right after the rare state, the round's
+    other kills there are dropped; its pauses still run."""
+    corpus, focused = _focus_run(lambda number, candidate: (
+        {"fault kill on its node within 0.25s after snapshot started",
+         "fault kill on its node within 0.5s after snapshot started"} if number in (3, 4)
+        else set()))
+    rare = [c for _, c in focused if _added_fault(corpus, c).targets == ("kv-2",)]
+    assert {_added_fault(corpus, c).kind for c in rare} == {"pause"}, rare
+    assert len(rare) == 3
 
 
 def test_the_first_timelines_are_uniform_draws_like_the_baseline():
