@@ -89,6 +89,20 @@ class Arm:
         self.total_finds += found
 
 
+@dataclasses.dataclass(frozen=True)
+class Aim:
+    """A focused candidate waiting to run."""
+
+    candidate: Candidate
+    #: the state it aims a fault at
+    state: Moment
+    #: the feature a timeline shows when that fault came right after that state
+    shows: str
+    #: (round, row): first rounds before second ones, and in a round every fault kind
+    #: once before any kind at a second delay
+    order: tuple[int, int]
+
+
 class RandomSearch:
     """Uniform draws over the whole space; what it finds changes nothing."""
 
@@ -123,9 +137,8 @@ class GuidedSearch(RandomSearch):
             self.arms[name].finds, self.arms[name].tries = finds, tries
         if self.saved:
             self.arms["saved"] = Arm()
-        #: focused candidates waiting: (candidate, the state it aims at, the feature that
-        #: shows it hit it, its row in its round: 0 until every kind was tried once)
-        self.focus: list[tuple[Candidate, Moment, str, int]] = []
+        #: focused candidates waiting
+        self.focus: list[Aim] = []
         self.rounds: collections.Counter = collections.Counter()
         self.timelines = 0
         #: what an average uniform draw costs to run (its driver phase is 1 s to max_length)
@@ -161,17 +174,18 @@ class GuidedSearch(RandomSearch):
 
     def _focused(self) -> Candidate | None:
         """Half the time, the next focused candidate: breadth first (every fault kind right
-        after every state once before any at a second delay), the rarest state first, and
-        none whose fault right after its state timelines have shown already."""
+        after every state once before any at a second delay, and every state's first
+        round before any second), the rarest state first, and none whose fault right after
+        its state timelines have shown already."""
         if self.timelines < FOCUS_AFTER or not self.focus or self.rng.random() >= FOCUS_SHARE:
             return None
         counts = self.corpus.counts
-        self.focus = [f for f in self.focus if counts[f[2]] < FOCUS_COVERED]
+        self.focus = [aim for aim in self.focus if counts[aim.shows] < FOCUS_COVERED]
         if not self.focus:
             return None
         first = min(range(len(self.focus)),
-                    key=lambda i: (self.focus[i][3], counts[self.focus[i][1].feature]))
-        return self.focus.pop(first)[0]
+                    key=lambda i: (self.focus[i].order, counts[self.focus[i].state.feature]))
+        return self.focus.pop(first).candidate
 
     def _plan_focus(self, entry: Entry) -> None:
         """Queue a focused round for each state a service of a new entry reported: each
@@ -182,22 +196,23 @@ class GuidedSearch(RandomSearch):
         kinds = schedule.fault_kinds(self.space.caps)
         for moment in entry.behaviour.moments:
             key = (moment.feature, moment.node)
-            if moment.node is None or not moment.passed or self.rounds[key] >= FOCUS_ROUNDS:
+            rounds = self.rounds[key]
+            if moment.node is None or not moment.passed or rounds >= FOCUS_ROUNDS:
                 continue
             self.rounds[key] += 1
             delays = {kind: self.rng.sample(FOCUS_DELAYS, len(FOCUS_DELAYS)) for kind in kinds}
             order = self.rng.sample(kinds, len(kinds))
             grid = [(kind, delays[kind][i]) for i in range(len(FOCUS_DELAYS)) for kind in order]
             for i, (kind, delay) in enumerate(grid[:FOCUS_ROUND]):
-                aim = fault_after(kind, True, within(delay), moment)
-                if self.corpus.counts[aim] >= FOCUS_COVERED:
+                shows = fault_after(kind, True, within(delay), moment)
+                if self.corpus.counts[shows] >= FOCUS_COVERED:
                     continue
                 calm = moment.at if i % 2 == 0 else None
                 mutant = insert_fault(self.rng, self.space, entry.timeline,
                                       moment.at + delay, moment.node, kind, calm)
                 if mutant is not None and self.space.fits(mutant):
-                    self.focus.append((Candidate(mutant, "fault after hit", entry.number,
-                                                 "focus"), moment, aim, i // len(kinds)))
+                    candidate = Candidate(mutant, "fault after hit", entry.number, "focus")
+                    self.focus.append(Aim(candidate, moment, shows, (rounds, i // len(kinds))))
 
     def _choose(self) -> str:
         """Thompson sampling: each source's recent rate of finds per unit of cost, drawn

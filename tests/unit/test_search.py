@@ -160,6 +160,8 @@ def test_a_state_a_service_reported_gets_a_focused_round_of_faults_right_after_i
     common = [c for _, c in focused if c not in rare]
     assert common and all(_added_fault(corpus, c).targets == ("kv-1",) for c in common)
     assert all(round(_added_fault(corpus, c).at - 1.0, 2) in FOCUS_DELAYS for c in common)
+    parents = [c.parent for c in common]  # a second round (another parent) after the first
+    assert len(set(parents)) == 2 and parents == sorted(parents, key=parents.index), parents
 
 
 def test_a_focused_fault_that_timelines_have_shown_is_not_run_again():
