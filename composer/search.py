@@ -33,14 +33,15 @@ __all__ = ["Candidate", "GuidedSearch", "RandomSearch"]
 #: The first timelines are uniform draws, as the baseline's are: with a corpus of one or
 #: two entries, mutations only circle those, and short runs need breadth first.
 WARMUP = 6
-#: Share of later timelines that are uniform draws whatever the bandit says.
-FRESH_FLOOR = 0.2
+#: Share of later timelines that are uniform draws whatever the bandit says: a bug that
+#: no feedback leads to is still found at least this share as fast as the baseline would.
+FRESH_FLOOR = 0.3
 #: Per observation, older successes and tries of a source count this much less.
 DECAY = 0.97
 #: What the mix believes before it has seen anything, as (finds, tries): faults placed
 #: at moments the system marked, or around command starts, are where distributed bugs
 #: hide (Mallory's finding), so those start ahead; experience soon outweighs this.
-PRIORS = {"fault after hit": (2.0, 2.0), "fault near start": (1.0, 1.5)}
+PRIORS = {"focus": (2.0, 2.0), "fault after hit": (2.0, 2.0), "fault near start": (1.0, 1.5)}
 #: Focused rounds start after the uniform warm-up (the corpus knows which states are
 #: rare by then).
 FOCUS_AFTER = WARMUP
@@ -52,8 +53,6 @@ FOCUS_ROUNDS = 2
 #: A focused timeline is dropped once this many timelines showed what it aims at (that
 #: fault on that node within its window after that state).
 FOCUS_COVERED = 2
-#: Share of timelines taken from focused rounds while any wait.
-FOCUS_SHARE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +136,11 @@ class GuidedSearch(RandomSearch):
             self.arms[name].finds, self.arms[name].tries = finds, tries
         if self.saved:
             self.arms["saved"] = Arm()
+        #: the first choice: a uniform draw, a swarm draw, a focused round or a mutation
+        #: (whose operator is the second choice), so a dozen operators do not crowd out
+        #: the three other sources
+        self.groups = {"fresh": Arm(), "swarm": Arm(), "focus": Arm(finds=PRIORS["focus"][0], tries=PRIORS["focus"][1]),
+                       "mutation": Arm()}
         #: focused candidates waiting
         self.focus: list[Aim] = []
         self.rounds: collections.Counter = collections.Counter()
@@ -149,10 +153,9 @@ class GuidedSearch(RandomSearch):
             return Candidate(self.saved.pop(0), "saved failure", source="saved")
         if self.timelines < WARMUP or not self.corpus.entries:
             return self._fresh("fresh")
-        focused = self._focused()
-        if focused is not None:
-            return focused
         source = "fresh" if self.rng.random() < FRESH_FLOOR else self._choose()
+        if source == "focus":
+            return self._focused()
         if source in ("fresh", "swarm"):
             return self._fresh(source)
         for _ in range(5):  # an operator may not apply to the parent drawn
@@ -164,6 +167,7 @@ class GuidedSearch(RandomSearch):
             if made is not None:
                 return Candidate(made[0], made[1], parent.number, source)
         self.arms[source].update(False, counted=False)
+        self.groups["mutation"].update(False, counted=False)
         return self._fresh("fresh")
 
     def _fresh(self, source: str) -> Candidate:
@@ -172,17 +176,20 @@ class GuidedSearch(RandomSearch):
         return Candidate(draw(self.rng, self.space.templates, self.space.caps,
                               self.space.max_length), source, source=source)
 
-    def _focused(self) -> Candidate | None:
-        """Half the time, the next focused candidate: breadth first (every fault kind right
-        after every state once before any at a second delay, and every state's first
-        round before any second), the rarest state first, and none whose fault right after
-        its state timelines have shown already."""
-        if self.timelines < FOCUS_AFTER or not self.focus or self.rng.random() >= FOCUS_SHARE:
-            return None
+    def _focus_waits(self) -> bool:
+        """Whether a focused candidate waits whose fault right after its state timelines
+        have not shown yet (the others are dropped)."""
+        if self.timelines < FOCUS_AFTER:
+            return False
+        self.focus = [aim for aim in self.focus
+                      if self.corpus.counts[aim.shows] < FOCUS_COVERED]
+        return bool(self.focus)
+
+    def _focused(self) -> Candidate:
+        """The next focused candidate: breadth first (every fault kind right after every
+        state once before any at a second delay, and every state's first round before any
+        second), the rarest state first."""
         counts = self.corpus.counts
-        self.focus = [aim for aim in self.focus if counts[aim.shows] < FOCUS_COVERED]
-        if not self.focus:
-            return None
         first = min(range(len(self.focus)),
                     key=lambda i: (self.focus[i].order, counts[self.focus[i].state.feature]))
         return self.focus.pop(first).candidate
@@ -217,8 +224,15 @@ class GuidedSearch(RandomSearch):
     def _choose(self) -> str:
         """Thompson sampling: each source's recent rate of finds per unit of cost, drawn
         from its Gamma posterior (a Poisson rate with a Gamma(1, 1) prior)."""
+        groups = {k: v for k, v in self.groups.items() if k != "focus" or self._focus_waits()}
+        group = self._thompson(groups)
+        if group != "mutation":
+            return group
+        return self._thompson({name: self.arms[name] for name in OPERATORS})
+
+    def _thompson(self, arms: dict[str, Arm]) -> str:
         draws = {name: self.rng.gammavariate(arm.finds + 1, 1.0) / (arm.tries + 1)
-                 for name, arm in self.arms.items() if name not in ("saved", "focus")}
+                 for name, arm in arms.items()}
         return max(draws, key=draws.__getitem__)
 
     def observe(self, candidate: Candidate, entry: Entry | None) -> None:
@@ -226,7 +240,20 @@ class GuidedSearch(RandomSearch):
         # relative to an average uniform draw: a source whose timelines run twice as long
         # must find twice as often to be chosen as often
         relative = cost(candidate.timeline.length) / self._average_cost
-        self.arms[candidate.source].update(entry is not None, relative)
+        found = _found(entry)
+        self.arms[candidate.source].update(found, relative)
+        group = "mutation" if candidate.source in OPERATORS else candidate.source
+        if group in self.groups:
+            self.groups[group].update(found, relative)
         if entry is not None:
             self._plan_focus(entry)
 
+
+
+def _found(entry: Entry | None) -> bool:
+    """Whether a timeline showed the system doing something new: a new feature other than
+    the faults it was given and where they landed (every source that adds faults shows
+    those by construction; a focused round would always look successful), or a new best
+    guidance value."""
+    return entry is not None and (bool(entry.improved)
+                                  or any(not f.startswith("fault ") for f in entry.new))

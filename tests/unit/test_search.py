@@ -105,7 +105,7 @@ def test_guidance_steers_the_search_towards_its_extreme():
 
 
 def _focus_run(covered=lambda number, candidate: set()):
-    """60 timelines on a space of kills and pauses: timeline 1 alone reaches a rare state
+    """120 timelines on a space of kills and pauses: timeline 1 alone reaches a rare state
     on kv-2, every timeline a common one on kv-1; ``covered`` adds features a timeline
     showed. Returns the corpus and the focused candidates in order."""
     from composer.behaviour import Moment
@@ -117,7 +117,7 @@ def _focus_run(covered=lambda number, candidate: set()):
     common = Moment(1.0, "request served", "kv-1")
     checked = Moment(0.5, "two writers in flight", "kv-1", passed=False)
     focused = []
-    for number in range(1, 60):
+    for number in range(1, 120):
         candidate = search.next()
         if candidate.source == "focus":
             focused.append((number, candidate))
@@ -205,3 +205,22 @@ def test_a_source_whose_timelines_run_longer_must_find_more_to_be_chosen():
             search.observe(Candidate(timeline, source, 1, source), entry)
     chosen = collections.Counter(search._choose() for _ in range(300))
     assert chosen["move"] > 3 * chosen["delete"], chosen
+
+
+def test_faults_a_timeline_was_given_are_not_credited_as_what_it_found():
+    """Every source that adds faults shows new "fault ..." features by construction (a
+    focused round always would): only what the system did counts for the mix."""
+    from composer.search import Candidate
+
+    corpus = Corpus()
+    search = GuidedSearch(SPACE, corpus, random.Random(6))
+    number = 0
+    for i in range(40):
+        for source, feature in (("move", "assert pass state"), ("delete", "fault kill kv-1")):
+            number += 1
+            timeline = Timeline("full", 2.0, number)
+            entry = corpus.consider(number, timeline,
+                                    Behaviour(frozenset({f"{feature} {number}"}), {}),
+                                    source, 1, 0.0)
+            search.observe(Candidate(timeline, source, 1, source), entry)
+    assert search.arms["move"].total_finds == 40 and search.arms["delete"].total_finds == 0
