@@ -2,15 +2,17 @@
 
 ``GuidedSearch`` first re-runs saved failures (what Hypothesis's example database did
 before), then starts as the baseline does (a few uniform draws, so a short run sees as
-much as random would), then mixes fresh draws (uniform, and swarm draws that leave out
-some commands and fault kinds) with mutations of corpus entries. Which source to use
-next is a bandit over the sources: Thompson sampling over how often each has recently
-led to a timeline that showed something new per second spent, with a floor of uniform
-draws so the search never stops widening and never does much worse than the baseline. A
-state that a service reported gets a focused round (as AFL runs deterministic stages on a
-new queue entry), rarest states first: its timeline again with each fault kind at a few
-delays right after that moment, on that node, with or without the faults it had after
-that moment, until timelines have shown each such fault there. ``RandomSearch`` is the baseline: uniform draws over the same space,
+much as random would), then mixes uniform draws (the baseline's own sequence, at least
+FRESH_FLOOR of the timelines), swarm draws (that leave out some commands and fault
+kinds), focused rounds and mutations of corpus entries. Which to use next is a bandit:
+Thompson sampling over how often each source has recently made the system do something
+new per second spent (the faults a timeline was given do not count), first between
+uniform, swarm, focus and mutation, then between the mutation operators. A focused round
+(as AFL runs deterministic stages on a new queue entry, and Mallory injects a fault into
+an observed state) takes a state a service reported, on the node that reported it, and
+runs its timeline again with each fault kind at a few delays right after it, with or
+without the faults it had after it, until timelines have shown each such fault there;
+rarer states first. ``RandomSearch`` is the baseline: uniform draws over the same space,
 blind to feedback. Both are deterministic given their seed and what the timelines
 showed. Imports schedule, mutate, corpus.
 """
@@ -121,14 +123,20 @@ class RandomSearch:
 
 
 class GuidedSearch(RandomSearch):
-    """Saved failures first, a few uniform draws, then fresh draws and corpus mutations
-    in a learnt mix, with focused rounds on rare moments."""
+    """Saved failures first, a few uniform draws, then uniform and swarm draws, focused
+    rounds and corpus mutations in a learnt mix."""
 
     name = "guided"
 
     def __init__(self, space: Space, corpus: Corpus, rng: random.Random,
                  saved: Iterable[Timeline] = ()) -> None:
-        super().__init__(space, corpus, rng)
+        #: the uniform draws come from their own generator, started where the baseline's
+        #: starts: the k-th uniform draw of a guided search is the baseline's k-th
+        #: timeline, so whatever a lucky early draw finds for the baseline, the guided
+        #: search finds too (a few timelines later at most), and the two compare per seed
+        self.uniform = random.Random()
+        self.uniform.setstate(rng.getstate())
+        super().__init__(space, corpus, random.Random(rng.getrandbits(64)))
         self.saved = [t for t in saved if space.fits(t)]
         self.arms = {"fresh": Arm(), "swarm": Arm(), "focus": Arm(),
                      **{name: Arm() for name in OPERATORS}}
@@ -139,7 +147,8 @@ class GuidedSearch(RandomSearch):
         #: the first choice: a uniform draw, a swarm draw, a focused round or a mutation
         #: (whose operator is the second choice), so a dozen operators do not crowd out
         #: the three other sources
-        self.groups = {"fresh": Arm(), "swarm": Arm(), "focus": Arm(finds=PRIORS["focus"][0], tries=PRIORS["focus"][1]),
+        finds, tries = PRIORS["focus"]
+        self.groups = {"fresh": Arm(), "swarm": Arm(), "focus": Arm(tries, finds),
                        "mutation": Arm()}
         #: focused candidates waiting
         self.focus: list[Aim] = []
@@ -172,8 +181,11 @@ class GuidedSearch(RandomSearch):
 
     def _fresh(self, source: str) -> Candidate:
         """A uniform draw ("fresh") or a swarm draw ("swarm")."""
-        draw = schedule.swarm_timeline if source == "swarm" else schedule.random_timeline
-        return Candidate(draw(self.rng, self.space.templates, self.space.caps,
+        if source == "swarm":
+            draw, rng = schedule.swarm_timeline, self.rng
+        else:
+            draw, rng = schedule.random_timeline, self.uniform
+        return Candidate(draw(rng, self.space.templates, self.space.caps,
                               self.space.max_length), source, source=source)
 
     def _focus_waits(self) -> bool:

@@ -188,6 +188,21 @@ def test_the_first_timelines_are_uniform_draws_like_the_baseline():
     assert all(c.parent is None for c in first)
 
 
+def test_the_uniform_draws_of_a_guided_search_are_the_baselines_own():
+    """The k-th uniform draw of the guided search is the baseline's k-th timeline with
+    the same seed: a bug a lucky early draw shows the baseline, guided sees too."""
+    timelines = {}
+    for search_type in (GuidedSearch, RandomSearch):
+        corpus = Corpus()
+        candidates = drive(search_type(SPACE, corpus, random.Random(8)), corpus, 80,
+                           lambda c: c.source != "fresh" or len(corpus.entries) < 3)
+        timelines[search_type.name] = [c.timeline for c in candidates
+                                       if c.source in ("fresh", "random")]
+    guided = timelines["guided"]
+    assert 20 < len(guided) < 80
+    assert guided == timelines["random"][:len(guided)]
+
+
 def test_a_source_whose_timelines_run_longer_must_find_more_to_be_chosen():
     """Equal finds per timeline, but one source's timelines take twice the seconds: the
     bandit (finds per second) prefers the cheap one."""
