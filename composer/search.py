@@ -43,7 +43,7 @@ DECAY = 0.97
 #: What the mix believes before it has seen anything, as (finds, tries): faults placed
 #: at moments the system marked, or around command starts, are where distributed bugs
 #: hide (Mallory's finding), so those start ahead; experience soon outweighs this.
-PRIORS = {"focus": (2.0, 2.0), "fault after hit": (2.0, 2.0), "fault near start": (1.0, 1.5)}
+PRIORS = {"focus": (4.0, 2.0), "fault after hit": (2.0, 2.0), "fault near start": (1.0, 1.5)}
 #: Focused rounds start after the uniform warm-up (the corpus knows which states are
 #: rare by then).
 FOCUS_AFTER = WARMUP

@@ -61,7 +61,10 @@ def request(node: str, method: str, path: str, body: Any = None,
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        try:  # the node may die in the middle of an error answer too
+            return error.code, json.loads(error.read() or b"null")
+        except (OSError, http.client.HTTPException, ValueError) as cut:
+            raise Unavailable(f"{method} {node}{path}: {cut}") from cut
     except (OSError, http.client.HTTPException, ValueError) as error:
         # refused, reset, timed out, or the node died mid-answer
         raise Unavailable(f"{method} {node}{path}: {error}") from error
