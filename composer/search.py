@@ -148,7 +148,7 @@ class GuidedSearch(RandomSearch):
         #: (whose operator is the second choice), so a dozen operators do not crowd out
         #: the three other sources
         finds, tries = PRIORS["focus"]
-        self.groups = {"fresh": Arm(), "swarm": Arm(), "focus": Arm(tries, finds),
+        self.groups = {"fresh": Arm(), "swarm": Arm(), "focus": Arm(tries=tries, finds=finds),
                        "mutation": Arm()}
         #: focused candidates waiting
         self.focus: list[Aim] = []
@@ -259,7 +259,6 @@ class GuidedSearch(RandomSearch):
             self.groups[group].update(found, relative)
         if entry is not None:
             self._plan_focus(entry)
-
 
 
 def _found(entry: Entry | None) -> bool:
