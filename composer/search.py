@@ -144,12 +144,10 @@ class GuidedSearch(RandomSearch):
             self.arms[name].finds, self.arms[name].tries = finds, tries
         if self.saved:
             self.arms["saved"] = Arm()
-        #: the first choice: a uniform draw, a swarm draw, a focused round or a mutation
-        #: (whose operator is the second choice), so a dozen operators do not crowd out
-        #: the three other sources
-        finds, tries = PRIORS["focus"]
-        self.groups = {"fresh": Arm(), "swarm": Arm(), "focus": Arm(tries=tries, finds=finds),
-                       "mutation": Arm()}
+        #: every mutation operator together: the first choice is between a uniform draw,
+        #: a swarm draw, a focused round and a mutation (whose operator is the second), so
+        #: a dozen operators do not crowd out the three other sources
+        self.mutation = Arm()
         #: focused candidates waiting
         self.focus: list[Aim] = []
         self.rounds: collections.Counter = collections.Counter()
@@ -176,7 +174,7 @@ class GuidedSearch(RandomSearch):
             if made is not None:
                 return Candidate(made[0], made[1], parent.number, source)
         self.arms[source].update(False, counted=False)
-        self.groups["mutation"].update(False, counted=False)
+        self.mutation.update(False, counted=False)
         return self._fresh("fresh")
 
     def _fresh(self, source: str) -> Candidate:
@@ -236,8 +234,9 @@ class GuidedSearch(RandomSearch):
     def _choose(self) -> str:
         """Thompson sampling: each source's recent rate of finds per unit of cost, drawn
         from its Gamma posterior (a Poisson rate with a Gamma(1, 1) prior)."""
-        groups = {k: v for k, v in self.groups.items() if k != "focus" or self._focus_waits()}
-        group = self._thompson(groups)
+        groups = {name: self.arms[name] for name in ("fresh", "swarm", "focus")
+                  if name != "focus" or self._focus_waits()}
+        group = self._thompson({**groups, "mutation": self.mutation})
         if group != "mutation":
             return group
         return self._thompson({name: self.arms[name] for name in OPERATORS})
@@ -254,9 +253,8 @@ class GuidedSearch(RandomSearch):
         relative = cost(candidate.timeline.length) / self._average_cost
         found = _found(entry)
         self.arms[candidate.source].update(found, relative)
-        group = "mutation" if candidate.source in OPERATORS else candidate.source
-        if group in self.groups:
-            self.groups[group].update(found, relative)
+        if candidate.source in OPERATORS:
+            self.mutation.update(found, relative)
         if entry is not None:
             self._plan_focus(entry)
 
