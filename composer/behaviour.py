@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,6 @@ __all__ = ["Moment", "Behaviour", "observe", "bucket", "fault_after", "within"]
 
 #: A fault this soon after an assertion first fired counts as hitting that state.
 _AFTER = (0.25, 0.5, 1.0)
-_SERVICE_FILE = re.compile(r"^(?P<node>.+)-service-\d+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,9 +126,8 @@ def _moments(hits: Sequence[Hit], phase_start: float | None) -> tuple[Moment, ..
         at = _phase_time(hit.at, phase_start)
         if at is None or at <= 0:  # setup's and first_'s, polled just before the phase
             continue
-        match = _SERVICE_FILE.match(hit.source)
-        node = match.group("node") if match else None
-        found.setdefault((hit.id, hit.passed, node), Moment(at, hit.id, node, hit.passed))
+        found.setdefault((hit.id, hit.passed, hit.node),
+                         Moment(at, hit.id, hit.node, hit.passed))
     return tuple(found.values())
 
 

@@ -4,7 +4,8 @@ The SDKs (composer's and the official ones) write an assertion's first pass and 
 failure per process, so the moment a line appears in a process's SDK file is, within one
 poll, the moment that outcome first happened in that process. The runner polls the
 timeline's SDK files and timestamps new assertion lines; the guided search inserts faults
-just after such moments (a crash right after "snapshot started"). Imports nothing of
+just after such moments (a crash right after "snapshot started"), and a fault with a
+trigger waits here for its state to show (``HitWatcher.first``). Imports nothing of
 composer; knows only the record shape.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -21,6 +23,10 @@ __all__ = ["Hit", "HitWatcher"]
 #: Seconds between two looks at the SDK files: cheap (a stat per file), fine enough to
 #: place a fault inside a window of a few hundred milliseconds.
 POLL_SECONDS = 0.05
+#: Seconds between two looks while a fault waits for its state: its delay after the
+#: state is often 0 to 0.3 s, so it must see the state soon after it is written.
+WAIT_POLL_SECONDS = 0.01
+_SERVICE_FILE = re.compile(r"^(?P<node>.+)-service-\d+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +39,12 @@ class Hit:
     passed: bool
     #: the SDK file's name without .jsonl: "kv-1-service-1", "0003-parallel_driver_put"
     source: str
+
+    @property
+    def node(self) -> str | None:
+        """The service node whose process reported it; None for a command's."""
+        match = _SERVICE_FILE.match(self.source)
+        return match.group("node") if match else None
 
 
 class HitWatcher:
@@ -77,6 +89,21 @@ class HitWatcher:
         if (key, passed, source) not in self._seen:
             self._seen.add((key, passed, source))
             self.hits.append(Hit(round(now, 3), key, passed, source))
+
+    async def first(self, id: str, passed: bool, node: str | None, since: float,
+                    until: float) -> Hit | None:
+        """Wait for the first hit of ``id`` with outcome ``passed`` (from ``node``'s
+        services, or any process if None) stamped after ``since``; None if none comes
+        before ``until`` (both in the watcher's time)."""
+        while True:
+            self.poll()
+            for hit in self.hits:
+                if (hit.id == id and hit.passed == passed and hit.at > since
+                        and (node is None or hit.node == node)):
+                    return hit
+            if time.monotonic() - self.origin >= until:
+                return None
+            await asyncio.sleep(WAIT_POLL_SECONDS)
 
     async def watch(self) -> None:
         """Poll until cancelled."""

@@ -18,7 +18,7 @@ from composer import schedule
 from composer.behaviour import Behaviour, Moment
 from composer.faults import AMOUNTS, Capabilities
 from composer.templates import Template
-from composer.timeline import Event, Fault, Start, Timeline
+from composer.timeline import Event, Fault, Start, Timeline, Trigger
 
 __all__ = ["Space", "Known", "OPERATORS", "mutate", "insert_fault"]
 
@@ -59,13 +59,16 @@ def _with(t: Timeline, events: list[Event], length: float | None = None) -> Time
 
 def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
                  node: str | None, kind: str | None = None,
-                 calm_after: float | None = None) -> Timeline | None:
+                 calm_after: float | None = None,
+                 after: Moment | None = None) -> Timeline | None:
     """Return ``t`` with a fault (of ``kind``, else a drawn one) at ``at``, aimed at
     ``node`` (isolated, for a partition) most of the time when it is a fault target.
 
     With ``calm_after``, the faults ``t`` had from that time on are left out: what came
     before (and led to the moment the fault aims at) stays, and the new fault acts alone
-    on the state it finds, as Mallory injects one fault into an observed state.
+    on the state it finds, as Mallory injects one fault into an observed state. With
+    ``after``, the fault waits for that moment's state and comes ``at - after.at`` s
+    after it, wherever the state falls in the run.
     """
     kinds = schedule.fault_kinds(space.caps)
     if not kinds or (kind is not None and kind not in kinds):
@@ -75,6 +78,9 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
     if node in space.caps.fault_targets and (kind is not None or rng.random() < 0.75):
         shape = "isolate" if fault.kind == "partition" else None
         fault = dataclasses.replace(fault, targets=(node,), shape=shape)
+    if after is not None:
+        fault = dataclasses.replace(fault, at=round(max(0.0, at - after.at), 2),
+                                    after=Trigger(after.id, after.passed, after.node))
     events = [e for e in t.events if calm_after is None or not isinstance(e, Fault)
               or e.at < calm_after]
     length = t.length
@@ -87,7 +93,8 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
 
 def fault_after_moment(rng, space, t, known):
     """Insert a fault just after an assertion first fired, on the node that fired it,
-    half the time with the parent's later faults left out.
+    half the time with the parent's later faults left out, and mostly waiting for that
+    state (a trigger) rather than at the time it came in the parent's run.
 
     Moments reported by a service (the system's own state), conditions that held (a
     state reached, not one merely checked) and rarely seen outcomes are chosen more often:
@@ -99,7 +106,8 @@ def fault_after_moment(rng, space, t, known):
     moment = rng.choices(moments, [(3.0 if m.node else 1.0) * (1.0 if m.passed else 0.3)
                                    / max(1, known.seen_in(m)) for m in moments])[0]
     return insert_fault(rng, space, t, moment.at + rng.choice(_SOON), moment.node,
-                        calm_after=moment.at if rng.random() < 0.5 else None)
+                        calm_after=moment.at if rng.random() < 0.5 else None,
+                        after=moment if rng.random() < 0.75 else None)
 
 
 def fault_near_start(rng, space, t, known):

@@ -312,6 +312,16 @@ class _Run:
         return True
 
     async def fault(self, fault: Fault, start: float) -> None:
+        if fault.after is not None:
+            trigger, end = fault.after, start + self.timeline.length - self.t0
+            hit = await self.hits.first(trigger.id, trigger.passed, trigger.node,
+                                        start - self.t0, end)
+            if hit is None:
+                self.note("skip", fault=fault.kind,
+                          reason=f"the state it waits for never showed ({trigger.describe()})")
+                return
+            self.note("trigger", fault=fault.kind, state=trigger.describe(), delay=fault.at)
+            start = self.t0 + hit.at
         await asyncio.sleep(max(0.0, start + fault.at - time.monotonic()))
         if self.env.faults_paused():
             self.note("skip", fault=fault.kind, reason="faults paused by ANTITHESIS_STOP_FAULTS")

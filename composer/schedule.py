@@ -213,7 +213,9 @@ def fits(timeline: Timeline, templates: Mapping[str, Template], caps: Capabiliti
             if (event.kind not in kinds or not event.targets
                     or len(set(event.targets)) != len(event.targets)
                     or not set(event.targets) <= set(caps.fault_targets)
-                    or not 0 < event.duration <= MAX_FAULT_SECONDS):
+                    or not 0 < event.duration <= MAX_FAULT_SECONDS
+                    or (event.after is not None
+                        and event.after.node not in (None, *caps.fault_targets))):
                 return False
             continue
         command = names.get(event.command)

@@ -226,7 +226,7 @@ class GuidedSearch(RandomSearch):
                     continue
                 calm = moment.at if i % 2 == 0 else None
                 mutant = insert_fault(self.rng, self.space, entry.timeline,
-                                      moment.at + delay, moment.node, kind, calm)
+                                      moment.at + delay, moment.node, kind, calm, moment)
                 if mutant is not None and self.space.fits(mutant):
                     candidate = Candidate(mutant, "fault after hit", entry.number, "focus")
                     self.focus.append(Aim(candidate, moment, shows, (rounds, i // len(kinds))))

@@ -14,7 +14,7 @@ from typing import Any
 
 from composer.faults import describe_fault
 
-__all__ = ["Start", "Fault", "Event", "Timeline", "Replay", "save_replay", "load_replay"]
+__all__ = ["Start", "Trigger", "Fault", "Event", "Timeline", "Replay", "save_replay", "load_replay"]
 
 FORMAT_VERSION = 1
 
@@ -30,8 +30,26 @@ class Start:
 
 
 @dataclasses.dataclass(frozen=True)
+class Trigger:
+    """A state a fault waits for: the first time this timeline's driver phase shows an
+    assertion outcome (``id`` with its condition ``passed``), reported by a process on
+    ``node`` (None: any process). A fault placed just after a state lands there in every
+    run, however the state's time varies from run to run."""
+
+    id: str
+    passed: bool = True
+    node: str | None = None
+
+    def describe(self) -> str:
+        where = f" on {self.node}" if self.node else ""
+        return f"after {self.id!r}{'' if self.passed else ' (false)'}{where}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Fault:
-    """Apply a fault of ``kind`` to ``targets`` at ``at`` seconds; heal it ``duration`` later."""
+    """Apply a fault of ``kind`` to ``targets`` at ``at`` seconds (with ``after``: ``at``
+    seconds after that state first showed, and not at all if it never does); heal it
+    ``duration`` later."""
 
     at: float
     kind: str
@@ -41,6 +59,7 @@ class Fault:
     shape: str | None = None
     #: loss %, bandwidth kbit/s, latency ms or clock offset s; None for other kinds
     amount: float | None = None
+    after: Trigger | None = None
 
 
 Event = Start | Fault
@@ -114,7 +133,9 @@ class Timeline:
                 )
             else:
                 kind, _, rest = describe_fault(event).partition(" ")
-                lines.append(f"  {event.at:7.2f}s  {kind:<9} {rest} for {event.duration:.2f}s")
+                when = f"{event.at:7.2f}s" if event.after is None else f"{event.at:+6.2f}s"
+                after = "" if event.after is None else f" ({event.after.describe()})"
+                lines.append(f"  {when}  {kind:<9} {rest} for {event.duration:.2f}s{after}")
         lines.append(f"  {self.length:7.2f}s  end of driver phase")
         if self.eventually:
             lines.append(f"  after      eventually {self.eventually}")
@@ -128,7 +149,7 @@ def _event_json(event: Event) -> dict[str, Any]:
     data["type"] = "start" if isinstance(event, Start) else "fault"
     if isinstance(event, Fault):
         data["targets"] = list(event.targets)
-        for key in ("shape", "amount"):
+        for key in ("shape", "amount", "after"):
             if data[key] is None:
                 del data[key]
     return data
@@ -160,8 +181,16 @@ def _event_from_json(data: dict[str, Any]) -> Event:
             tuple(_name(t, "target") for t in data["targets"]), float(data["duration"]),
             shape=_name(data.get("shape"), "shape", optional=True),
             amount=None if data.get("amount") is None else _number(data["amount"], "amount"),
+            after=None if data.get("after") is None else _trigger(data["after"]),
         )
     raise ValueError(f"unknown event type {kind!r}")
+
+
+def _trigger(data: Any) -> Trigger:
+    if not isinstance(data, dict) or not isinstance(data.get("passed", True), bool):
+        raise ValueError(f"fault after={data!r} must be {{id, passed, node}}")
+    return Trigger(_name(data.get("id"), "after.id"), data.get("passed", True),
+                   _name(data.get("node"), "after.node", optional=True))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ import shlex
 
 from composer import config, templates
 from composer.runner import run_timeline
-from composer.timeline import Fault, Start, Timeline
+from composer.timeline import Fault, Start, Timeline, Trigger
 from tests.conftest import need
 
 CONFIG = """
@@ -221,3 +221,38 @@ def test_hits_written_during_setup_are_stamped_before_the_driver_phase(project):
     started = [h for h in run["hits"] if h["id"] == "started"]
     assert len(started) == 2  # one per db node
     assert all(h["at"] < run["driver_phase_start"] for h in started), (started, run)
+
+
+def test_a_fault_with_a_trigger_waits_for_its_state_and_one_whose_state_never_shows_is_skipped(
+        project):
+    """A focused fault aims at a state, not a time: it comes right after the state first
+    shows in this run, however late; a state that never shows means no fault at all."""
+    record = ('{"antithesis_assert": {"id": "poked", "message": "poked", '
+              '"condition": true, "hit": true, "must_hit": true, "assert_type": "sometimes", '
+              '"display_type": "Sometimes"}}')
+    service = ("import os, socket, sys; s = socket.socket(); "
+               "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+               "s.bind((sys.argv[1], 7000)); s.listen(); "
+               "out = os.environ['ANTITHESIS_SDK_LOCAL_OUTPUT']; "
+               "[open(out, 'a').write(" + repr(record) + " + chr(10)) "
+               "for c in iter(lambda: s.accept()[0], None) if c.recv(4) == b'poke']")
+    config_text = CONFIG.replace(CONFIG.split("command = ")[1].split("\n")[0],
+                                 json.dumps(f"python3 -c {shlex.quote(service)} {{host}}"))
+    project.command("parallel_driver_poke", (
+        "import os, socket\n"
+        "host = os.environ['COMPOSER_HOSTS_DB'].split(',')[0]\n"
+        "socket.create_connection((host, 7000)).sendall(b'poke')\n"))
+    timeline = Timeline("main", length=2.0, seed=1, events=(
+        Fault(0.1, "kill", ("db-1",), 0.5, after=Trigger("poked", True, "db-1")),
+        Fault(0.0, "pause", ("db-2",), 0.5, after=Trigger("poked", True, "db-2")),
+        Start(0.8, "parallel_driver_poke", "client-1", 1),
+    ))
+    result, run = _run(project, timeline, config_text)
+    assert result.setup_ok
+    phase = run["driver_phase_start"]
+    (poked,) = [h for h in run["hits"] if h["id"] == "poked"]
+    (fault,) = [e for e in run["log"] if e["what"] == "fault"]
+    assert fault["kind"] == "kill" and fault["targets"] == ["db-1"]
+    assert poked["at"] > phase + 0.8 and fault["t"] >= poked["at"] + 0.1, (poked, fault, phase)
+    (skipped,) = [e for e in run["log"] if e["what"] == "skip"]
+    assert skipped["fault"] == "pause" and "never showed" in skipped["reason"], skipped

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from composer import schedule
 from composer.behaviour import Behaviour, Moment
 from composer.mutate import OPERATORS, Known, Space, mutate
-from composer.timeline import Fault, Start, Timeline
+from composer.timeline import Fault, Start, Timeline, Trigger
 from tests.unit.test_schedule import ALL_CAPS, CAPS, FULL, SINGLE, check
 
 SPACES = [Space({"full": FULL}, CAPS, 5.0), Space({"single": SINGLE}, ALL_CAPS, 10.0),
@@ -64,7 +64,11 @@ def test_swarm_and_random_timelines_fit_and_foreign_ones_do_not():
         Timeline("single", 2.0, 1, events=(
             Start(0.1, "singleton_driver_migrate", "client-1", 1),
             Start(0.2, "singleton_driver_resize", "client-1", 1))),
+        Timeline("full", 2.0, 1, events=(  # waits for a state of a node not in the cluster
+            Fault(0.1, "kill", ("kv-1",), 1.0, after=Trigger("snapshot", True, "nope")),)),
     ]
+    assert space.fits(Timeline("full", 2.0, 1, events=(
+        Fault(0.1, "kill", ("kv-1",), 1.0, after=Trigger("snapshot", True, "kv-1")),)))
     for timeline in bad:
         assert not space.fits(timeline), timeline
     assert not Space({"full": FULL}, CAPS.restricted(("pause",)), 2.0).fits(good)
@@ -74,7 +78,7 @@ def test_a_fault_after_a_moment_lands_just_after_it_on_the_node_that_reported_it
     space = Space({"full": FULL}, CAPS.restricted(("kill", "pause")), 5.0)
     parent = Timeline("full", 5.0, 1, events=(Start(0.0, "parallel_driver_write", "client-1", 7),))
     seen = Behaviour(frozenset(), {}, (Moment(2.0, "snapshot started", "kv-2"),))
-    on_node = 0
+    on_node = triggered = 0
     for seed in range(100):
         made = mutate(random.Random(seed), space, "fault after hit", parent, Known(seen))
         if made is None:  # a stacked mutation undid the first (deleted the fault)
@@ -84,10 +88,17 @@ def test_a_fault_after_a_moment_lands_just_after_it_on_the_node_that_reported_it
             continue
         fault = next(e for e in mutant.events if isinstance(e, Fault))
         if applied == "fault after hit":
-            assert 2.0 <= fault.at <= 2.8 and fault.kind in ("kill", "pause")
+            if fault.after is None:  # at the moment's time in the parent's run
+                assert 2.0 <= fault.at <= 2.8
+            else:  # waiting for the state, wherever it comes in the run
+                assert fault.after == Trigger("snapshot started", True, "kv-2")
+                assert 0.0 <= fault.at <= 0.8
+                triggered += 1
+            assert fault.kind in ("kill", "pause")
             on_node += fault.targets == ("kv-2",)
+        assert space.fits(mutant)
         assert mutant.events[0] == parent.events[0] or "move" in applied or "delete" in applied
-    assert on_node > 40
+    assert on_node > 40 and 30 < triggered < 90
 
 
 def test_a_calm_fault_after_a_moment_keeps_the_past_and_drops_later_faults():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from composer import schedule
 from composer.faults import Capabilities
 from composer.templates import KINDS, Command, Template
-from composer.timeline import Fault, Replay, Start, Timeline, load_replay, save_replay
+from composer.timeline import Fault, Replay, Start, Timeline, Trigger, load_replay, save_replay
 
 
 def _template(name: str, *commands: str) -> Template:
@@ -45,7 +45,9 @@ _events = st.one_of(
     st.builds(Start, at=_floats, command=_text, node=_text, seed=st.integers()),
     st.builds(Fault, at=_floats, kind=_text, targets=st.lists(_text).map(tuple),
               duration=_floats, shape=st.none() | _text,
-              amount=st.none() | st.integers(-10**6, 10**6) | _floats),
+              amount=st.none() | st.integers(-10**6, 10**6) | _floats,
+              after=st.none() | st.builds(Trigger, id=_text, passed=st.booleans(),
+                                          node=st.none() | _text)),
 )
 arbitrary = st.builds(
     Timeline, template=_text, length=_floats, seed=st.integers(),
@@ -138,6 +140,8 @@ def _event(i, **changes):
     _with(template=3), _with(template=None), _event(0, command=3), _event(0, node=None),
     _event(1, kind=1), _event(1, targets=[1, 2]),
     _event(1, shape=3), _event(1, amount="lots"), _event(1, amount=True), _event(1, amount=[1]),
+    _event(1, after="snapshot"), _event(1, after={"id": 3}), _event(1, after={"node": "kv-1"}),
+    _event(1, after={"id": "a", "passed": "yes"}), _event(1, after={"id": "a", "node": 5}),
 ])
 def test_from_json_rejects_garbage(garbage):
     with pytest.raises(ValueError):
@@ -218,6 +222,19 @@ def test_size_never_grows_when_an_event_is_removed(timeline):
     for i in range(len(timeline.events)):
         smaller = dataclasses.replace(timeline, events=timeline.events[:i] + timeline.events[i + 1:])
         assert smaller.size() < timeline.size()
+
+
+def test_a_fault_waiting_for_a_state_says_so_in_json_and_in_words():
+    fault = Fault(0.15, "kill", ("kv-2",), 1.0, after=Trigger("snapshot started", True, "kv-2"))
+    timeline = dataclasses.replace(EXAMPLE, events=(fault,))
+    assert timeline.to_json()["events"][0]["after"] == {
+        "id": "snapshot started", "passed": True, "node": "kv-2"}
+    assert Timeline.from_json(json.loads(json.dumps(timeline.to_json()))) == timeline
+    (line,) = [line for line in timeline.describe() if "kill" in line]
+    assert "+0.15s" in line and "after 'snapshot started' on kv-2" in line, line
+    failed = dataclasses.replace(fault, after=Trigger("two writers", False, None))
+    assert "after 'two writers' (false))" in "".join(
+        dataclasses.replace(EXAMPLE, events=(failed,)).describe())
 
 
 def test_describe_example():
