@@ -314,8 +314,11 @@ class _Run:
     async def fault(self, fault: Fault, start: float) -> None:
         if fault.after is not None:
             trigger, end = fault.after, start + self.timeline.length - self.t0
-            hit = await self.hits.first(trigger.id, trigger.passed, trigger.node,
-                                        start - self.t0, end)
+            try:
+                hit = await self.hits.first(trigger.id, trigger.passed, trigger.node,
+                                            start - self.t0, end)
+            except asyncio.CancelledError:  # the driver phase ended first
+                hit = None
             if hit is None:
                 self.note("skip", fault=fault.kind,
                           reason=f"the state it waits for never showed ({trigger.describe()})")

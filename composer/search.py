@@ -10,9 +10,11 @@ new per second spent (the faults a timeline was given do not count), first betwe
 uniform, swarm, focus and mutation, then between the mutation operators. A focused round
 (as AFL runs deterministic stages on a new queue entry, and Mallory injects a fault into
 an observed state) takes a state a service reported, on the node that reported it, and
-runs its timeline again with each fault kind at a few delays right after it, with or
-without the faults it had after it, until timelines have shown each such fault there;
-rarer states first. ``RandomSearch`` is the baseline: uniform draws over the same space,
+runs its timeline again with each fault kind at a few delays right after it (waiting for
+the state in the new run, wherever it falls), with or without the faults it had after
+it, until timelines have shown each such fault there; rarer states first. A state's
+first try of each kind is not left to the bandit: it runs before any choice but the
+uniform floor, as AFL runs its deterministic stages before havoc. ``RandomSearch`` is the baseline: uniform draws over the same space,
 blind to feedback. Both are deterministic given their seed and what the timelines
 showed. Imports schedule, mutate, corpus.
 """
@@ -34,7 +36,7 @@ __all__ = ["Candidate", "GuidedSearch", "RandomSearch"]
 
 #: The first timelines are uniform draws, as the baseline's are: with a corpus of one or
 #: two entries, mutations only circle those, and short runs need breadth first.
-WARMUP = 6
+WARMUP = 3
 #: Share of later timelines that are uniform draws whatever the bandit says: a bug that
 #: no feedback leads to is still found at least this share as fast as the baseline would.
 FRESH_FLOOR = 0.3
@@ -47,8 +49,10 @@ PRIORS = {"focus": (4.0, 2.0), "fault after hit": (2.0, 2.0), "fault near start"
 #: Focused rounds start after the uniform warm-up (the corpus knows which states are
 #: rare by then).
 FOCUS_AFTER = WARMUP
-#: Seconds after the moment at which a focused round places its faults.
-FOCUS_DELAYS = (0.0, 0.15, 0.3)
+#: Seconds after the moment at which a focused round places its faults; the first is
+#: every kind's first try (just after the state, after what caused it has finished, e.g.
+#: an acknowledgement sent), the others come in a drawn order.
+FOCUS_DELAYS = (0.1, 0.0, 0.3)
 #: Most timelines in one focused round, and focused rounds per state and node.
 FOCUS_ROUND = 9
 FOCUS_ROUNDS = 2
@@ -160,7 +164,12 @@ class GuidedSearch(RandomSearch):
             return Candidate(self.saved.pop(0), "saved failure", source="saved")
         if self.timelines < WARMUP or not self.corpus.entries:
             return self._fresh("fresh")
-        source = "fresh" if self.rng.random() < FRESH_FLOOR else self._choose()
+        if self.rng.random() < FRESH_FLOOR:
+            source = "fresh"
+        elif self._focus_waits() and self.focus[self._next_aim()].order == (0, 0):
+            source = "focus"  # a state's first try of each fault kind: before any choice
+        else:
+            source = self._choose()
         if source == "focus":
             return self._focused()
         if source in ("fresh", "swarm"):
@@ -195,14 +204,16 @@ class GuidedSearch(RandomSearch):
                       if self.corpus.counts[aim.shows] < FOCUS_COVERED]
         return bool(self.focus)
 
-    def _focused(self) -> Candidate:
-        """The next focused candidate: breadth first (every fault kind right after every
-        state once before any at a second delay, and every state's first round before any
-        second), the rarest state first."""
+    def _next_aim(self) -> int:
+        """Where the next focused candidate is in the queue: breadth first (every fault
+        kind right after every state once before any at a second delay, and every state's
+        first round before any second), the rarest state first."""
         counts = self.corpus.counts
-        first = min(range(len(self.focus)),
-                    key=lambda i: (self.focus[i].order, counts[self.focus[i].state.feature]))
-        return self.focus.pop(first).candidate
+        return min(range(len(self.focus)),
+                   key=lambda i: (self.focus[i].order, counts[self.focus[i].state.feature]))
+
+    def _focused(self) -> Candidate:
+        return self.focus.pop(self._next_aim()).candidate
 
     def _plan_focus(self, entry: Entry) -> None:
         """Queue a focused round for each state a service of a new entry reported: each
@@ -217,14 +228,16 @@ class GuidedSearch(RandomSearch):
             if moment.node is None or not moment.passed or rounds >= FOCUS_ROUNDS:
                 continue
             self.rounds[key] += 1
-            delays = {kind: self.rng.sample(FOCUS_DELAYS, len(FOCUS_DELAYS)) for kind in kinds}
+            later = FOCUS_DELAYS[1:]
+            delays = {kind: [FOCUS_DELAYS[0], *self.rng.sample(later, len(later))]
+                      for kind in kinds}
             order = self.rng.sample(kinds, len(kinds))
             grid = [(kind, delays[kind][i]) for i in range(len(FOCUS_DELAYS)) for kind in order]
             for i, (kind, delay) in enumerate(grid[:FOCUS_ROUND]):
                 shows = fault_after(kind, True, within(delay), moment)
                 if self.corpus.counts[shows] >= FOCUS_COVERED:
                     continue
-                calm = moment.at if i % 2 == 0 else None
+                calm = moment.at if i < len(kinds) or i % 2 == 0 else None
                 mutant = insert_fault(self.rng, self.space, entry.timeline,
                                       moment.at + delay, moment.node, kind, calm, moment)
                 if mutant is not None and self.space.fits(mutant):
