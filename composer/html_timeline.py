@@ -178,7 +178,8 @@ def chart_from_plan(timeline: dict) -> Chart:
             bars.append(Bar(node, at, max(at, length), str(event.get("command")), "planned",
                             f"{event.get('command')} on {node} starts at {at:.2f}s "
                             f"(seed {event.get('seed')}); how long it ran is unknown"))
-        elif event.get("type") == "fault":
+        elif event.get("type") == "fault" and not event.get("after"):
+            # (a fault waiting for a state has no planned time: the text lists it)
             stop = at + _t(event.get("duration"))
             for target in event.get("targets") or []:
                 lanes.setdefault(str(target), None)

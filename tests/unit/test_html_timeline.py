@@ -1,0 +1,14 @@
+"""The planned-timeline chart (a pruned timeline's) draws only what has a planned time."""
+
+from __future__ import annotations
+
+from composer.html_timeline import chart_from_plan
+from composer.timeline import Fault, Timeline, Trigger
+
+
+def test_a_fault_waiting_for_a_state_is_not_drawn_at_its_delay():
+    timeline = Timeline("main", 5.0, 1, events=(
+        Fault(0.1, "kill", ("kv-1",), 1.0, after=Trigger("snapshot started", True, "kv-1")),
+        Fault(2.0, "pause", ("kv-2",), 1.0)))
+    chart = chart_from_plan(timeline.to_json())
+    assert [(b.lane, b.start, b.end) for b in chart.bands] == [("kv-2", 2.0, 3.0)]
