@@ -24,6 +24,8 @@ __all__ = ["Space", "Known", "OPERATORS", "mutate", "insert_fault"]
 
 #: Seconds after a moment (an assertion's first hit) or a command start to place a fault.
 _SOON = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+#: Shortest lasting fault, seconds.
+LASTING = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +62,7 @@ def _with(t: Timeline, events: list[Event], length: float | None = None) -> Time
 def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
                  node: str | None, kind: str | None = None,
                  calm_after: float | None = None,
-                 after: Moment | None = None) -> Timeline | None:
+                 after: Moment | None = None, lasting: bool = False) -> Timeline | None:
     """Return ``t`` with a fault (of ``kind``, else a drawn one) at ``at``, aimed at
     ``node`` (isolated, for a partition) most of the time when it is a fault target.
 
@@ -68,7 +70,10 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
     before (and led to the moment the fault aims at) stays, and the new fault acts alone
     on the state it finds, as Mallory injects one fault into an observed state. With
     ``after``, the fault waits for that moment's state and comes ``at - after.at`` s
-    after it, wherever the state falls in the run.
+    after it, wherever the state falls in the run. A ``lasting`` fault lasts at least
+    LASTING seconds and the phase holds it: a partition or pause of a tenth of a second
+    after a state tells little (a new leader elected on the other side, a lease run out
+    both take longer).
     """
     kinds = schedule.fault_kinds(space.caps)
     if not kinds or (kind is not None and kind not in kinds):
@@ -78,6 +83,9 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
     if node in space.caps.fault_targets and (kind is not None or rng.random() < 0.75):
         shape = "isolate" if fault.kind == "partition" else None
         fault = dataclasses.replace(fault, targets=(node,), shape=shape)
+    if lasting:
+        fault = dataclasses.replace(fault, duration=round(rng.uniform(
+            LASTING, schedule.MAX_FAULT_SECONDS), 1))
     if after is not None:
         fault = dataclasses.replace(fault, at=round(max(0.0, at - after.at), 2),
                                     after=Trigger(after.id, after.passed, after.node))
@@ -88,6 +96,8 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
         length = round(min(space.max_length, at + rng.uniform(0.3, 1.5)), 1)
         if at >= length:
             return None
+    if lasting:
+        length = max(length, round(min(space.max_length, at + fault.duration + 0.5), 1))
     return _with(t, [*events, fault], length)
 
 

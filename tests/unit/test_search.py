@@ -105,7 +105,7 @@ def test_guidance_steers_the_search_towards_its_extreme():
 
 
 def _focus_run(covered=lambda number, candidate: set()):
-    """120 timelines on a space of kills and pauses: timeline 1 alone reaches a rare state
+    """200 timelines on a space of kills and pauses: timeline 1 alone reaches a rare state
     on kv-2, every timeline a common one on kv-1; ``covered`` adds features a timeline
     showed. Returns the corpus and the focused candidates in order."""
     from composer.behaviour import Moment
@@ -117,7 +117,7 @@ def _focus_run(covered=lambda number, candidate: set()):
     common = Moment(1.0, "request served", "kv-1")
     checked = Moment(0.5, "two writers in flight", "kv-1", passed=False)
     focused = []
-    for number in range(1, 120):
+    for number in range(1, 200):
         candidate = search.next()
         if candidate.source == "focus":
             focused.append((number, candidate))
@@ -140,11 +140,15 @@ def _added_fault(corpus: Corpus, candidate):
 
 
 def test_a_state_a_service_reported_gets_a_focused_round_of_faults_right_after_it():
+    from composer.mutate import LASTING
     from composer.search import FOCUS_AFTER, FOCUS_DELAYS
 
     corpus, focused = _focus_run()
     assert all(number > FOCUS_AFTER for number, _ in focused)
     assert all(c.origin == "fault after hit" for _, c in focused)
+    # long enough to play out (a new leader elected, a lease run out), inside the phase
+    assert all(_added_fault(corpus, c).duration >= LASTING for _, c in focused)
+    assert all(c.timeline.length >= 2.5 for _, c in focused)  # the states came at 1 s, 2 s
     rare = [c for _, c in focused if c.parent == 1 and _added_fault(corpus, c).targets == ("kv-2",)]
     assert len(rare) == 2 * len(FOCUS_DELAYS), focused  # each kind at each delay
     # breadth first: each kind once after the rarest state, then after the common one,
@@ -171,7 +175,7 @@ def test_a_focused_fault_that_timelines_have_shown_is_not_run_again():
     other kills there are dropped; its pauses still run."""
     corpus, focused = _focus_run(lambda number, candidate: (
         {"fault kill on its node within 0.25s after snapshot started",
-         "fault kill on its node within 0.5s after snapshot started"} if number in (3, 4)
+         "fault kill on its node within 0.5s after snapshot started"} if number in (2, 3)
         else set()))
     rare = [c for _, c in focused if _added_fault(corpus, c).targets == ("kv-2",)]
     assert {_added_fault(corpus, c).kind for c in rare} == {"pause"}, rare
