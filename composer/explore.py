@@ -162,7 +162,9 @@ class _Explorer:
             if finding is None:
                 self.result.findings[prop] = Finding(prop, timeline, timeline, directory,
                                                      time.monotonic() - self.t0, number)
-            elif timeline.size() < finding.smallest.size():
+            elif prop not in self.closed and timeline.size() < finding.smallest.size():
+                # until it is shrunk: from then on only a timeline that failed every time
+                # it was tried replaces it (the shrinker's steps), not one lucky failure
                 finding.smallest, finding.directory = timeline, directory
         if not judged.failed:
             self.passing_dirs.append(directory)
@@ -243,9 +245,13 @@ class _Explorer:
                 return all(finding.property in self.execute(candidate).violations
                            for _ in range(_SHRINK_CONFIRMATIONS))
 
-            shrink(finding.smallest, fails, time.monotonic() + self.shrink_budget,
-                   lambda t: self.progress.note(
-                       f"shrunk to {len(t.events)} events, {t.length:.1f}s"))
+            def step(smaller: Timeline, finding: Finding = finding) -> None:
+                finding.smallest = smaller
+                finding.directory = self.run_dir / "timelines" / f"{self.result.timelines:05d}"
+                self.progress.note(f"shrunk to {len(smaller.events)} events, "
+                                   f"{smaller.length:.1f}s")
+
+            shrink(finding.smallest, fails, time.monotonic() + self.shrink_budget, step)
             self.progress.note(f"shrinking {finding.property!r} done", stage="exploring")
             if self.stop_on_failure:
                 self.deadline = time.monotonic()

@@ -250,7 +250,7 @@ def kv_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Explore a copy of examples/kvstore with one assertion no driver ever reaches.
 
     Finding the planted bug depends on timing: a search that misses it is tried again
-    with the next seed, three times at most (each about a minute).
+    with the next seed, three times at most (each under two minutes).
     """
     root = tmp_path_factory.mktemp("report") / "kvstore"
     shutil.copytree(REPO / "examples" / "kvstore", root,
@@ -258,10 +258,11 @@ def kv_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # a helper_ file is never run, but its assertion is cataloged: reported unreached
     (root / "drivers" / "main" / "helper_never.py").write_text(
         f"import sdk\n\ndef never():\n    sdk.sometimes(True, {NEVER!r}, {{}})\n")
-    for seed in (5, 4, 1):  # seed 5: its 5th timeline, a uniform draw, found it in every benchmark
+    for seed in (2, 1, 3):  # the guided search found it in 35-82 s with these (benchmark)
         proc = subprocess.run(
-            [sys.executable, "-m", "composer.cli", "explore", str(root), "--duration", "40s",
-             "--seed", str(seed), "--quiet", "--shrink-budget", "30s", "--reruns", "1"],
+            [sys.executable, "-m", "composer.cli", "explore", str(root), "--duration", "100s",
+             "--stop-on-failure", "--seed", str(seed), "--quiet", "--shrink-budget", "30s",
+             "--reruns", "1"],
             cwd=root, capture_output=True, text=True, timeout=480)
         assert proc.returncode in (0, 1), proc.stdout + proc.stderr
         run_dir = sorted((root / ".composer" / "runs").iterdir())[-1]
