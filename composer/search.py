@@ -14,9 +14,10 @@ runs its timeline again with each fault kind at a few delays right after it (wai
 the state in the new run, wherever it falls), with or without the faults it had after
 it, until timelines have shown each such fault there; rarer states first. A state's
 first try of each kind is not left to the bandit: it runs before any choice but the
-uniform floor, as AFL runs its deterministic stages before havoc. ``RandomSearch`` is the baseline: uniform draws over the same space,
-blind to feedback. Both are deterministic given their seed and what the timelines
-showed. Imports schedule, mutate, corpus.
+uniform floor, as AFL runs its deterministic stages before havoc. ``RandomSearch`` is
+the baseline: uniform draws over the same space, blind to feedback. Both are
+deterministic given their seed and what the timelines showed. Imports schedule, mutate,
+corpus.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from typing import Any
 
 from composer.faults import describe_fault
 
-__all__ = ["Start", "Trigger", "Fault", "Event", "Timeline", "Replay", "save_replay", "load_replay"]
+__all__ = ["Start", "Trigger", "Fault", "Event", "Timeline", "Replay", "save_replay",
+           "load_replay"]
 
 FORMAT_VERSION = 1
 
