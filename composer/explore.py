@@ -245,7 +245,7 @@ class _Explorer:
                 return all(finding.property in self.execute(candidate).violations
                            for _ in range(_SHRINK_CONFIRMATIONS))
 
-            def step(smaller: Timeline, finding: Finding = finding) -> None:
+            def step(smaller: Timeline) -> None:
                 finding.smallest = smaller
                 finding.directory = self.run_dir / "timelines" / f"{self.result.timelines:05d}"
                 self.progress.note(f"shrunk to {len(smaller.events)} events, "

@@ -56,10 +56,12 @@ class HitWatcher:
         self.hits: list[Hit] = []
         self._offsets: dict[Path, int] = {}
         self._seen: set[tuple[str, bool, str]] = set()
+        self._polled_at = float("-inf")
 
     def poll(self) -> None:
         """Read what every SDK file gained since the last poll."""
-        now = time.monotonic() - self.origin
+        self._polled_at = time.monotonic()
+        now = self._polled_at - self.origin
         for path in sorted(self.sdk_dir.glob("*.jsonl")):
             offset = self._offsets.get(path, 0)
             try:
@@ -96,7 +98,8 @@ class HitWatcher:
         services, or any process if None) stamped after ``since``; None if none comes
         before ``until`` (both in the watcher's time)."""
         while True:
-            self.poll()
+            if time.monotonic() - self._polled_at >= WAIT_POLL_SECONDS:
+                self.poll()  # several waiting faults share one look at the files
             for hit in self.hits:
                 if (hit.id == id and hit.passed == passed and hit.at > since
                         and (node is None or hit.node == node)):

@@ -167,7 +167,7 @@ class GuidedSearch(RandomSearch):
             return self._fresh("fresh")
         if self.rng.random() < FRESH_FLOOR:
             source = "fresh"
-        elif self._focus_waits() and self.focus[self._next_aim()].order == (0, 0):
+        elif self._focus_waits() and any(aim.order == (0, 0) for aim in self.focus):
             source = "focus"  # a state's first try of each fault kind: before any choice
         else:
             source = self._choose()
@@ -205,16 +205,14 @@ class GuidedSearch(RandomSearch):
                       if self.corpus.counts[aim.shows] < FOCUS_COVERED]
         return bool(self.focus)
 
-    def _next_aim(self) -> int:
-        """Where the next focused candidate is in the queue: breadth first (every fault
-        kind right after every state once before any at a second delay, and every state's
-        first round before any second), the rarest state first."""
-        counts = self.corpus.counts
-        return min(range(len(self.focus)),
-                   key=lambda i: (self.focus[i].order, counts[self.focus[i].state.feature]))
-
     def _focused(self) -> Candidate:
-        return self.focus.pop(self._next_aim()).candidate
+        """The next focused candidate: breadth first (every fault kind right after every
+        state once before any at a second delay, and every state's first round before any
+        second), the rarest state first."""
+        counts = self.corpus.counts
+        first = min(range(len(self.focus)),
+                    key=lambda i: (self.focus[i].order, counts[self.focus[i].state.feature]))
+        return self.focus.pop(first).candidate
 
     def _plan_focus(self, entry: Entry) -> None:
         """Queue a focused round for each state a service of a new entry reported: each
