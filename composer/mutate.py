@@ -26,6 +26,9 @@ __all__ = ["Space", "Known", "OPERATORS", "mutate", "insert_fault"]
 _SOON = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
 #: Shortest lasting fault, seconds.
 LASTING = 1.0
+#: Seconds before a fault that a driver started with it starts (a process takes a moment
+#: to start).
+WORKLOAD_LEAD = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +65,8 @@ def _with(t: Timeline, events: list[Event], length: float | None = None) -> Time
 def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
                  node: str | None, kind: str | None = None,
                  calm_after: float | None = None,
-                 after: Moment | None = None, lasting: bool = False) -> Timeline | None:
+                 after: Moment | None = None, lasting: bool = False,
+                 workload: bool = False) -> Timeline | None:
     """Return ``t`` with a fault (of ``kind``, else a drawn one) at ``at``, aimed at
     ``node`` (isolated, for a partition) most of the time when it is a fault target.
 
@@ -73,7 +77,9 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
     after it, wherever the state falls in the run. A ``lasting`` fault lasts at least
     LASTING seconds and the phase holds it: a partition or pause of a tenth of a second
     after a state tells little (a new leader elected on the other side, a lease run out
-    both take longer).
+    both take longer). With ``workload``, a parallel driver starts just before the fault
+    (when the template has one): a fault tells little while nothing asks the system to
+    work through it, which is why Jepsen's clients run through every nemesis.
     """
     kinds = schedule.fault_kinds(space.caps)
     if not kinds or (kind is not None and kind not in kinds):
@@ -98,7 +104,25 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
             return None
     if lasting:
         length = max(length, round(min(space.max_length, at + fault.duration + 0.5), 1))
-    return _with(t, [*events, fault], length)
+    added: list[Event] = [fault]
+    drivers = [c for c in schedule.startable(space.templates[t.template], t)
+               if c.kind == "parallel_driver"]
+    if workload and drivers:
+        start = round(min(max(0.0, at - WORKLOAD_LEAD), length - 0.01), 2)
+        added.append(schedule.draw_start(rng, start, rng.choice(drivers), space.caps))
+    return _trim(rng, space, _with(t, [*events, *added], length), t)
+
+
+def _trim(rng: random.Random, space: Space, timeline: Timeline, parent: Timeline) -> Timeline:
+    """Drop events ``parent`` already had until ``timeline`` holds no more than the space
+    allows (what a mutation added stays)."""
+    cap = schedule.max_events(space.max_length)
+    while len(timeline.events) > cap:
+        old = [e for e in timeline.events if e in parent.events] or list(timeline.events)
+        events = list(timeline.events)
+        events.remove(rng.choice(old))
+        timeline = _with(timeline, events)
+    return timeline
 
 
 def fault_after_moment(rng, space, t, known):
@@ -260,12 +284,7 @@ def mutate(rng: random.Random, space: Space, first: str, parent: Timeline,
             continue
         timeline = mutant
         applied.append(name)
-    cap = schedule.max_events(space.max_length)
-    while len(timeline.events) > cap:  # too many: drop one the parent already had
-        old = [e for e in timeline.events if e in parent.events] or list(timeline.events)
-        events = list(timeline.events)
-        events.remove(rng.choice(old))
-        timeline = _with(timeline, events)
+    timeline = _trim(rng, space, timeline, parent)
     if timeline == parent or not space.fits(timeline):
         return None
     return timeline, "+".join(applied)

@@ -239,7 +239,7 @@ class GuidedSearch(RandomSearch):
                 calm = moment.at if i < len(kinds) or i % 2 == 0 else None
                 mutant = insert_fault(self.rng, self.space, entry.timeline,
                                       moment.at + delay, moment.node, kind, calm, moment,
-                                      lasting=True)
+                                      lasting=True, workload=True)
                 if mutant is not None and self.space.fits(mutant):
                     candidate = Candidate(mutant, "fault after hit", entry.number, "focus")
                     self.focus.append(Aim(candidate, moment, shows, (rounds, i // len(kinds))))

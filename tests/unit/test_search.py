@@ -131,11 +131,15 @@ def _focus_run(covered=lambda number, candidate: set()):
     return corpus, focused
 
 
+def _added(corpus: Corpus, candidate) -> list:
+    return sorted(set(candidate.timeline.events) - set(corpus.get(candidate.parent).timeline.events),
+                  key=lambda e: type(e).__name__)
+
+
 def _added_fault(corpus: Corpus, candidate):
     from composer.timeline import Fault
 
-    (added,) = set(candidate.timeline.events) - set(corpus.get(candidate.parent).timeline.events)
-    assert isinstance(added, Fault)
+    (added,) = [e for e in _added(corpus, candidate) if isinstance(e, Fault)]
     return added
 
 
@@ -149,6 +153,13 @@ def test_a_state_a_service_reported_gets_a_focused_round_of_faults_right_after_i
     # long enough to play out (a new leader elected, a lease run out), inside the phase
     assert all(_added_fault(corpus, c).duration >= LASTING for _, c in focused)
     assert all(c.timeline.length >= 2.5 for _, c in focused)  # the states came at 1 s, 2 s
+    # with the workload running through it: a parallel driver starts just before the fault
+    # (at the time the state came in the parent's run, as near as the phase allows)
+    for _, candidate in focused:
+        fault, start = _added(corpus, candidate)
+        assert FULL.command(start.command).kind == "parallel_driver", start
+        moment_at = 2.0 if fault.targets == ("kv-2",) and candidate.parent == 1 else 1.0
+        assert moment_at - 0.2 <= start.at <= moment_at + max(FOCUS_DELAYS), (start, fault)
     rare = [c for _, c in focused if c.parent == 1 and _added_fault(corpus, c).targets == ("kv-2",)]
     assert len(rare) == 2 * len(FOCUS_DELAYS), focused  # each kind at each delay
     # breadth first: each kind once after the rarest state, then after the common one,
