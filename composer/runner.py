@@ -19,13 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import clock
 from composer import clusters
 from composer.clusters.base import Process, ProcessSpec
 from composer.config import Project
 from composer.errors import InfraError
-from composer.faults import PROCESS_FAULTS, network_of
 from composer.hits import Hit, HitWatcher
+from composer.nemesis import Nemesis
 from composer.services import Environment, ServiceNode, SetupFailed
 from composer.templates import Command, Template
 from composer.timeline import Fault, Start, Timeline
@@ -142,16 +141,8 @@ class _Run:
         self.log: list[dict[str, Any]] = []
         self.invocations: list[_Invocation] = []
         self.services: dict[str, ServiceNode] = {}
-        #: node -> the process fault holding it
-        self.faulted: dict[str, str] = {}
-        #: network faults in effect, in the order they began
-        self.network: list[Fault] = []
-        self.network_lock = asyncio.Lock()
-        #: node -> offsets (s) of the clock faults in effect on it
-        self.clock_offsets: dict[str, list[float]] = {}
+        self.nemesis: Nemesis | None = None
         self.setup_error: str | None = None
-        self.closing = False
-        self.fault_tasks: list[asyncio.Future] = []
         self.check_exit = project.options_for(template.name).check_exit_code
         self.timeout = project.explore.command_timeout
         self.changed = asyncio.Condition()
@@ -191,11 +182,11 @@ class _Run:
     # -- phases ------------------------------------------------------------------------
 
     async def main(self, cluster: clusters.Cluster) -> None:
-        self.cluster = cluster
         names = [n for s in self.project.services for n in s.node_names()]
         nodes = {n.name: n for n in await cluster.new_nodes(names)}
         self.nodes = nodes
         self.env = Environment(self.project, nodes, self.directory, self.timeline.seed)
+        self.nemesis = Nemesis(cluster, self.services, self.env, self.hits, self.t0, self.note)
         for service in self.project.services:
             if not service.runs_process:
                 continue
@@ -205,7 +196,7 @@ class _Run:
         if any(isinstance(e, Fault) and e.kind == "clock" for e in self.timeline.events):
             for service in self.services.values():
                 service.clock_file = self.directory / "nodes" / service.name / "clock"
-                self.set_clock(service)
+                self.nemesis.set_clock(service)
         self.hit_task = asyncio.ensure_future(self.hits.watch())  # setup's hits get their time
         if not await self.setup():
             return
@@ -218,7 +209,7 @@ class _Run:
             await self.restart_services()
             await self.run_to_end(self.timeline.eventually)
         else:
-            await self.heal_all()
+            await self.nemesis.heal_all()
             await asyncio.gather(*(i.task for i in self.invocations))
             if self.timeline.finally_:
                 await self.restart_services()
@@ -278,7 +269,8 @@ class _Run:
         drivers = [e for e in starts if self.template.command(e.command).kind in _DRIVERS]
         anytime = [e for e in starts if e not in drivers]
         faults = [e for e in self.timeline.events if isinstance(e, Fault)]
-        self.fault_tasks = [asyncio.ensure_future(self.fault(f, start)) for f in faults]
+        assert self.nemesis is not None
+        self.nemesis.start(faults, start, self.timeline.length)
         await asyncio.gather(self.start_in_order(drivers, start, end),
                              self.start_in_order(anytime, start, end))
         await asyncio.sleep(max(0.0, end - time.monotonic()))
@@ -311,104 +303,6 @@ class _Run:
             return not drivers
         return True
 
-    async def fault(self, fault: Fault, start: float) -> None:
-        if fault.after is not None:
-            trigger, end = fault.after, start + self.timeline.length - self.t0
-            try:
-                hit = await self.hits.first(trigger.id, trigger.passed, trigger.node,
-                                            start - self.t0, end)
-            except asyncio.CancelledError:  # the driver phase ended first
-                hit = None
-            if hit is None:
-                self.note("skip", fault=fault.kind,
-                          reason=f"the state it waits for never showed ({trigger.describe()})")
-                return
-            self.note("trigger", fault=fault.kind, state=trigger.describe(), delay=fault.at)
-            start = self.t0 + hit.at
-        await asyncio.sleep(max(0.0, start + fault.at - time.monotonic()))
-        if self.env.faults_paused():
-            self.note("skip", fault=fault.kind, reason="faults paused by ANTITHESIS_STOP_FAULTS")
-            return
-        if fault.kind in PROCESS_FAULTS:
-            await self.process_fault(fault)
-        elif fault.kind == "clock":
-            await self.clock_fault(fault)
-        else:
-            await self.network_fault(fault)
-
-    async def process_fault(self, fault: Fault) -> None:
-        hit = []
-        for target in fault.targets:
-            service = self.services.get(target)
-            if service is None or target in self.faulted or service.state != "running":
-                continue
-            # Recorded before applying: a heal may come while a stop still waits.
-            self.faulted[target] = fault.kind
-            hit.append(target)
-        await asyncio.gather(*(self.services[t].apply(fault.kind) for t in hit))
-        self.note("fault", kind=fault.kind, targets=hit, planned=list(fault.targets))
-        if not hit:
-            return
-        try:
-            await asyncio.sleep(fault.duration)
-        finally:
-            await self.heal(hit)
-
-    async def network_fault(self, fault: Fault) -> None:
-        """Network faults overlap freely: the cluster enforces all those in effect."""
-        try:  # cancelled even while being applied, it is still removed
-            self.network.append(fault)
-            await self.reshape_network()
-            self.note("fault", kind=fault.kind, targets=list(fault.targets), shape=fault.shape,
-                      amount=fault.amount)
-            await asyncio.sleep(fault.duration)
-        finally:
-            self.network.remove(fault)
-            if not self.closing:  # cleanup removes the rules with the nodes
-                await self.reshape_network()
-                self.note("heal", kind=fault.kind, targets=list(fault.targets))
-
-    async def reshape_network(self) -> None:
-        """Enforce the network faults in effect now. One change at a time, each computed
-        once the previous is in force: two heals at once must not let the older state,
-        applied last, bring back a healed fault."""
-        async with self.network_lock:
-            await self.cluster.shape_network(network_of(self.network, list(self.services)))
-
-    async def clock_fault(self, fault: Fault) -> None:
-        """Offsets of overlapping clock faults on one node add up."""
-        hit = [self.services[t] for t in fault.targets if t in self.services]
-        for service in hit:
-            self.clock_offsets.setdefault(service.name, []).append(fault.amount or 0)
-            self.set_clock(service)
-        self.note("fault", kind="clock", targets=[s.name for s in hit], amount=fault.amount)
-        try:
-            await asyncio.sleep(fault.duration)
-        finally:
-            for service in hit:
-                self.clock_offsets[service.name].remove(fault.amount or 0)
-                self.set_clock(service)
-            self.note("heal", kind="clock", targets=[s.name for s in hit])
-
-    def set_clock(self, service: ServiceNode) -> None:
-        assert service.clock_file is not None
-        clock.set_offset(service.clock_file, sum(self.clock_offsets.get(service.name, ())))
-
-    async def heal(self, targets: list[str]) -> None:
-        healed = [t for t in targets if self.faulted.pop(t, None) is not None]
-        if self.closing:
-            return  # cleanup kills every process anyway: restarting them would be waste
-        for target in healed:
-            await self.services[target].heal()
-        if healed:
-            self.note("heal", targets=healed)
-
-    async def heal_all(self) -> None:
-        for task in self.fault_tasks:
-            task.cancel()
-        await asyncio.gather(*self.fault_tasks, return_exceptions=True)
-        await self.heal(list(self.faulted))
-
     async def stop_everything(self) -> None:
         """Kill running commands and heal every fault, as before an eventually_ command."""
         for inv in self.invocations:
@@ -416,7 +310,8 @@ class _Run:
                 inv.status = "killed"
                 inv.process.signal(signal.SIGKILL)
         await asyncio.gather(*(i.task for i in self.invocations))
-        await self.heal_all()
+        assert self.nemesis is not None
+        await self.nemesis.heal_all()
 
     async def restart_services(self) -> None:
         restarted = []
@@ -486,12 +381,15 @@ class _Run:
 
     async def teardown(self, cluster: clusters.Cluster) -> None:
         errors = []
-        self.closing = True
+        steps = [cluster.cleanup]
+        if self.nemesis is not None:
+            self.nemesis.closing = True
+            steps.insert(0, self.nemesis.heal_all)
         for inv in self.invocations:
             if inv.status == "running" and inv.process is not None:
                 inv.status = "killed"
                 inv.process.signal(signal.SIGKILL)
-        for step in (self.heal_all, cluster.cleanup):
+        for step in steps:
             try:
                 await step()
             except Exception as exc:  # collect every error, as aiohttp's CleanupContext
