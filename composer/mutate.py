@@ -26,6 +26,9 @@ __all__ = ["Space", "Known", "OPERATORS", "mutate", "insert_fault"]
 _SOON = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
 #: Shortest lasting fault, seconds.
 LASTING = 1.0
+#: Seconds a lasting fault's phase goes on after the fault heals (in the parent's time;
+#: the state it waits for may come a little later in the new run).
+AFTER_HEAL = 1.0
 #: Seconds before a fault that a driver started with it starts (a process takes a moment
 #: to start).
 WORKLOAD_LEAD = 0.2
@@ -77,7 +80,9 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
     after it, wherever the state falls in the run. A ``lasting`` fault lasts at least
     LASTING seconds and the phase holds it: a partition or pause of a tenth of a second
     after a state tells little (a new leader elected on the other side, a lease run out
-    both take longer). With ``workload``, a parallel driver starts just before the fault
+    both take longer); a calm one's phase ends AFTER_HEAL s after it heals (what the
+    parent did later would spend time on another state; the checks come after the
+    phase). With ``workload``, a parallel driver starts just before the fault
     (when the template has one): a fault tells little while nothing asks the system to
     work through it, which is why Jepsen's clients run through every nemesis.
     """
@@ -103,7 +108,12 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
         if at >= length:
             return None
     if lasting:
-        length = max(length, round(min(space.max_length, at + fault.duration + 0.5), 1))
+        held = round(min(space.max_length, at + fault.duration + AFTER_HEAL), 1)
+        if calm_after is None:
+            length = max(length, held)
+        else:  # nothing the parent did later is left: end soon after the fault heals
+            length = held
+            events = [e for e in events if e.at < length]
     added: list[Event] = [fault]
     drivers = [c for c in schedule.startable(space.templates[t.template], t)
                if c.kind == "parallel_driver"]

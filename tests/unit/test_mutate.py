@@ -148,6 +148,33 @@ def test_a_moment_after_the_phase_lengthens_it_to_hold_the_fault():
     assert lengthened and all(m.length > 4.0 for m in lengthened)
 
 
+def test_a_lasting_fault_holds_and_a_calm_one_ends_the_phase_soon_after_it_heals():
+    """A focused fault (lasting) comes with a writer started just before it; without the
+    parent's later faults (calm) the phase ends AFTER_HEAL s after the fault heals and the
+    parent's later starts go with it, with them it keeps the parent's whole phase."""
+    from composer.mutate import AFTER_HEAL, LASTING, WORKLOAD_LEAD, insert_fault
+
+    space = Space({"full": FULL}, CAPS.restricted(("kill",)), 10.0)
+    late = Start(9.0, "serial_driver_read", "client-1", 3)
+    parent = Timeline("full", 10.0, 1, events=(Start(0.0, "parallel_driver_write", "client-1", 7),
+                                               Fault(8.0, "kill", ("kv-3",), 1.0), late))
+    moment = Moment(2.0, "snapshot started", "kv-2")
+    for seed in range(20):
+        for calm in (moment.at, None):
+            made = insert_fault(random.Random(seed), space, parent, 2.1, "kv-2", "kill", calm,
+                                moment, lasting=True, workload=True)
+            assert made is not None and space.fits(made)
+            (fault,) = [e for e in made.events if isinstance(e, Fault) and e.after]
+            assert LASTING <= fault.duration and fault.targets == ("kv-2",)
+            (writer,) = [e for e in made.events if e not in parent.events and isinstance(e, Start)]
+            assert writer.at == round(2.1 - WORKLOAD_LEAD, 2)
+            if calm is None:
+                assert made.length == 10.0 and late in made.events
+            else:
+                assert made.length == round(min(10.0, 2.1 + fault.duration + AFTER_HEAL), 1)
+                assert late not in made.events and len(made.events) == 3
+
+
 def test_splice_needs_another_timeline_of_the_same_template():
     space = SPACES[2]
     rng = random.Random(0)
