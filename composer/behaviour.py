@@ -85,11 +85,11 @@ def bucket(count: int) -> str:
 
 def observe(records: Iterable[dict], log: Sequence[Mapping[str, Any]],
             hits: Sequence[Hit] = (), phase_start: float | None = None,
-            lines: Iterable[str] = ()) -> Behaviour:
-    """Return the signature of a timeline from its records, run log, first hits and the
-    lines its traced services ran."""
+            lines: Iterable[str] = (), logged: Iterable[str] = ()) -> Behaviour:
+    """Return the signature of a timeline from its records, run log, first hits, the
+    lines its traced services ran and the templates of what its services logged."""
     records = list(records)
-    features: set[str] = {f"line {line}" for line in lines}
+    features: set[str] = {f"line {line}" for line in lines} | {f"log {t}" for t in logged}
     outcomes = collections.Counter(
         (properties.assertion_id(inner), "pass" if inner.get("condition") else "fail")
         for inner in properties.hit_assertions(records))

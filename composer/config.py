@@ -68,6 +68,9 @@ class Service:
     #: trace the lines a Python service runs in the project's files, so the guided
     #: search sees its code paths; default false (tracing slows the service down)
     coverage: bool = False
+    #: read what the service logs as templates (numbers, addresses masked), so the guided
+    #: search sees the states it went through; default false
+    log_states: bool = False
     #: compose mode: the ``composer.compose.ComposeService`` whose container is the node
     #: (its main process is the service, its name the node's)
     container: Any = None
@@ -267,7 +270,7 @@ class _Validator:
         if not _NAME.match(name):
             raise self.fail(f"[{key}]: service names are lower-case letters, digits, - and _")
         table = self.table(raw, key, ("replicas", "command", "ready", "env", "drivers",
-                                      "coverage"))
+                                      "coverage", "log_states"))
         replicas = self.typed(table, key, "replicas", int, 1)
         if not 1 <= replicas <= 250:
             raise self.fail(f"{key}.replicas={replicas} must be between 1 and 250")
@@ -280,6 +283,10 @@ class _Validator:
         if coverage and command is None:
             raise self.fail(f"{key}.coverage = true but {key}.command is not set: coverage "
                             f"traces the service's Python process; set a command or remove it")
+        log_states = self.typed(table, key, "log_states", bool, False)
+        if log_states and command is None:
+            raise self.fail(f"{key}.log_states = true but {key}.command is not set: only a "
+                            f"service's own process logs; set a command or remove it")
         return Service(
             name=name,
             replicas=replicas,
@@ -288,6 +295,7 @@ class _Validator:
             env=tuple((k, str(v)) for k, v in env.items()),
             drivers=self.typed(table, key, "drivers", bool, False),
             coverage=coverage,
+            log_states=log_states,
         )
 
     def ready(self, key: str, raw: Any, command: str | None) -> Ready | None:

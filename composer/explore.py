@@ -23,6 +23,7 @@ from composer.config import Project
 from composer.corpus import Corpus
 from composer.faults import Capabilities
 from composer.linecover import lines_run
+from composer.logstates import logged_states
 from composer.mutate import Space
 from composer.runner import TimelineResult, builtin_catalog, record_files, run_timeline
 from composer.search import Arm, Candidate, GuidedSearch, RandomSearch
@@ -138,6 +139,8 @@ class _Explorer:
         self.closed: set[str] = set()
         self.passing_dirs: list[Path] = []
         self.space = Space(templates, caps, project.explore.timeline)
+        #: nodes whose services' logs are behaviour ([services.NAME] log_states = true)
+        self.logged_nodes = [n for s in project.services if s.log_states for n in s.node_names()]
         #: timeline number -> (origin, parent number), for the lineage of findings
         self.origins: dict[int, tuple[str, int | None]] = {}
 
@@ -178,7 +181,8 @@ class _Explorer:
         """Add the timeline's behaviour to the corpus and tell the search what was new."""
         result = judged.result
         behaviour = observe(judged.records, result.log, result.hits, result.phase_start,
-                            lines_run(result.directory))
+                            lines_run(result.directory),
+                            logged_states(result.directory, self.logged_nodes))
         self.origins[number] = (candidate.origin, candidate.parent)
         entry = self.result.corpus.consider(number, candidate.timeline, behaviour,
                                             candidate.origin, candidate.parent,

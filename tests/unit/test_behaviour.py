@@ -78,3 +78,30 @@ def test_guidance_is_carried_with_the_best_score():
                                         "guidance_data": {"left": v, "right": 0}}}
                for v in (3, 9, 5)]
     assert observe(records, []).guidance == {"lag": 9.0}
+
+
+def test_log_lines_become_templates_with_their_variable_parts_masked():
+    from composer.logstates import template
+
+    assert template("leaderkv 11:05:16 127.0.117.1:7200 steps down in term 12: "
+                    "127.0.117.2:7200 campaigns") == \
+        "leaderkv <time> <addr> steps down in term <n>: <addr> campaigns"
+    assert template("2026-12-06T11:05:16.123Z  wrote   key 'w-17' (id 9f3a2c4d1e) in 0.25 s") == \
+        "<time> wrote key <str> (id <hex>) in <n> s"
+    assert template("node-2 is leader") == "node-2 is leader"  # names stay apart
+    assert template("") == "" and len(template("x" * 1000)) == 160
+
+
+def test_logged_states_are_features_of_the_nodes_asked_for(tmp_path):
+    from composer.behaviour import observe
+    from composer.logstates import logged_states
+
+    for node, text in (("kv-1", "served 3 requests\nserved 4 requests\n"),
+                       ("kv-2", b"\xff\xfe binary junk 12\n"), ("client-1", "driver 5\n")):
+        (tmp_path / "logs" / node).mkdir(parents=True)
+        path = tmp_path / "logs" / node / "service-1.stderr"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    states = logged_states(tmp_path, ["kv-1", "kv-2", "gone-1"])
+    assert states == {"served <n> requests", "\ufffd\ufffd binary junk <n>"}
+    features = observe([], [], logged=states).features
+    assert "log served <n> requests" in features

@@ -1,0 +1,83 @@
+"""Opt-in log states: with ``log_states = true`` what a service logs, its numbers and
+addresses masked, is behaviour, and a timeline that made it log something new is kept."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SERVICE = """
+    import socket, sys
+
+    server = socket.create_server((sys.argv[1], 7000))
+    served = 0
+    while True:
+        connection, peer = server.accept()
+        served += 1
+        data = connection.recv(100)
+        if data.startswith(b"rare"):
+            print(f"request {served} from {peer[0]}:{peer[1]} took the rare branch "
+                  f"for '{data.decode()}'", file=sys.stderr, flush=True)
+        else:
+            print(f"request {served} from {peer[0]}:{peer[1]} served", flush=True)
+        connection.sendall(b"ok")
+        connection.close()
+"""
+
+POKE = """
+    import os, socket, sys
+    host = os.environ["COMPOSER_HOSTS_SVC"]
+    with socket.create_connection((host, 7000), timeout=5) as s:
+        s.sendall(sys.argv[0].rsplit("_", 1)[-1].encode())
+        print(s.recv(100))
+"""
+
+
+@pytest.mark.parametrize("logged", [True, False])
+def test_what_a_service_logs_is_behaviour_when_asked(project, logged):
+    project.config(f"""
+        [project]
+        name = "logged"
+
+        [services.svc]
+        command = "python3 svc.py {{host}}"
+        ready = {{ tcp = 7000 }}
+        log_states = {'true' if logged else 'false'}
+
+        [explore]
+        timeline = "2s"
+        faults = []
+    """)
+    (project.root / "svc.py").write_text(textwrap.dedent(SERVICE))
+    project.command("serial_driver_common", POKE)
+    project.command("anytime_rare", POKE)
+    result = project.composer("explore", "--duration", "15s", "--seed", "2", "--quiet")
+    assert result.code == 0, result.output
+    kept = [json.loads(p.read_text()) for p in sorted((project.last_run() / "corpus").glob("*.json"))]
+    states = {f for entry in kept for f in entry["new"] if f.startswith("log ")}
+    if not logged:
+        assert not states
+        return
+    assert "log request <n> from <addr> served" in states, states
+    rare = "log request <n> from <addr> took the rare branch for <str>"
+    assert rare in states, states
+    (entry,) = [e for e in kept if rare in e["new"]]
+    assert any(e.get("command") == "anytime_rare" for e in entry["timeline"]["events"])
+
+
+def test_log_states_need_a_command(project):
+    project.config("""
+        [project]
+        name = "logged"
+
+        [services.svc]
+        log_states = true
+    """)
+    project.command("serial_driver_x", "pass")
+    result = project.composer("validate")
+    assert result.code == 2
+    assert "services.svc.log_states = true but services.svc.command is not set" in result.output
