@@ -74,15 +74,16 @@ def test_a_traced_service_reports_its_lines_and_new_branches_are_kept(project):
     assert any(e.get("command") == "anytime_rare" for e in timeline["events"]), timeline
 
 
-def test_coverage_needs_a_command(project):
-    project.config("""
+@pytest.mark.parametrize("key", ["coverage", "log_states"])
+def test_coverage_and_log_states_need_a_command(project, key):
+    project.config(f"""
         [project]
         name = "covered"
 
         [services.svc]
-        coverage = true
+        {key} = true
     """)
     project.command("serial_driver_x", "pass")
     result = project.composer("validate")
     assert result.code == 2
-    assert "services.svc.coverage = true but services.svc.command is not set" in result.output
+    assert f"services.svc.{key} = true but services.svc.command is not set" in result.output

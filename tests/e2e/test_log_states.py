@@ -68,16 +68,3 @@ def test_what_a_service_logs_is_behaviour_when_asked(project, logged):
     (entry,) = [e for e in kept if rare in e["new"]]
     assert any(e.get("command") == "anytime_rare" for e in entry["timeline"]["events"])
 
-
-def test_log_states_need_a_command(project):
-    project.config("""
-        [project]
-        name = "logged"
-
-        [services.svc]
-        log_states = true
-    """)
-    project.command("serial_driver_x", "pass")
-    result = project.composer("validate")
-    assert result.code == 2
-    assert "services.svc.log_states = true but services.svc.command is not set" in result.output
