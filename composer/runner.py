@@ -265,33 +265,36 @@ class _Run:
         start = time.monotonic()
         self.phase_start = round(start - self.t0, 3)
         end = start + self.timeline.length
-        starts = [e for e in self.timeline.events if isinstance(e, Start)]
-        drivers = [e for e in starts if self.template.command(e.command).kind in _DRIVERS]
-        anytime = [e for e in starts if e not in drivers]
+        starts = sorted((e for e in self.timeline.events if isinstance(e, Start)),
+                        key=lambda e: e.at)
         faults = [e for e in self.timeline.events if isinstance(e, Fault)]
         assert self.nemesis is not None
         self.nemesis.start(faults, start, self.timeline.length)
-        await asyncio.gather(self.start_in_order(drivers, start, end),
-                             self.start_in_order(anytime, start, end))
+        await asyncio.gather(*(self.start_when_allowed(e, start, end) for e in starts))
         await asyncio.sleep(max(0.0, end - time.monotonic()))
         self.note("driver phase over")
 
-    async def start_in_order(self, events: list[Start], start: float, end: float) -> None:
-        for event in sorted(events, key=lambda e: e.at):
-            await asyncio.sleep(max(0.0, start + event.at - time.monotonic()))
-            command = self.template.command(event.command)
-            async with self.changed:
-                try:
-                    if not self.may_start(command):
-                        await asyncio.wait_for(
-                            self.changed.wait_for(lambda: self.may_start(command)),
-                            max(0.0, end - time.monotonic()),
-                        )
-                except asyncio.TimeoutError:
-                    self.note("skip", command=command.name, reason="driver phase over before "
-                              "the prefix rules allowed it to start")
-                    continue
-            await self.invoke(command, event.node, event.seed)
+    async def start_when_allowed(self, event: Start, start: float, end: float) -> None:
+        """Start ``event``'s command at its time, or once the prefix rules allow it.
+
+        Each start waits on its own: a serial driver waiting for the parallel ones to
+        finish holds back no later parallel driver (every event starts at its planned
+        time whatever an earlier one is doing), so it may wait until the phase is over,
+        which the log says."""
+        await asyncio.sleep(max(0.0, start + event.at - time.monotonic()))
+        command = self.template.command(event.command)
+        async with self.changed:
+            try:
+                if not self.may_start(command):
+                    await asyncio.wait_for(
+                        self.changed.wait_for(lambda: self.may_start(command)),
+                        max(0.0, end - time.monotonic()),
+                    )
+            except asyncio.TimeoutError:
+                self.note("skip", command=command.name, reason="driver phase over before "
+                          "the prefix rules allowed it to start")
+                return
+        await self.invoke(command, event.node, event.seed)
 
     def may_start(self, command: Command) -> bool:
         running = [i.command.kind for i in self.invocations if i.status == "running"]

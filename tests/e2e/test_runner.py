@@ -256,3 +256,20 @@ def test_a_fault_with_a_trigger_waits_for_its_state_and_one_whose_state_never_sh
     assert poked["at"] > phase + 0.8 and fault["t"] >= poked["at"] + 0.1, (poked, fault, phase)
     (skipped,) = [e for e in run["log"] if e["what"] == "skip"]
     assert skipped["fault"] == "pause" and "never showed" in skipped["reason"], skipped
+
+
+def test_a_waiting_serial_driver_holds_back_no_later_parallel_driver(project):
+    """The serial driver waits for the running parallel one; the parallel driver planned
+    after it starts at its own time beside the first, and the serial one once both ended."""
+    project.command("parallel_driver_slow", "import time; time.sleep(1.2)")
+    project.command("serial_driver_alone", "print('alone')")
+    timeline = Timeline("main", length=4.0, seed=1, events=(
+        Start(0.0, "parallel_driver_slow", "client-1", 1),
+        Start(0.2, "serial_driver_alone", "client-1", 2),
+        Start(0.5, "parallel_driver_slow", "client-1", 3),
+    ))
+    _, run = _run(project, timeline)
+    started = {i["seed"]: i["started"] - run["driver_phase_start"] for i in run["invocations"]}
+    assert started[3] < 1.0, started  # it did not wait for the serial driver
+    assert started[2] > started[3] + 1.2, started  # which ran alone, after both
+    assert _stdout(run, "serial_driver_alone") == ["alone"]
