@@ -116,8 +116,8 @@ def insert_fault(rng: random.Random, space: Space, t: Timeline, at: float,
             events = [e for e in events if e.at < length]
     added: list[Event] = [fault]
     drivers = [c for c in schedule.startable(space.templates[t.template], t)
-               if c.kind == "parallel_driver"]
-    if workload and drivers:
+               if c.kind == "parallel_driver"] if workload else []
+    if drivers:
         start = round(min(max(0.0, at - WORKLOAD_LEAD), length - 0.01), 2)
         added.append(schedule.draw_start(rng, start, rng.choice(drivers), space.caps))
     return _trim(rng, space, _with(t, [*events, *added], length), t)

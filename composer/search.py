@@ -11,8 +11,10 @@ uniform, swarm, focus and mutation, then between the mutation operators. A focus
 (as AFL runs deterministic stages on a new queue entry, and Mallory injects a fault into
 an observed state) takes a state a service reported, on the node that reported it, and
 runs its timeline again with each fault kind at a few delays right after it (waiting for
-the state in the new run, wherever it falls), with or without the faults it had after
-it, until timelines have shown each such fault there; rarer states first. A state's
+the state in the new run, wherever it falls), lasting a second or more, with a parallel
+driver started just before it (the system at work through the fault), with or without
+the faults it had after it (without them the phase ends a second after the fault
+heals), until timelines have shown each such fault there; rarer states first. A state's
 first try of each kind is not left to the bandit: it runs before any choice but the
 uniform floor, as AFL runs its deterministic stages before havoc. ``RandomSearch`` is
 the baseline: uniform draws over the same space, blind to feedback. Both are
