@@ -100,6 +100,9 @@ def explore(example: Example, project: Path, generator: str, seed: int | None, b
     findings = {f["property"]: f for f in summary["findings"]}
     target = findings.get(example.property)
     others = sorted(p for p in findings if p != example.property)
+    for name in others:  # the project is deleted after the run: say what failed now
+        log(f"{example.name} {generator} seed {seed} stopped by {name!r}: "
+            f"{failed_records(Path(findings[name]['directory']), name)}")
     return Outcome(
         seconds=target["found_after_seconds"] if target else budget,
         found=target is not None,
@@ -109,6 +112,24 @@ def explore(example: Example, project: Path, generator: str, seed: int | None, b
         failing=sorted(findings),
         overhead=(summary["elapsed_seconds"] - summary["search"]["driver_seconds"])
         / max(1, summary["timelines"]))
+
+
+def failed_records(directory: Path, prop: str) -> str:
+    """The details of the records of ``prop`` that failed in a timeline's directory."""
+    failed = []
+    for path in [directory / "composer.jsonl", *sorted((directory / "sdk").glob("*.jsonl"))]:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                inner = json.loads(line).get("antithesis_assert") or {}
+            except (ValueError, AttributeError):
+                continue
+            if inner.get("message") == prop and inner.get("condition") is False:
+                failed.append(json.dumps(inner.get("details"))[:500])
+    return "; ".join(failed[:3]) or "no failing record found"
 
 
 def behaviours_within(outcome: Outcome, n: int) -> int:
