@@ -40,6 +40,18 @@ POKE = """
 """
 
 
+def explore_and_keep(project, service: str, duration: str) -> list[dict]:
+    """Write ``service`` as svc.py beside a common and a rare poke of it, explore with
+    seed 2 for ``duration`` and return the corpus entries kept."""
+    (project.root / "svc.py").write_text(textwrap.dedent(service))
+    project.command("serial_driver_common", POKE)
+    project.command("anytime_rare", POKE)
+    result = project.composer("explore", "--duration", duration, "--seed", "2", "--quiet")
+    assert result.code == 0, result.output
+    corpus = project.last_run() / "corpus"
+    return [json.loads(p.read_text()) for p in sorted(corpus.glob("*.json"))]
+
+
 def test_a_traced_service_reports_its_lines_and_new_branches_are_kept(project):
     project.config("""
         [project]
@@ -54,14 +66,7 @@ def test_a_traced_service_reports_its_lines_and_new_branches_are_kept(project):
         timeline = "2s"
         faults = []
     """)
-    (project.root / "svc.py").write_text(textwrap.dedent(SERVICE))
-    project.command("serial_driver_common", POKE)
-    project.command("anytime_rare", POKE)
-    result = project.composer("explore", "--duration", "25s", "--seed",
-                              "2", "--quiet")
-    assert result.code == 0, result.output
-    run = project.last_run()
-    kept = [json.loads(p.read_text()) for p in sorted((run / "corpus").glob("*.json"))]
+    kept = explore_and_keep(project, SERVICE, "25s")
     lines = {f for entry in kept for f in entry["new"] if f.startswith("line svc.py:")}
     source = textwrap.dedent(SERVICE).splitlines()
     ran = {source[int(f.rsplit(":", 1)[1]) - 1].strip() for f in lines}

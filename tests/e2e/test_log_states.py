@@ -3,10 +3,9 @@ addresses masked, is behaviour, and a timeline that made it log something new is
 
 from __future__ import annotations
 
-import json
-import textwrap
-
 import pytest
+
+from tests.e2e.test_coverage import explore_and_keep
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +27,6 @@ SERVICE = """
         connection.close()
 """
 
-POKE = """
-    import os, socket, sys
-    host = os.environ["COMPOSER_HOSTS_SVC"]
-    with socket.create_connection((host, 7000), timeout=5) as s:
-        s.sendall(sys.argv[0].rsplit("_", 1)[-1].encode())
-        print(s.recv(100))
-"""
-
 
 @pytest.mark.parametrize("logged", [True, False])
 def test_what_a_service_logs_is_behaviour_when_asked(project, logged):
@@ -52,12 +43,7 @@ def test_what_a_service_logs_is_behaviour_when_asked(project, logged):
         timeline = "2s"
         faults = []
     """)
-    (project.root / "svc.py").write_text(textwrap.dedent(SERVICE))
-    project.command("serial_driver_common", POKE)
-    project.command("anytime_rare", POKE)
-    result = project.composer("explore", "--duration", "15s", "--seed", "2", "--quiet")
-    assert result.code == 0, result.output
-    kept = [json.loads(p.read_text()) for p in sorted((project.last_run() / "corpus").glob("*.json"))]
+    kept = explore_and_keep(project, SERVICE, "15s")
     states = {f for entry in kept for f in entry["new"] if f.startswith("log ")}
     if not logged:
         assert not states
