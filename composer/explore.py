@@ -25,7 +25,8 @@ from composer.faults import Capabilities
 from composer.linecover import lines_run
 from composer.logstates import logged_states
 from composer.mutate import Space
-from composer.runner import TimelineResult, builtin_catalog, record_files, run_timeline
+from composer.builtin_properties import builtin_catalog, record_files
+from composer.runner import TimelineResult, run_timeline
 from composer.search import Arm, Candidate, GuidedSearch, RandomSearch
 from composer.shrink import shrink
 from composer.templates import Template

@@ -5,7 +5,7 @@ Inline CSS and SVG only: no script, no network, no external font, so it opens fr
 number of timelines: the summary holds one entry per property and a few findings; only
 the findings' own timeline directories are read (their ``run.json``, the failing SDK
 record, the tail of the failing process's logs). Every user-written string is escaped.
-Imports report, runner (the built-in property names), timeline, html_timeline and
+Imports report, builtin_properties, timeline, html_timeline and
 html_search (the search section).
 """
 
@@ -21,12 +21,11 @@ from typing import Any
 from composer import html_search as hs
 from composer import html_timeline as ht
 from composer.report import replay_command
-from composer.runner import SETUP, ZERO_EXIT, completion_id
+from composer.builtin_properties import is_builtin
 from composer.timeline import Timeline
 
 __all__ = ["write_report", "render"]
 
-_COMPLETION = completion_id("")[:-1]  # "Every command ran to completion at least once ("
 _VERDICTS = {0: ("pass", "all properties hold"), 1: ("fail", "a property failed"),
              2: ("fail", "usage or configuration error"), 3: ("fail", "infrastructure error"),
              130: ("unreached", "interrupted")}
@@ -140,7 +139,7 @@ def _header(s: dict) -> str:
 
 def _group(prop: dict) -> str:
     message = str(prop.get("message", ""))
-    if message in (SETUP, ZERO_EXIT) or message.startswith(_COMPLETION):
+    if is_builtin(message):
         return "builtin"
     kind = prop.get("assert_type")
     return kind if kind in ("always", "sometimes", "reachability") else "always"

@@ -4,7 +4,8 @@ A chart has one lane per node; commands are bars from start to exit coloured by 
 status, faults are bands over their targets' lanes. It is drawn from the timeline's
 ``run.json`` (real times, seconds since the timeline began) when its directory is still
 there, else from the planned timeline (driver-phase times). Everything user-written is
-HTML-escaped here. Imports only the standard library: ``html_report`` composes this.
+HTML-escaped here. Imports builtin_properties (which files hold records) only:
+``html_report`` composes this.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from composer.builtin_properties import record_files
 
 __all__ = ["Chart", "Failure", "chart_from_run", "chart_from_plan", "locate_failure",
            "svg", "tail", "STATUS_COLOURS", "FAULT_COLOURS"]
@@ -269,8 +272,7 @@ def locate_failure(directory: Path, prop: str, run: dict) -> Failure | None:
     nodes = sorted({str(i.get("node")) for i in invocations.values()}
                    | {str(n) for e in run.get("log") or [] if isinstance(e, dict)
                       for n in (e.get("nodes") or {})}, key=len, reverse=True)
-    files = sorted((directory / "sdk").glob("*.jsonl")) + [directory / "composer.jsonl"]
-    for path in files:
+    for path in record_files(directory):
         inner = _first_failing(path, prop)
         if inner is None:
             continue

@@ -31,7 +31,7 @@ from bench_local import fmt, log, median, run_figures, table
 
 from composer.html_report import write_report
 from composer.report import search_json
-from composer.runner import SETUP, ZERO_EXIT, completion_id
+from composer.builtin_properties import SETUP, ZERO_EXIT, completion_id
 
 TARGET_MS, TARGET_BYTES = 2000.0, 5 * 1024 * 1024
 NODES = ["kv-1", "kv-2", "kv-3", "client-1"]
