@@ -9,8 +9,13 @@ example's bug switched off (nothing stops or shrinks them): ``--generator guided
 ``--generator random`` of this tree, and the default generator of ``REV`` (default
 e2deb7a, the tree issue 12 was filed against: Hypothesis drawing timelines), checked out
 into a temporary git worktree and run with the same Python. Printed: the median
-timelines per minute of each, and guided's as a share of REV's and of random's. The
-three share the machine equally, so compare the ratios. Everything (worktree, example
+timelines per minute of each, and guided's as a share of REV's and of random's; then,
+because timelines per minute depend as much on how long the timelines a search chooses
+are as on composer, the mean planned driver phase and the overhead per timeline (wall
+clock beyond the driver phases: setup, first_ commands, heal, checks, teardown, the
+search itself), read the same way on every tree from the timelines' directories (every
+passing timeline is kept for that). The three share the machine equally, so compare the
+ratios. Everything (worktree, example
 copies) lives under one temporary directory, removed at the end, also on Ctrl-C.
 """
 
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,10 +40,25 @@ from bench_search import EXAMPLES, REPO, copy_example, log, table  # noqa: E402
 ARMS = ("then", "guided", "random")
 
 
-def rate(example, project: Path, arm: str, seed: int, seconds: float, then: Path) -> float:
+#: runs composer's command line keeping every passing timeline's directory (both trees
+#: have ``KEEP_PASSING``), so that every timeline's planned length can be read back
+KEEP_ALL = ("import sys, composer.explore as e; e.KEEP_PASSING = 10 ** 6; "
+            "from composer.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_minute: float
+    #: mean planned driver phase, seconds
+    length: float
+    #: wall clock per timeline beyond its driver phase, seconds
+    overhead: float
+
+
+def rate(example, project: Path, arm: str, seed: int, seconds: float, then: Path) -> Rate:
     """Timelines per minute of one exploration with the example's bug off."""
     env = {**os.environ, example.bug_env: "0"}
-    argv = [sys.executable, "-m", "composer.cli", "explore", str(project), "--json",
+    argv = [sys.executable, "-c", KEEP_ALL, "explore", str(project), "--json",
             "--quiet", "--cluster", example.cluster, "--duration", f"{seconds:g}s",
             "--reruns", "0", "--shrink-budget", "0.01s", "--seed", str(seed)]
     if arm == "then":  # the old tree first on the path: it imports as composer
@@ -50,7 +71,14 @@ def rate(example, project: Path, arm: str, seed: int, seconds: float, then: Path
         raise RuntimeError(f"{example.name} {arm} seed {seed}: exit {done.returncode}\n"
                            f"{done.stderr[-3000:]}")
     summary = json.loads(done.stdout)
-    return 60 * summary["timelines"] / summary["elapsed_seconds"]
+    timelines, elapsed = summary["timelines"], summary["elapsed_seconds"]
+    lengths = [json.loads(path.read_text())["length"]
+               for path in (project / ".composer" / "runs").glob("*/timelines/*/timeline.json")]
+    if len(lengths) != timelines:
+        raise RuntimeError(f"{example.name} {arm} seed {seed}: {len(lengths)} timeline "
+                           f"directories for {timelines} timelines")
+    return Rate(60 * timelines / elapsed, statistics.mean(lengths),
+                (elapsed - sum(lengths)) / timelines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q",
                         str(then), args.rev], check=True)
-        rows = []
+        rows: list[list[str]] = []
+        lengths: list[list[str]] = []
+        overheads: list[list[str]] = []
         for name in args.examples.split(","):
             example = EXAMPLES[name]
-            rates: dict[str, list[float]] = {arm: [] for arm in ARMS}
+            rates: dict[str, list[Rate]] = {arm: [] for arm in ARMS}
             for seed in range(1, args.seeds + 1):
                 log(f"{name}: seed {seed}/{args.seeds}, {args.seconds:g}s each")
                 projects = {arm: copy_example(name, tmp, f"{arm}-{seed}") for arm in ARMS}
@@ -84,15 +114,23 @@ def main(argv: list[str] | None = None) -> int:
                 for project in projects.values():
                     shutil.rmtree(project, ignore_errors=True)
                 log(f"{name} seed {seed}: " + ", ".join(
-                    f"{arm} {rates[arm][-1]:.1f}" for arm in ARMS))
-            median = {arm: statistics.median(rates[arm]) for arm in ARMS}
-            rows.append([name] + [f"{median[arm]:.1f}" for arm in ARMS]
-                        + [f"{median['guided'] / median['then']:.0%}",
-                           f"{median['guided'] / median['random']:.0%}"])
-        print(table(f"Timelines per minute, median of {args.seeds} seeds, {args.seconds:g}s "
-                    f"each, bugs off, three at once ('then' = the default search at "
-                    f"{args.rev})", ["example", "then", "guided", "random",
-                                     "guided/then", "guided/random"], rows))
+                    f"{arm} {r.per_minute:.1f}/min ({r.length:.2f}s + {r.overhead:.2f}s)"
+                    for arm, r in ((arm, rates[arm][-1]) for arm in ARMS)))
+            for field, unit, row in (("per_minute", "", rows), ("length", "s", lengths),
+                                     ("overhead", "s", overheads)):
+                median = {arm: statistics.median(getattr(r, field) for r in rates[arm])
+                          for arm in ARMS}
+                row.append([name] + [f"{median[arm]:.2f}{unit}" for arm in ARMS]
+                           + [f"{median['guided'] / median['then']:.0%}",
+                              f"{median['guided'] / median['random']:.0%}"])
+        head = ["example", "then", "guided", "random", "guided/then", "guided/random"]
+        what = (f"median of {args.seeds} seeds, {args.seconds:g}s each, bugs off, three at "
+                f"once ('then' = the default search at {args.rev})")
+        print(table(f"Timelines per minute, {what}", head, rows))
+        print(table("Mean planned driver phase per timeline (the search's choice), seconds",
+                    head, lengths))
+        print(table("Overhead per timeline (wall clock beyond the driver phase), seconds",
+                    head, overheads))
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(then)],
                        capture_output=True)
