@@ -89,7 +89,7 @@ async def _teardown(cluster: clusters.Cluster, run: _Run | None) -> None:
     errors = []
     steps = [cluster.cleanup]
     if run is not None:
-        run.nemesis.closing = True
+        run.nemesis.closing()
         steps.insert(0, run.nemesis.heal_all)
         run.commands.kill_running()
     for step in steps:
@@ -133,7 +133,7 @@ class _Run:
         if any(isinstance(e, Fault) and e.kind == "clock" for e in self.timeline.events):
             for service in self.services.values():
                 service.clock_file = self.record.directory / "nodes" / service.name / "clock"
-                self.nemesis.set_clock(service)
+                self.nemesis.clock.set_clock(service)
         self.hit_task = asyncio.ensure_future(self.hits.watch())  # setup's hits get their time
         if not await self.setup():
             return

@@ -158,6 +158,8 @@ class ServiceNode:
         #: "running", "killed", "stopped", "paused" or "exited"
         self.state = "new"
         self.starts = 0
+        #: a stop's grace wait, running beside the schedule
+        self._grace: asyncio.Future | None = None
 
     @property
     def name(self) -> str:
@@ -228,22 +230,23 @@ class ServiceNode:
     async def apply(self, kind: str) -> bool:
         """Apply process fault ``kind``; return False (nothing done) if not running.
 
-        The state changes before any waiting, so a heal that comes while a stop is still
-        waiting for the process to exit knows to restart it.
+        A stop sends SIGTERM and returns: the grace wait (then SIGKILL) runs beside the
+        schedule, so a service that ignores SIGTERM delays no later event, and a heal that
+        comes while it still waits kills and restarts it.
         """
         if self.state != "running" or self.process is None:
             return False
         if kind == "pause":
             self.state = "paused"
             self.process.signal(signal.SIGSTOP)
-        elif kind in ("kill", "stop"):
-            self.state = "killed" if kind == "kill" else "stopped"
-            self.process.signal(signal.SIGKILL if kind == "kill" else signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.shield(self.process.wait()), _STOP_GRACE)
-            except asyncio.TimeoutError:
-                self.process.signal(signal.SIGKILL)
-                await self.process.wait()
+        elif kind == "kill":
+            self.state = "killed"
+            self.process.signal(signal.SIGKILL)
+            await self.process.wait()
+        elif kind == "stop":
+            self.state = "stopped"
+            self.process.signal(signal.SIGTERM)
+            self._grace = asyncio.ensure_future(_kill_after(self.process, _STOP_GRACE))
         else:
             raise InfraError(f"{self.name}: {kind!r} is not a process fault")
         return True
@@ -265,6 +268,15 @@ class ServiceNode:
             self.state = "exited"
             return self.process.returncode
         return None
+
+
+async def _kill_after(process: Process, grace: float) -> None:
+    """SIGKILL ``process`` if it has not exited ``grace`` s from now."""
+    try:
+        await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+    except asyncio.TimeoutError:
+        process.signal(signal.SIGKILL)
+        await process.wait()
 
 
 def _exec(command: str) -> str:

@@ -115,15 +115,16 @@ def test_finally_runs_when_everything_completed(project):
     assert _stdout(run, "finally_check") == ["ran"]
 
 
+STUBBORN = CONFIG.replace("import socket, sys, time;", "import signal, socket, sys, time; "
+                          "signal.signal(signal.SIGTERM, signal.SIG_IGN);")
+
+
 def test_a_stop_still_waiting_for_its_exit_is_healed_by_a_restart(project):
     """A service that ignores SIGTERM is still exiting when the driver phase ends: the
     heal must kill and restart it, not leave the node down."""
     project.command("parallel_driver_quick", "print('quick')")
     project.command("finally_probe", PROBE)
-    stubborn = CONFIG.replace("import socket, sys, time;",
-                              "import signal, socket, sys, time; "
-                              "signal.signal(signal.SIGTERM, signal.SIG_IGN);")
-    project.config(stubborn)
+    project.config(STUBBORN)
     loaded = config.load(project.root)
     template = templates.discover(loaded.templates_dir)["main"]
     timeline = Timeline("main", length=1.0, seed=1, finally_="finally_probe", events=(
@@ -133,6 +134,32 @@ def test_a_stop_still_waiting_for_its_exit_is_healed_by_a_restart(project):
     asyncio.run(run_timeline(timeline, loaded, template, "local", project.root / "out"))
     run = json.loads((project.root / "out" / "run.json").read_text())
     assert _stdout(run, "finally_probe") == ["2"]
+
+
+
+def test_a_stop_of_a_service_ignoring_sigterm_comes_and_heals_at_its_planned_times(project):
+    """The 5 s grace wait of a stop runs beside the schedule: the fault is in the log at
+    its planned 1.0 s, the heal at 2.0 s, a kill on another node at its own 1.5 s
+    (before the fix: the stop logged at 6 s, healed at 7 s); each says when it was
+    planned."""
+    project.command("serial_driver_probe", PROBE)
+    timeline = Timeline("main", length=3.0, seed=1, events=(
+        Fault(1.0, "stop", ("db-1",), 1.0),
+        Fault(1.5, "kill", ("db-2",), 0.5),
+        Start(1.7, "serial_driver_probe", "client-1", 1),
+    ))
+    _, run = _run(project, timeline, STUBBORN)
+    phase = run["driver_phase_start"]
+    faults = {e["kind"]: e for e in run["log"] if e["what"] == "fault"}
+    heals = {e["targets"][0]: e for e in run["log"] if e["what"] == "heal"}
+    assert faults["stop"]["planned_t"] == round(phase + 1.0, 3)
+    assert faults["kill"]["planned_t"] == round(phase + 1.5, 3)
+    assert heals["db-1"]["planned_t"] == round(phase + 2.0, 3)
+    # a stop that waited out its grace would log at phase + 6 s, its heal at phase + 7 s
+    assert faults["stop"]["t"] < phase + 3.0
+    assert faults["stop"]["t"] < heals["db-1"]["t"] < phase + 4.0
+    # at 1.7 s db-2 is down; db-1, ignoring SIGTERM, still serves in its grace time
+    assert _stdout(run, "serial_driver_probe") == ["1"]
 
 
 CLOCK_SERVICE = """
