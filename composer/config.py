@@ -18,6 +18,7 @@ from composer.errors import ConfigError
 
 __all__ = [
     "CONFIG_NAME",
+    "PLACEHOLDER",
     "Project",
     "Service",
     "Ready",
@@ -37,6 +38,12 @@ DEFAULT_DRIVER_SERVICE = "client"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+#: the placeholders of a service command that name the node itself; {hosts.SERVICE} too
+_NODE_PLACEHOLDERS = ("host", "name", "index", "data")
+#: the placeholders composer fills in a service command
+PLACEHOLDER = re.compile(r"\{(host|name|index|data|hosts\.[A-Za-z0-9_-]+)\}")
+#: what looks like a placeholder ("{word}", "{word.word}"), but not the shell's "${VAR}"
+_LOOKS_LIKE_PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)?)\}")
 #: How ``typed`` names a TOML type in an error, with an example value.
 _TYPES = {int: ("an integer", "3"), str: ("a string", '"..."'), bool: ("true or false", "true"),
           dict: ("a table", '{ KEY = "value" }')}
@@ -188,7 +195,7 @@ def load(path: Path | str) -> Project:
             "see examples/kvstore/composer.toml"
         )
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is no error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     return _Validator(path).project(data)
@@ -263,6 +270,8 @@ class _Validator:
                     f"{DEFAULT_DRIVER_SERVICE!r} is taken: set drivers = true on one service"
                 )
             services.append(Service(name=DEFAULT_DRIVER_SERVICE, drivers=True))
+        for service in services:
+            self.placeholders(service, [s.name for s in services])
         return tuple(services)
 
     def service(self, name: str, raw: Any) -> Service:
@@ -297,6 +306,18 @@ class _Validator:
             coverage=coverage,
             log_states=log_states,
         )
+
+    def placeholders(self, service: Service, names: list[str]) -> None:
+        """Every ``{...}`` in a service command must be a placeholder composer fills."""
+        known = [*_NODE_PLACEHOLDERS, *(f"hosts.{n}" for n in names)]
+        for match in _LOOKS_LIKE_PLACEHOLDER.finditer(service.command or ""):
+            if match.group(1) not in known:
+                hint = difflib.get_close_matches(match.group(1), known, n=1)
+                raise self.fail(
+                    f"services.{service.name}.command: unknown placeholder {match.group(0)}"
+                    + (f"; did you mean {{{hint[0]}}}?" if hint else "")
+                    + f" Known: {', '.join('{' + k + '}' for k in known)} ({{index}} counts "
+                    "from 1; the shell's ${VAR} is left alone)")
 
     def ready(self, key: str, raw: Any, command: str | None) -> Ready | None:
         if raw is None:

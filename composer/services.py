@@ -22,13 +22,12 @@ from typing import cast
 
 from agent import clock
 from composer.clusters.base import ContainerNode, Node, Process, ProcessSpec
-from composer.config import Project, Service
+from composer.config import PLACEHOLDER, Project, Service
 from composer.errors import InfraError
 
-__all__ = ["Environment", "ServiceNode", "SetupFailed", "substitute", "PLACEHOLDER"]
+__all__ = ["Environment", "ServiceNode", "SetupFailed", "substitute"]
 
 #: The placeholders a service command may use; anything else in braces is left alone.
-PLACEHOLDER = re.compile(r"\{(host|name|index|data|hosts\.[A-Za-z0-9_-]+)\}")
 _SDK_ROOT = Path(__file__).resolve().parent.parent
 #: Holds the sitecustomize that traces a Python service's lines (``coverage = true``).
 _COVERAGE_SITE = Path(__file__).resolve().parent / "linecover_site"

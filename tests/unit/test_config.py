@@ -362,7 +362,8 @@ def test_project_is_frozen(tmp_path):
 
 
 def test_substitute_placeholders(tmp_path):
-    from composer.services import PLACEHOLDER, substitute
+    from composer.config import PLACEHOLDER
+    from composer.services import substitute
 
     node = SimpleNamespace(name="kv-2", address="127.0.1.2", data_dir=tmp_path / "data dir")
     hosts = {"kv": ["127.0.1.1", "127.0.1.2"], "client": ["127.0.2.1"]}
@@ -374,3 +375,26 @@ def test_substitute_placeholders(tmp_path):
     )
     assert PLACEHOLDER.findall("{host} {name} {index} {data} {hosts.kv} {nope}") == [
         "host", "name", "index", "data", "hosts.kv"]
+
+
+@pytest.mark.parametrize("command, message", [
+    ("run --peers {hosts.nope}", "unknown placeholder {hosts.nope}"),
+    ("run --data {dta}", "unknown placeholder {dta}; did you mean {data}?"),
+    ("run --peers {hosts.db}", "unknown placeholder {hosts.db}; did you mean {hosts.kv}?"),
+])
+def test_an_unknown_placeholder_is_a_config_error_naming_it(tmp_path, command, message):
+    error = load_error(tmp_path, f'[services.kv]\ncommand = "{command}"\n')
+    assert "services.kv.command" in error and message in error
+    assert "{hosts.client}" in error  # the known ones are listed, the default driver service too
+
+
+def test_shell_braces_are_no_placeholders(tmp_path):
+    text = ("[services.kv]\ncommand = '''sh -c 'echo ${HOME} {a,b}; awk \"{print $1}\"' "
+            "--peers {hosts.kv},{hosts.client} {index}'''\n")
+    assert config.load(write(tmp_path, text)).service("kv").command.startswith("sh -c")
+
+
+def test_a_utf8_bom_is_no_error(tmp_path):
+    path = tmp_path / "composer.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'[project]\nname = "bom"\n')
+    assert config.load(path).name == "bom"
