@@ -102,6 +102,12 @@ class RemoteProcess:
         elif not self._channel.ended.is_set() and self._channel.session is not None:
             self._channel.session.send_soon({"id": self._channel.id, "signal": int(sig)})
 
+    async def end_leftovers(self) -> bool:
+        """Not done over the agent yet: the agent signals a group only while its leader
+        runs (a reaped pid may be reused); what is left dies when the run's processes are
+        killed at cleanup."""
+        return False
+
     async def wait(self) -> int:
         """Return the exit code; raise AgentError if the connection is lost first."""
         if self._channel is None:

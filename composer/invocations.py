@@ -102,6 +102,9 @@ class Invocations:
                 inv.status = "exited"
         self.record.note("exit", command=inv.command.name, number=inv.number,
                          status=inv.status, exit_code=inv.exit_code)
+        if await inv.process.end_leftovers():  # its own exit decided, not a child's
+            self.record.note("leftovers killed", command=inv.command.name, number=inv.number,
+                             reason="processes it started were still running after it exited")
         if inv.status != "killed":
             self._judge(inv)
         async with self.changed:

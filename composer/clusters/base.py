@@ -59,6 +59,10 @@ class Process(Protocol):
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the process and all it started; no-op once it has exited."""
 
+    async def end_leftovers(self) -> bool:
+        """Once the process has exited, kill what it left running (a background child
+        still holding its stdout); return whether anything was left."""
+
     async def write_stdin(self, data: bytes) -> None:
         """Write to the process's stdin (started with ``ProcessSpec.stdin``)."""
 

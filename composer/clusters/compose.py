@@ -190,6 +190,9 @@ class ContainerProcess:
     async def wait(self) -> int:
         return await asyncio.shield(self._exit)
 
+    async def end_leftovers(self) -> bool:
+        return False  # the container is the process: what it started ended with it
+
     def save_logs(self) -> None:
         """Copy what the engine logged since this start into the service's log files."""
         for path, stdout in ((self._spec.stdout, True), (self._spec.stderr, False)):

@@ -26,6 +26,8 @@ from composer.errors import InfraError
 __all__ = ["HostProcess", "Reaper", "spawn", "destroy_all"]
 
 _CHUNK = 64 * 1024
+#: seconds between two looks at whether a process whose pipes are still open has exited
+_EXIT_POLL = 0.05
 _SETPRIV = shutil.which("setpriv")
 _REAPER = """
 import os, signal, subprocess, sys
@@ -95,12 +97,33 @@ class HostProcess:
         return code
 
     async def wait(self) -> int:
-        code = await self._proc.wait()
+        code = await self._exit_code()
         if self._whole_group and code < 0:
             await _group_gone(self._proc.pid)
         # A child that kept the pipes open must not hold us: give the logs a moment.
         await asyncio.wait(self._pumps, timeout=0.5)
         return code
+
+    async def _exit_code(self) -> int:
+        """The exit code as soon as the process exits. asyncio (3.11) wakes
+        ``Process.wait()`` only once the pipes are closed too, so a background child
+        still holding stdout would hold a command that has long exited; ``returncode``
+        is set at the exit itself."""
+        waiter = asyncio.ensure_future(self._proc.wait())
+        try:
+            while self._proc.returncode is None:
+                await asyncio.wait({waiter}, timeout=_EXIT_POLL)
+        finally:
+            waiter.cancel()
+        return self._proc.returncode
+
+    async def end_leftovers(self) -> bool:
+        if self._proc.returncode is None or not _group_alive(self.pid):
+            return False
+        self.signal(signal.SIGKILL)
+        await _group_gone(self.pid)
+        await asyncio.wait(self._pumps, timeout=0.5)  # what they wrote last is logged
+        return True
 
     def signal(self, sig: int) -> None:
         try:

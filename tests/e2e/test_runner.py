@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+import subprocess
 
 from composer import config, templates
 from composer.runner import run_timeline
@@ -300,3 +301,23 @@ def test_a_waiting_serial_driver_holds_back_no_later_parallel_driver(project):
     assert started[3] < 1.0, started  # it did not wait for the serial driver
     assert started[2] > started[3] + 1.2, started  # which ran alone, after both
     assert _stdout(run, "serial_driver_alone") == ["alone"]
+
+
+def test_a_driver_that_exits_0_leaving_a_child_on_its_stdout_exited_0(project):
+    """Its own exit decides (before the fix: judged timed out after command_timeout, so
+    "Commands finish with zero exit code" failed); the child is killed and noted."""
+    project.command("parallel_driver_forks",
+                    "#!/bin/sh\nsleep 333 &\necho forked\nexit 0\n")
+    timeline = Timeline("main", length=0.5, seed=1, events=(
+        Start(0.0, "parallel_driver_forks", "client-1", 1),))
+    _, run = _run(project, timeline)
+    [inv] = run["invocations"]
+    assert (inv["status"], inv["exit_code"]) == ("exited", 0)
+    assert _stdout(run, "parallel_driver_forks") == ["forked"]
+    assert [e["command"] for e in run["log"] if e["what"] == "leftovers killed"] == [
+        "parallel_driver_forks"]
+    records = [json.loads(line)["antithesis_assert"] for line in
+               (project.root / "out" / "composer.jsonl").read_text().splitlines()]
+    assert all(r["condition"] for r in records if r["id"] == "Commands finish with zero "
+               "exit code")
+    assert not subprocess.run(["pgrep", "-f", "sleep 333"], capture_output=True).stdout

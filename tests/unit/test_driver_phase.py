@@ -51,6 +51,9 @@ class FakeProcess:
         if not self.done.done():
             self.done.set_result(-sig)
 
+    async def end_leftovers(self) -> bool:
+        return False
+
     def end(self) -> None:
         self.done.set_result(0)
 
