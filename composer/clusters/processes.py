@@ -26,8 +26,8 @@ from composer.errors import InfraError
 __all__ = ["HostProcess", "Reaper", "spawn", "destroy_all"]
 
 _CHUNK = 64 * 1024
-#: seconds between two looks at whether a process whose pipes are still open has exited
-_EXIT_POLL = 0.05
+#: seconds between two looks at whether asyncio has reaped a process that has exited
+_REAP_POLL = 0.005
 _SETPRIV = shutil.which("setpriv")
 _REAPER = """
 import os, signal, subprocess, sys
@@ -107,14 +107,19 @@ class HostProcess:
     async def _exit_code(self) -> int:
         """The exit code as soon as the process exits. asyncio (3.11) wakes
         ``Process.wait()`` only once the pipes are closed too, so a background child
-        still holding stdout would hold a command that has long exited; ``returncode``
-        is set at the exit itself."""
+        still holding stdout would hold a command that has long exited; a pidfd says
+        when the process itself exits, and ``returncode`` is set soon after."""
+        if self._proc.returncode is not None:  # reaped: its pid may be another's now
+            return self._proc.returncode
         waiter = asyncio.ensure_future(self._proc.wait())
+        exited = _exit_of(self.pid)
         try:
-            while self._proc.returncode is None:
-                await asyncio.wait({waiter}, timeout=_EXIT_POLL)
+            await asyncio.wait({waiter, exited}, return_when=asyncio.FIRST_COMPLETED)
+            while self._proc.returncode is None:  # asyncio's child watcher reaps it now
+                await asyncio.sleep(_REAP_POLL)
         finally:
             waiter.cancel()
+            exited.cancel()
         return self._proc.returncode
 
     async def end_leftovers(self) -> bool:
@@ -170,6 +175,29 @@ def _group_alive(pgid: int) -> bool:
             if int(fields[2]) == pgid and fields[0] != b"Z":
                 return True
     return False
+
+
+def _exit_of(pid: int) -> asyncio.Future:
+    """A future done once process ``pid`` has exited (at once if it is gone already)."""
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone already
+        exited.set_result(None)
+        return exited
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    def close(_: asyncio.Future) -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+    loop.add_reader(fd, readable)
+    exited.add_done_callback(close)
+    return exited
 
 
 async def _group_gone(pgid: int) -> None:
