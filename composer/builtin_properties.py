@@ -12,11 +12,12 @@ from pathlib import Path
 
 from composer.templates import Template
 
-__all__ = ["SETUP", "ZERO_EXIT", "COMPLETION_PREFIX", "completion_id", "assertion",
+__all__ = ["SETUP", "ZERO_EXIT", "SERVICES_UP", "COMPLETION_PREFIX", "completion_id", "assertion",
            "builtin_catalog", "record_files", "is_builtin"]
 
 SETUP = "Setup completes"
 ZERO_EXIT = "Commands finish with zero exit code"
+SERVICES_UP = "Services stay up unless a fault stops them"
 #: what every "ran to completion" property's id starts with; the command's name follows
 COMPLETION_PREFIX = "Every command ran to completion at least once ("
 
@@ -28,7 +29,7 @@ def completion_id(command: str) -> str:
 
 def is_builtin(message: str) -> bool:
     """Whether an assertion message names one of composer's own properties."""
-    return message in (SETUP, ZERO_EXIT) or message.startswith(COMPLETION_PREFIX)
+    return message in (SETUP, ZERO_EXIT, SERVICES_UP) or message.startswith(COMPLETION_PREFIX)
 
 
 def assertion(id: str, display: str, condition: bool, hit: bool = True,
@@ -44,11 +45,15 @@ def assertion(id: str, display: str, condition: bool, hit: bool = True,
     return {"antithesis_assert": record}
 
 
-def builtin_catalog(template: Template, check_exit_code: bool = True) -> list[dict]:
-    """Return declarations of the built-in properties, so unreached ones are reported."""
+def builtin_catalog(template: Template, check_exit_code: bool = True,
+                    services_up: bool = False) -> list[dict]:
+    """Return declarations of the built-in properties, so unreached ones are reported;
+    ``services_up``: some service must stay up."""
     records = [assertion(SETUP, "Always", False, hit=False)]
     if check_exit_code:
         records.append(assertion(ZERO_EXIT, "Always", False, hit=False))
+    if services_up:
+        records.append(assertion(SERVICES_UP, "Always", False, hit=False))
     records += [assertion(completion_id(c.name), "Sometimes", False, hit=False)
                 for c in template.commands]
     return [r["antithesis_assert"] for r in records]

@@ -78,6 +78,9 @@ class Service:
     #: read what the service logs as templates (numbers, addresses masked), so the guided
     #: search sees the states it went through; default false
     log_states: bool = False
+    #: the service runs until composer stops it: an exit on its own (no fault aimed at
+    #: it) fails "Services stay up unless a fault stops them"; false for a one-shot job
+    stays_up: bool = True
     #: compose mode: the ``composer.compose.ComposeService`` whose container is the node
     #: (its main process is the service, its name the node's)
     container: Any = None
@@ -279,7 +282,7 @@ class _Validator:
         if not _NAME.match(name):
             raise self.fail(f"[{key}]: service names are lower-case letters, digits, - and _")
         table = self.table(raw, key, ("replicas", "command", "ready", "env", "drivers",
-                                      "coverage", "log_states"))
+                                      "coverage", "log_states", "stays_up"))
         replicas = self.typed(table, key, "replicas", int, 1)
         if not 1 <= replicas <= 250:
             raise self.fail(f"{key}.replicas={replicas} must be between 1 and 250")
@@ -305,6 +308,7 @@ class _Validator:
             drivers=self.typed(table, key, "drivers", bool, False),
             coverage=coverage,
             log_states=log_states,
+            stays_up=self.typed(table, key, "stays_up", bool, True),
         )
 
     def placeholders(self, service: Service, names: list[str]) -> None:

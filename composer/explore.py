@@ -132,8 +132,10 @@ class _Explorer:
         self.deadline = self.t0 + duration
         self.shrink_budget = shrink_budget
         declared = catalog.catalog([project.root])
+        stays_up = any(s.runs_process and s.stays_up for s in project.services)
         for template in templates.values():
-            declared += builtin_catalog(template, project.options_for(template.name).check_exit_code)
+            declared += builtin_catalog(
+                template, project.options_for(template.name).check_exit_code, stays_up)
         self.result = Exploration(run_dir, properties.PropertyTable(declared), {})
         for template in templates.values():
             self.result.utilization.declare(template)

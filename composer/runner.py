@@ -22,7 +22,7 @@ from typing import Any
 
 from composer import clusters
 from composer.clusters.base import Node
-from composer.builtin_properties import SETUP, assertion
+from composer.builtin_properties import SERVICES_UP, SETUP, assertion
 from composer.config import Project
 from composer.driver_phase import run_driver_phase
 from composer.errors import InfraError
@@ -89,6 +89,7 @@ async def _teardown(cluster: clusters.Cluster, run: _Run | None) -> None:
     errors = []
     steps = [cluster.cleanup]
     if run is not None:
+        run.services_stayed_up()  # before anything is killed
         run.nemesis.closing()
         steps.insert(0, run.nemesis.heal_all)
         run.commands.kill_running()
@@ -128,6 +129,8 @@ class _Run:
         self.setup_error: str | None = None
         self.hit_task: asyncio.Future | None = None
         self.phase_start: float | None = None
+        #: services that exited on their own
+        self.crashed: list[str] = []
 
     async def main(self) -> None:
         if any(isinstance(e, Fault) and e.kind == "clock" for e in self.timeline.events):
@@ -137,6 +140,9 @@ class _Run:
         self.hit_task = asyncio.ensure_future(self.hits.watch())  # setup's hits get their time
         if not await self.setup():
             return
+        for service in self.services.values():
+            if service.service.stays_up:
+                service.on_exit = self.exited_on_its_own
         self.driver_node = self.project.driver_nodes()[0]
         if self.timeline.first:
             await self.run_to_end(self.timeline.first)
@@ -162,6 +168,23 @@ class _Run:
         else:
             self.record.note("skip", command=self.timeline.finally_,
                              reason="not every command completed on its own")
+
+    def exited_on_its_own(self, service: ServiceNode, code: int) -> None:
+        """A service process ended while no fault held it: usually the bug."""
+        self.crashed.append(service.name)
+        self.record.note("service exited", node=service.name, exit_code=code)
+        self.record.assertion(assertion(SERVICES_UP, "Always", False, details={
+            "node": service.name, "exit_code": code, "at": round(self.record.now(), 3),
+            "stderr": str(service.spec.stderr)}))
+
+    def services_stayed_up(self) -> None:
+        """At the end of the run, before teardown kills everything: the run's one
+        passing record when no service crashed."""
+        watched = [s for s in self.services.values() if s.on_exit is not None]
+        for service in watched:
+            service.on_exit = None  # what happens from here on is composer's doing
+        if watched and not self.crashed:
+            self.record.assertion(assertion(SERVICES_UP, "Always", True))
 
     async def run_to_end(self, name: str) -> None:
         """Run the timeline's first, eventually or finally command until it ends."""

@@ -16,7 +16,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -159,6 +159,10 @@ class ServiceNode:
         self.starts = 0
         #: a stop's grace wait, running beside the schedule
         self._grace: asyncio.Future | None = None
+        #: called with this node and the exit code when its process exits while no fault
+        #: holds it (set by the runner once setup is over)
+        self.on_exit: Callable[[ServiceNode, int], None] | None = None
+        self._exit_watch: asyncio.Future | None = None
 
     @property
     def name(self) -> str:
@@ -193,6 +197,15 @@ class ServiceNode:
             self.spec = self._spec(("/bin/sh", "-c", _exec(command)), label)
             self.process = await self.node.start(self.spec)
         self.state = "running"
+        self._exit_watch = asyncio.ensure_future(self._watch_exit(self.process))
+
+    async def _watch_exit(self, process: Process) -> None:
+        """Mark the service exited the moment its process ends while no fault holds it."""
+        code = await process.wait()
+        if self.process is process and self.state == "running":
+            self.state = "exited"
+            if self.on_exit is not None:
+                self.on_exit(self, code)
 
     async def wait_ready(self, deadline: float) -> None:
         """Wait until the readiness check passes; ``SetupFailed`` at ``deadline`` or exit."""

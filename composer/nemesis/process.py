@@ -24,19 +24,28 @@ class ProcessFaults(Family):
         self.faulted: dict[str, str] = {}
 
     async def hold(self, fault: Fault, due: float) -> None:
-        hit = []
+        hit, skipped = [], {}
         for target in fault.targets:
             service = self.services.get(target)
-            if service is None or target in self.faulted or service.state != "running":
-                continue
-            # Recorded before applying: a heal may come while a stop still waits.
-            self.faulted[target] = fault.kind
-            hit.append(target)
+            if service is None:
+                continue  # a node without a service process
+            service.check_exited()
+            if target in self.faulted:
+                skipped[target] = f"{self.faulted[target]} holds it"
+            elif service.state != "running":
+                skipped[target] = f"{service.state}, not running"
+            else:
+                # Recorded before applying: a heal may come while a stop still waits.
+                self.faulted[target] = fault.kind
+                hit.append(target)
         await asyncio.gather(*(self.services[t].apply(fault.kind) for t in hit))
-        self.note("fault", kind=fault.kind, targets=hit, planned=list(fault.targets),
-                  planned_t=self.planned(due))
+        if skipped:
+            self.note("skip", fault=fault.kind, targets=list(skipped), reason="; ".join(
+                f"{target}: {why}" for target, why in skipped.items()))
         if not hit:
             return
+        self.note("fault", kind=fault.kind, targets=hit, planned=list(fault.targets),
+                  planned_t=self.planned(due))
         try:
             await self.until(due + fault.duration)
         finally:

@@ -321,3 +321,50 @@ def test_a_driver_that_exits_0_leaving_a_child_on_its_stdout_exited_0(project):
     assert all(r["condition"] for r in records if r["id"] == "Commands finish with zero "
                "exit code")
     assert not subprocess.run(["pgrep", "-f", "sleep 333"], capture_output=True).stdout
+
+
+CRASHING = """
+[services.db]
+replicas = 2
+command = "python3 -c 'import socket, sys, time; s = socket.create_server((sys.argv[1], 7000)); time.sleep(0.3 if sys.argv[2] == \\"db-1\\" else 600); sys.exit(7)' {host} {name}"
+ready = { tcp = 7000 }
+"""
+
+
+def _services_up(project) -> list[dict]:
+    lines = (project.root / "out" / "composer.jsonl").read_text().splitlines()
+    return [r for r in (json.loads(line)["antithesis_assert"] for line in lines)
+            if r["id"] == "Services stay up unless a fault stops them"]
+
+
+def test_a_service_that_exits_on_its_own_fails_services_stay_up(project):
+    """db-1 exits 7 on its own; no fault was aimed at it (before the fix: nothing said
+    so). A kill aimed at it afterwards is skipped, not applied; db-2 is killed by a
+    fault and restarted, which is no crash."""
+    project.command("serial_driver_wait", "import time; time.sleep(0.5)")
+    timeline = Timeline("main", length=1.5, seed=1, events=(
+        Start(0.0, "serial_driver_wait", "client-1", 1),
+        Fault(1.0, "kill", ("db-1", "db-2"), 0.2),
+    ))
+    _, run = _run(project, timeline, CRASHING)
+    assert [(e["node"], e["exit_code"]) for e in run["log"] if e["what"] == "service exited"
+            ] == [("db-1", 7)]
+    [fault] = [e for e in run["log"] if e["what"] == "fault"]
+    assert fault["targets"] == ["db-2"]
+    [skip] = [e for e in run["log"] if e["what"] == "skip"]
+    assert skip["targets"] == ["db-1"] and "exited" in skip["reason"]
+    [record] = _services_up(project)
+    assert not record["condition"] and record["details"]["node"] == "db-1"
+    assert record["details"]["exit_code"] == 7
+
+
+def test_services_that_stay_up_pass_and_stays_up_false_lets_one_exit(project):
+    project.command("serial_driver_wait", "import time; time.sleep(0.5)")
+    timeline = Timeline("main", length=1.0, seed=1, events=(
+        Fault(0.1, "kill", ("db-2",), 0.2),))
+    _, run = _run(project, timeline)  # killed by a fault, restarted: no crash
+    assert [r["condition"] for r in _services_up(project)] == [True]
+    (project.root / "out").rename(project.root / "first")
+    _, run = _run(project, timeline, CRASHING.replace('ready =', 'stays_up = false\nready ='))
+    assert _services_up(project) == []
+    assert not [e for e in run["log"] if e["what"] == "service exited"]
