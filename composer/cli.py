@@ -182,7 +182,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _explore(args: argparse.Namespace) -> int:
+    from composer.budget import Budget
     from composer.explore import explore
+    from composer.interrupts import interrupts_deferred
     from composer.progress import Progress
     from composer.report import print_findings, print_properties, write_summary
 
@@ -192,7 +194,8 @@ def _explore(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     print(f"exploring {project.name!r} on {args.cluster} for {args.duration:g}s "
           f"(templates: {', '.join(found)}; faults: "
-          f"{', '.join(sorted(caps.faults)) if caps.fault_targets else 'none'})",
+          f"{', '.join(sorted(caps.faults)) if caps.fault_targets else 'none'}); "
+          f"{Budget(args.duration, args.shrink_budget, args.reruns, 0).describe()}",
           file=out, flush=True)
     progress = Progress(args.duration, quiet=args.quiet, live=False if args.json else None)
     result = explore(project, found, args.cluster, caps, run_dir, duration=args.duration,
@@ -201,14 +204,16 @@ def _explore(args: argparse.Namespace) -> int:
                      progress=progress)
     failing = result.table.failing()
     code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK
-    summary = write_summary(run_dir, project=project, backend=args.cluster, seed=args.seed,
-                            exploration=result, exit_code=int(code), argv=sys.argv[1:])
-    try:
-        report: Path | str = _write_results(run_dir)
-    except Exception as exc:  # a report bug must not cost the run its verdict
-        print(f"composer: warning: could not write the report: {exc!r}; see "
-              f"composer --debug report {run_dir}", file=sys.stderr)
-        report = "not written (see the warning above)"
+    with interrupts_deferred():
+        summary = write_summary(run_dir, project=project, backend=args.cluster,
+                                seed=args.seed, exploration=result, exit_code=int(code),
+                                argv=sys.argv[1:])
+        try:
+            report: Path | str = _write_results(run_dir)
+        except Exception as exc:  # a report bug must not cost the run its verdict
+            print(f"composer: warning: could not write the report: {exc!r}; see "
+                  f"composer --debug report {run_dir}", file=sys.stderr)
+            report = "not written (see the warning above)"
     if args.json:
         print(summary.read_text(), end="")
         return 130 if result.stopped_early else code

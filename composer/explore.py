@@ -19,13 +19,15 @@ from pathlib import Path
 
 from composer import catalog, properties
 from composer.behaviour import observe
+from composer.budget import Budget
+from composer.builtin_properties import builtin_catalog, record_files
 from composer.config import Project
 from composer.corpus import Corpus
 from composer.faults import Capabilities
+from composer.interrupts import interrupts_deferred
 from composer.linecover import lines_run
 from composer.logstates import logged_states
 from composer.mutate import Space
-from composer.builtin_properties import builtin_catalog, record_files
 from composer.runner import TimelineResult, run_timeline
 from composer.search import Arm, Candidate, GuidedSearch, RandomSearch
 from composer.shrink import shrink
@@ -88,6 +90,8 @@ class Finding:
     replay: Path | None = None
     #: the chain of timelines it was mutated from, newest first: (number, origin)
     lineage: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    #: what was cut short by the budget or an interrupt ("shrinking: ...", "re-runs: ...")
+    cut_short: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -128,9 +132,10 @@ class _Explorer:
         self.reruns = reruns
         self.stop_on_failure = stop_on_failure
         self.progress = progress
-        self.t0 = time.monotonic()
-        self.deadline = self.t0 + duration
-        self.shrink_budget = shrink_budget
+        self.budget = Budget(duration, shrink_budget, reruns, project.explore.timeline)
+        self.t0 = self.budget.t0
+        #: set by --stop-on-failure once the first failure is shrunk
+        self.stopped = False
         declared = catalog.catalog([project.root])
         stays_up = any(s.runs_process and s.stays_up for s in project.services)
         for template in templates.values():
@@ -155,8 +160,10 @@ class _Explorer:
         number = self.result.timelines + 1
         directory = self.run_dir / "timelines" / f"{number:05d}"
         self.progress.timeline_started(number, timeline)
+        began = time.monotonic()
         judged = run_one(timeline, self.project, self.templates[timeline.template],
                          self.backend, directory, self.progress.event)
+        self.budget.ran(time.monotonic() - began)
         self.result.timelines = number
         self.result.utilization.add(judged.result.log)
         self.result.garbage_lines += judged.garbage_lines
@@ -215,7 +222,7 @@ class _Explorer:
         """Run what ``search`` proposes until the budget is spent; shrink what fails."""
         self.result.generator = search.name
         self.result.sources = search.arms
-        while time.monotonic() < self.deadline:
+        while not self.stopped and self.budget.may_search(len(self.result.findings)):
             candidate = search.next()
             self.execute(candidate.timeline, candidate, search)
             self.shrink_new_findings()
@@ -258,10 +265,16 @@ class _Explorer:
                 self.progress.note(f"shrunk to {len(smaller.events)} events, "
                                    f"{smaller.length:.1f}s")
 
-            shrink(finding.smallest, fails, time.monotonic() + self.shrink_budget, step)
+            # a candidate starts only if its confirmations end before the deadline
+            deadline = (self.budget.shrink_deadline(len(self.result.findings))
+                        - _SHRINK_CONFIRMATIONS * self.budget.per_timeline())
+            shrink(finding.smallest, fails, deadline, step)
+            if time.monotonic() >= deadline:
+                finding.cut_short.append("shrinking: out of time (--duration or "
+                                         "--shrink-budget)")
             self.progress.note(f"shrinking {finding.property!r} done", stage="exploring")
             if self.stop_on_failure:
-                self.deadline = time.monotonic()
+                self.stopped = True
 
     # -- after the search ----------------------------------------------------------------------
 
@@ -270,17 +283,25 @@ class _Explorer:
             self.progress.note(f"re-running the shrunk timeline of {finding.property!r} "
                                f"{self.reruns} times", stage="re-running")
             for i in range(self.reruns):
+                if not self.budget.may_rerun():
+                    finding.cut_short.append(f"re-runs: {i} of {self.reruns} fit in --duration")
+                    break
                 directory = self.run_dir / "reruns" / f"{_slug(finding.property)}-{i + 1}"
                 judged = run_one(finding.smallest, self.project,
                                  self.templates[finding.smallest.template], self.backend,
                                  directory)
                 finding.reruns += 1
                 finding.reproduced += finding.property in judged.violations
-            finding.replay = save_replay(
-                Replay(self.project.source if self.project.compose else self.project.root,
-                       self.backend, finding.property, finding.smallest,
-                       f"{finding.reproduced}/{finding.reruns}"),
-                replays_dir, f"{self.run_dir.name}-{_slug(finding.property)}")
+            self.save(finding, replays_dir)
+
+    def save(self, finding: Finding, replays_dir: Path) -> None:
+        """Save ``finding``'s smallest timeline as a replay (also when not re-run)."""
+        finding.replay = save_replay(
+            Replay(self.project.source if self.project.compose else self.project.root,
+                   self.backend, finding.property, finding.smallest,
+                   f"{finding.reproduced}/{finding.reruns}" if finding.reruns
+                   else "not re-run"),
+            replays_dir, f"{self.run_dir.name}-{_slug(finding.property)}")
 
 
 def _slug(text: str) -> str:
@@ -311,14 +332,20 @@ def explore(project: Project, templates: Mapping[str, Template], backend: str,
         search: RandomSearch = RandomSearch(explorer.space, corpus, rng)
     else:
         search = GuidedSearch(explorer.space, corpus, rng, explorer.saved_failures())
+    replays = project.root / ".composer" / "replays"
     try:
         try:
             explorer.search(search)
+            explorer.reproduce(replays)
         except KeyboardInterrupt:
-            explorer.result.stopped_early = True
-            progress.note("interrupted: reporting what was found so far")
-        if not explorer.result.stopped_early:
-            explorer.reproduce(project.root / ".composer" / "replays")
+            with interrupts_deferred():
+                explorer.result.stopped_early = True
+                progress.note("interrupted: saving what was found so far")
+                for finding in explorer.result.findings.values():
+                    if finding.replay is None:
+                        finding.cut_short.append(
+                            f"interrupted: saved as it was after {finding.reruns} re-run(s)")
+                        explorer.save(finding, replays)
     finally:
         progress.done()  # the terminal gets its cursor back, whatever happened
     explorer.result.elapsed = time.monotonic() - explorer.t0

@@ -265,6 +265,8 @@ def _finding(i: int, f: dict, run_dir: Path) -> str:
             ("reproduced", rate)]
     if f.get("lineage"):
         rows.insert(1, ("found by", hs.lineage(f["lineage"])))
+    if isinstance(f.get("cut_short"), list) and f["cut_short"]:
+        rows.append(("cut short", "; ".join(_e(str(w)) for w in f["cut_short"])))
     if f.get("replay"):
         rows.append(("replay", f"<code>{_e(replay_command(Path(str(f['replay']))))}</code>"))
     directory = _timeline_dir(f, run_dir)

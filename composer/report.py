@@ -50,6 +50,7 @@ def write_summary(run_dir: Path, *, project: Any, backend: str, seed: int | None
             "replay": str(finding.replay) if finding.replay else None,
             "first_timeline": finding.number,
             "lineage": [{"timeline": n, "origin": o} for n, o in finding.lineage],
+            "cut_short": list(finding.cut_short),
         })
     summary = {
         "version": SUMMARY_VERSION,
@@ -123,6 +124,8 @@ def print_findings(findings: dict, out: TextIO) -> None:
             out.write(f"  {line}\n")
         if finding.reruns:
             out.write(f"  reproduced in {finding.reproduced}/{finding.reruns} re-runs\n")
+        for what in finding.cut_short:
+            out.write(f"  cut short: {what}\n")
         out.write(f"  logs: {finding.directory}\n")
         if finding.replay:
             out.write(f"  replay: {replay_command(finding.replay)}\n")

@@ -4,6 +4,10 @@ shrunk to those two, saved as a replay that reproduces; without the bug the run 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -83,7 +87,7 @@ def test_explore_without_the_bug_runs_its_duration_and_passes(project):
     assert result.code == 0, result.output
     summary = project.summary()
     assert summary["findings"] == [] and summary["exit_code"] == 0
-    assert summary["elapsed_seconds"] >= 20
+    assert summary["elapsed_seconds"] >= 15  # the last timeline that fits ends the run
     assert summary["timelines"] >= 3
     assert all(p["status"] == "pass" for p in summary["properties"]), summary["properties"]
 
@@ -128,3 +132,52 @@ def test_the_next_exploration_re_runs_saved_failures_first(project):
     project.composer("explore", "--duration", "3s", "--seed", "5", "--reruns", "0",
                      "--stop-on-failure", "--shrink-budget", "1s")
     assert _first_timelines(project, 1) != [saved]
+
+
+def make_always_failing(project):
+    """Every timeline fails at once, and shrinking its many events takes long."""
+    project.config(CONFIG)
+    project.command("parallel_driver_fail",
+                    "import sdk, time; sdk.always(False, 'Never holds'); time.sleep(0.2)")
+
+
+def test_duration_bounds_search_shrinking_and_re_runs(project):
+    """--duration 12s with the defaults (120 s of shrinking, 5 re-runs): before the fix
+    shrinking and re-runs came after the 12 s, unbounded (a 5 s run took 50 s)."""
+    make_always_failing(project)
+    began = time.monotonic()
+    result = project.composer("explore", "--duration", "12s", "--seed", "4")
+    wall = time.monotonic() - began
+    assert result.code == 1, result.output
+    assert "budget 12s in all" in result.stdout  # the split, said at the start
+    (finding,) = project.summary()["findings"]
+    assert finding["cut_short"], finding  # shrinking or re-runs did not all fit
+    assert "cut short: " in result.stdout
+    assert finding["replay"] and json.loads(open(finding["replay"]).read())["property"] == (
+        "Never holds")
+    # one timeline (about 3 s) may end after the budget, plus starting and reporting
+    assert project.summary()["elapsed_seconds"] < 12 + 6, wall
+
+
+def test_three_quick_ctrl_c_after_a_failure_keep_the_replay_and_the_report(project):
+    make_always_failing(project)
+    proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "explore", "--duration",
+                             "5m", "--seed", "4"], cwd=project.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        runs = project.root / ".composer" / "runs"
+        while time.monotonic() < deadline and not list(runs.glob("*/timelines/00002")):
+            time.sleep(0.1)  # the first timeline failed; shrinking runs the second
+        for _ in range(3):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    run = project.last_run()
+    assert (run / "report.html").is_file() and (run / "junit.xml").is_file(), err
+    (finding,) = project.summary()["findings"]
+    assert finding["replay"] and finding["reruns"] == 0
+    assert any("interrupted" in what for what in finding["cut_short"])

@@ -95,7 +95,7 @@ def test_kill_and_stop_end_the_process_and_heal_restarts_it_with_its_data(tmp_pa
             for kind, code in (("kill", -9), ("stop", -15)):
                 old = service.process
                 assert await service.apply(kind)
-                assert old.returncode == code
+                assert await old.wait() == code  # a stop returns at once, its exit follows
                 assert not await service.apply(kind)  # already down: nothing to do
                 await service.heal()
                 assert service.process is not old and service.process.returncode is None
