@@ -243,6 +243,7 @@ def _replay(args: argparse.Namespace) -> int:
     if replay.timeline.template not in found:
         raise ConfigError(f"{args.replay}: template {replay.timeline.template!r} is no longer in "
                           f"{project.templates_dir}")
+    _check_replay_fits(args.replay, replay.timeline, project, found[replay.timeline.template])
     backend = args.cluster or replay.backend
     needed = {e.kind for e in replay.timeline.events if isinstance(e, Fault)}
     missing = needed - clusters.capabilities(backend)
@@ -263,6 +264,32 @@ def _replay(args: argparse.Namespace) -> int:
         progress.done()
     print(f"reproduced {reproduced}/{args.runs}; logs in {run_dir}")
     return ExitCode.PROPERTY_FAILED if reproduced else ExitCode.OK
+
+
+def _check_replay_fits(path: Path, timeline, project: config.Project, template) -> None:
+    """``ConfigError`` naming the nodes and commands of a replay its project no longer has."""
+    from composer.timeline import Fault, Start
+
+    nodes = {n for s in project.services for n in s.node_names()}
+    named = set()
+    commands = {c for c in (timeline.first, timeline.eventually, timeline.finally_) if c}
+    for event in timeline.events:
+        if isinstance(event, Start):
+            named.add(event.node)
+            commands.add(event.command)
+        elif isinstance(event, Fault):
+            named.update(event.targets)
+            if event.after is not None and event.after.node is not None:
+                named.add(event.after.node)
+    missing = sorted(named - nodes)
+    gone = sorted(commands - {c.name for c in template.commands})
+    if missing or gone:
+        what = ([f"node(s) {', '.join(missing)} (it has {', '.join(sorted(nodes))})"]
+                if missing else []) + ([f"command(s) {', '.join(gone)} in template "
+                                        f"{template.name!r}"] if gone else [])
+        raise ConfigError(f"{path}: the replay names {' and '.join(what)} that "
+                          f"{project.source} no longer has; it was saved against another "
+                          "version of the project: restore that, or explore again")
 
 
 def _replay_runs(runs: int, replay, project: config.Project, found, backend: str,
@@ -293,10 +320,26 @@ def _write_results(run_dir: Path) -> Path:
 
 
 def _report(args: argparse.Namespace) -> int:
-    if not (args.run_dir / "summary.json").is_file():
+    from composer.report import SUMMARY_VERSION
+
+    path = args.run_dir / "summary.json"
+    if not path.is_file():
         raise ConfigError(f"{args.run_dir}: no summary.json here; give a run directory such "
-                          "as .composer/runs/<id> (written by composer explore)")
-    report = _write_results(args.run_dir)
+                          "as .composer/runs/<id> (written by composer explore or run)")
+    try:
+        summary = json.loads(path.read_text(errors="replace"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not JSON ({exc}); the run was cut off while writing "
+                          "it: run composer explore again") from None
+    version = summary.get("version") if isinstance(summary, dict) else None
+    if not isinstance(version, int) or not 1 <= version <= SUMMARY_VERSION:
+        raise ConfigError(f"{path}: not a composer summary of a version this composer reads "
+                          f"(version {version!r}; reads 1 to {SUMMARY_VERSION})")
+    try:
+        report = _write_results(args.run_dir)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path}: a field composer needs is missing or malformed "
+                          f"({exc!r}); run composer explore again") from None
     print(f"report: {report}\njunit:  {args.run_dir / 'junit.xml'}")
     if args.open:
         import webbrowser

@@ -226,6 +226,9 @@ def load_replay(path: Path) -> Replay:
     """Read a replay file; ``ValueError`` naming the file if it is not one."""
     try:
         data = json.loads(path.read_text())
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"version {data.get('version')!r}; this composer reads version "
+                             f"{FORMAT_VERSION}")
         return Replay(
             project=Path(data["project"]),
             backend=str(data["backend"]),
@@ -233,5 +236,5 @@ def load_replay(path: Path) -> Replay:
             timeline=Timeline.from_json(data["timeline"]),
             reproduced=str(data.get("reproduced", "")),
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: not a composer replay file ({exc})") from None

@@ -128,3 +128,42 @@ def test_report_writes_the_html_and_junit_of_a_run_again(project):
     assert 'name="Fine"' in (run_dir / "junit.xml").read_text()
     missing = project.composer("report", str(project.root))
     assert missing.code == 2 and "no summary.json here" in missing.stderr
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", "not JSON"),
+    ('{"version": 3, "proj', "not JSON"),  # cut off while being written
+    ("[]", "not a composer summary"),
+    ('{"version": 99}', "not a composer summary of a version this composer reads"),
+    ('{"version": 3}', "a field composer needs is missing"),
+])
+def test_report_of_a_broken_summary_is_a_usage_error_saying_so(project, text, expected):
+    run_dir = project.root / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(text)
+    result = project.composer("report", str(run_dir))
+    assert result.code == 2, result.output
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_replay_that_no_longer_fits_its_project_is_a_usage_error_naming_what(project):
+    import json
+
+    project.config(SIMPLE)
+    project.command("parallel_driver_ok", "print('ok')")
+    timeline = {"version": 1, "template": "main", "length": 1.0, "seed": 1, "events": [
+        {"type": "start", "at": 0.0, "command": "parallel_driver_ok", "node": "client-9",
+         "seed": 1},
+        {"type": "start", "at": 0.1, "command": "parallel_driver_gone", "node": "client-1",
+         "seed": 2}]}
+    replay = {"version": 1, "project": str(project.root), "backend": "local",
+              "property": "P", "timeline": timeline}
+    path = project.root / "replay.json"
+    path.write_text(json.dumps(replay))
+    result = project.composer("replay", str(path))
+    assert result.code == 2, result.output
+    assert "node(s) client-9 (it has client-1)" in result.stderr
+    assert "command(s) parallel_driver_gone" in result.stderr
+    path.write_text(json.dumps({**replay, "version": 7}))
+    result = project.composer("replay", str(path))
+    assert result.code == 2 and "version 7" in result.stderr, result.output
