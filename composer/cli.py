@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("composer: interrupted; every process was stopped", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of composer's: never exit 1, which means "a property failed"
+        if args.debug:
+            traceback.print_exc()
+        print(f"composer: internal error: {exc!r}; this is a bug in composer: run again with "
+              "--debug for the traceback and report it", file=sys.stderr)
+        return int(ExitCode.INFRA)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -61,26 +67,24 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
     overrides = {}
     if getattr(args, "timeline", None):
         overrides["timeline"] = args.timeline
-    if getattr(args, "max_parallel", None):
-        if args.max_parallel < 1:
-            raise ConfigError(f"--max-parallel={args.max_parallel} must be at least 1")
+    if getattr(args, "max_parallel", None) is not None:
         overrides["max_parallel"] = args.max_parallel
     if getattr(args, "command_timeout", None):
         overrides["command_timeout"] = args.command_timeout
-    if getattr(args, "faults", None):
-        kinds = () if args.faults == "none" else tuple(k.strip() for k in args.faults.split(","))
-        for kind in kinds:
-            if kind not in config.FAULT_KINDS:
-                raise ConfigError(f"--faults: unknown fault kind {kind!r}; known: "
-                                  f"{', '.join(config.FAULT_KINDS)}")
-        overrides["faults"] = kinds
+    if getattr(args, "faults", None) is not None:
+        overrides["faults"] = args.faults
     if overrides:
         project = dataclasses.replace(
             project, explore=dataclasses.replace(project.explore, **overrides))
     if getattr(args, "setup_timeout", None):
         project = dataclasses.replace(
             project, setup=dataclasses.replace(project.setup, timeout=args.setup_timeout))
-    return project, found if found is not None else templates.discover(project.templates_dir)
+    found = found if found is not None else templates.discover(project.templates_dir)
+    unknown = [name for name, _ in project.template_options if name not in found]
+    if unknown:
+        raise ConfigError(f"{project.source}: [template.{unknown[0]}] names no template; "
+                          f"the templates are {', '.join(found)} (in {project.templates_dir})")
+    return project, found
 
 
 def _load_compose(path: Path, args: argparse.Namespace
@@ -232,8 +236,6 @@ def _replay(args: argparse.Namespace) -> int:
     from composer.progress import Progress
     from composer.timeline import Fault, load_replay
 
-    if args.runs < 1:
-        raise ConfigError(f"--runs={args.runs} must be at least 1")
     try:
         replay = load_replay(args.replay)
     except ValueError as exc:

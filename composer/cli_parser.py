@@ -23,20 +23,57 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _whole(minimum: int, maximum: int | None = None):
+    """A whole-number argument type with bounds, so 0 or -1 is an error, not ignored."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"{value} must be {bounds}")
+        return value
+    return parse
+
+
+def _fault_kinds(text: str) -> tuple[str, ...]:
+    """Comma-separated fault kinds, or "none"; an empty list is an error (ambiguous)."""
+    if text.strip() == "none":
+        return ()
+    kinds = tuple(k.strip() for k in text.split(","))
+    if not all(kinds):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give comma-separated fault kinds ({', '.join(config.FAULT_KINDS)}) "
+            "or 'none' for no faults")
+    for kind in kinds:
+        if kind not in config.FAULT_KINDS:
+            raise argparse.ArgumentTypeError(
+                f"unknown fault kind {kind!r}; known: {', '.join(config.FAULT_KINDS)}")
+    return kinds
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the parser of ``composer``'s arguments."""
     parser = argparse.ArgumentParser(
         prog="composer",
         description="Property-based autonomous testing of distributed systems: discover driver "
-        "commands, bring up a cluster, explore timelines of commands and faults with Hypothesis, "
-        "shrink failures and replay them.",
+        "commands, bring up a cluster, explore timelines of commands and faults (guided by "
+        "what the system did), shrink failures and replay them.",
     )
     parser.add_argument("--version", action="version", version=f"composer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    def add_parser(name: str, **kwargs) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, **kwargs)
+        # also after the subcommand; SUPPRESS keeps a --debug given before it
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
+        return p
+
     def project_command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        p = add_parser(name, help=help, description=help)
         p.add_argument("project", nargs="?", default=".", type=Path,
                        help="directory holding composer.toml, or a docker-compose file "
                        "(default: %(default)s)")
@@ -54,14 +91,14 @@ def parser() -> argparse.ArgumentParser:
     def explore_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--timeline", type=_duration, metavar="DURATION",
                        help="longest driver phase (overrides [explore] timeline)")
-        p.add_argument("--max-parallel", type=int, metavar="N",
+        p.add_argument("--max-parallel", type=_whole(1, 256), metavar="N",
                        help="most parallel drivers at once (overrides [explore] max_parallel)")
         p.add_argument("--command-timeout", type=_duration, metavar="DURATION",
                        help="timeout of each command (overrides [explore] command_timeout)")
         p.add_argument("--setup-timeout", type=_duration, metavar="DURATION",
                        help="how long services may take to be ready and call setup_complete "
                        "(overrides [setup] timeout; default 120s)")
-        p.add_argument("--faults", metavar="KINDS",
+        p.add_argument("--faults", type=_fault_kinds, metavar="KINDS",
                        help="comma-separated fault kinds to draw, or 'none' "
                        "(overrides [explore] faults)")
 
@@ -77,7 +114,8 @@ def parser() -> argparse.ArgumentParser:
                           "re-run and save every failure as a replay")
     cluster_option(exp)
     exp.add_argument("--duration", type=_duration, default=600.0, metavar="DURATION",
-                     help="time budget for generating timelines, e.g. 90s, 2m, 1h (default: 10m)")
+                     help="the whole wall-clock budget, shrinking and re-runs included, e.g. "
+                     "90s, 2m, 1h (default: 10m)")
     exp.add_argument("--seed", type=int,
                      help="fix every random choice of the search (a guided search then "
                      "repeats as far as the system behaves the same); saved failures are "
@@ -87,11 +125,12 @@ def parser() -> argparse.ArgumentParser:
                      "timelines that showed new behaviour, steered by SDK guidance), or "
                      "uniform random draws, the baseline it is measured against "
                      "(default: %(default)s)")
-    exp.add_argument("--reruns", type=int, default=5, metavar="N",
+    exp.add_argument("--reruns", type=_whole(0), default=5, metavar="N",
                      help="re-run each shrunk failure N times for its reproduction rate "
                      "(default: %(default)s)")
     exp.add_argument("--shrink-budget", type=_duration, default=120.0, metavar="DURATION",
-                     help="time allowed to shrink a failure past --duration (default: 2m)")
+                     help="at most this long shrinking each failure, within --duration "
+                     "(default: 2m)")
     exp.add_argument("--stop-on-failure", action="store_true",
                      help="stop searching once a failure has been found and shrunk")
     exp.add_argument("--quiet", action="store_true", help="no live progress")
@@ -100,22 +139,22 @@ def parser() -> argparse.ArgumentParser:
                      "to stderr as key=value lines")
     explore_options(exp)
 
-    rep = sub.add_parser("replay", help="re-run a saved failing timeline",
+    rep = add_parser("replay", help="re-run a saved failing timeline",
                          description="re-run a saved failing timeline and report how often "
                          "its property fails again")
     rep.add_argument("replay", type=Path, help="a file from .composer/replays/")
-    rep.add_argument("--runs", type=int, default=1, metavar="N",
+    rep.add_argument("--runs", type=_whole(1), default=1, metavar="N",
                      help="how many times to run it (default: %(default)s)")
     rep.add_argument("--project", type=Path,
                      help="project directory, if it moved since the replay was saved")
     cluster_option(rep, default=None)
 
-    sub.add_parser("gc", help="remove what runs killed with SIGKILL left behind",
+    add_parser("gc", help="remove what runs killed with SIGKILL left behind",
                    description="remove the network namespaces, hosts files, nftables tables, "
                    "cgroups and processes of composer runs that are no longer alive (runs "
                    "still going are left alone); needs root for what root created")
 
-    rpt = sub.add_parser("report", help="write a run's report.html and junit.xml again",
+    rpt = add_parser("report", help="write a run's report.html and junit.xml again",
                          description="regenerate report.html (one self-contained file) and "
                          "junit.xml from a run directory's summary.json and files")
     rpt.add_argument("run_dir", type=Path, metavar="RUN_DIR",

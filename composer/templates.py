@@ -100,6 +100,9 @@ def _template(path: Path) -> Template:
                 f"rename it to helper_{name}"
             )
         kind = _kind(entry)
+        if entry.is_symlink() and not entry.exists():
+            raise TemplateError(f"{entry}: a broken symbolic link (to {os.readlink(entry)}): "
+                                "point it at an existing command or remove it")
         if not os.access(entry, os.X_OK):
             raise TemplateError(f"{entry}: command is not executable: run chmod +x {entry}")
         commands.append(Command(name=name, kind=kind, path=entry.resolve()))

@@ -167,3 +167,49 @@ def test_a_replay_that_no_longer_fits_its_project_is_a_usage_error_naming_what(p
     path.write_text(json.dumps({**replay, "version": 7}))
     result = project.composer("replay", str(path))
     assert result.code == 2 and "version 7" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--max-parallel", "0"], "--max-parallel: 0 must be 1 to 256"),
+    (["--faults", ""], "or 'none' for no faults"),
+    (["--faults", "kill,,stop"], "or 'none' for no faults"),
+    (["--faults", "kil"], "unknown fault kind 'kil'"),
+    (["--reruns", "-1"], "-1 must be at least 0"),
+])
+def test_bad_option_values_are_usage_errors_not_ignored(project, args, expected):
+    project.config(SIMPLE)
+    project.command("parallel_driver_ok", "print('ok')")
+    result = project.composer("explore", "--duration", "1s", *args)
+    assert result.code == 2, result.output
+    assert expected in result.stderr
+
+
+def test_template_options_of_no_template_and_broken_links_are_usage_errors(project):
+    project.config(SIMPLE + "\n    [template.nope]\n    check_exit_code = false\n")
+    project.command("parallel_driver_ok", "print('ok')")
+    result = project.composer("validate")
+    assert result.code == 2 and "[template.nope] names no template" in result.stderr
+    assert "the templates are main" in result.stderr
+    project.config(SIMPLE)
+    (project.root / "drivers" / "main" / "serial_driver_gone").symlink_to("/nonexistent/x")
+    result = project.composer("validate")
+    assert result.code == 2 and "broken symbolic link" in result.stderr, result.output
+
+
+def test_debug_after_the_subcommand_and_an_internal_error_exits_3(project, monkeypatch, capsys):
+    from composer import cli
+
+    project.config(SIMPLE)
+    project.command("parallel_driver_ok", "print('ok')")
+    assert project.composer("validate", str(project.root), "--debug").code == 0
+
+    def broken(args):
+        raise RuntimeError("a composer bug")
+
+    monkeypatch.setattr(cli, "_validate", broken)
+    assert cli.main(["validate", str(project.root)]) == 3  # never 1: no property failed
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError('a composer bug')" in err and "--debug" in err
+    assert "Traceback" not in err
+    assert cli.main(["validate", str(project.root), "--debug"]) == 3
+    assert "Traceback" in capsys.readouterr().err
