@@ -150,7 +150,9 @@ def _print_event(entry: dict) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from composer import properties, schedule
-    from composer.explore import run_one
+    from composer.explore import Exploration, run_one
+    from composer.interrupts import interrupts_deferred
+    from composer.report import write_summary
 
     project, found = _load(args)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
@@ -173,16 +175,24 @@ def _run(args: argparse.Namespace) -> int:
     print("properties:")
     from composer.report import print_properties
 
-    print_properties(table.properties(), sys.stdout)
+    print_properties(table.properties(), sys.stdout, one_timeline=True)
     if judged.garbage_lines:
         print(f"note: {judged.garbage_lines} SDK output line(s) were not valid records; skipped")
     if judged.result.setup_error:
         print(f"setup failed: {judged.result.setup_error}")
-    print(f"run directory: {run_dir}")
+    code = ExitCode.PROPERTY_FAILED if judged.failed else ExitCode.OK
+    # the same files as an exploration's, so `composer report RUN_DIR` works on it too
+    run = Exploration(run_dir, table, {}, timelines=1, elapsed=judged.result.elapsed,
+                      generator="random")
+    run.utilization.add(judged.result.log)
+    with interrupts_deferred():
+        write_summary(run_dir, project=project, backend=args.cluster, seed=seed,
+                      exploration=run, exit_code=int(code), argv=sys.argv[1:])
+        report = _write_results(run_dir)
+    print(f"run directory: {run_dir}\nreport: {report}")
     if judged.failed:
         print(f"FAILED: {', '.join(judged.violations)}")
-        return ExitCode.PROPERTY_FAILED
-    return ExitCode.OK
+    return code
 
 
 def _explore(args: argparse.Namespace) -> int:

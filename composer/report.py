@@ -101,15 +101,24 @@ def search_json(exploration: Any) -> dict[str, Any]:
     }
 
 
-def print_properties(props: list[Any], out: TextIO) -> None:
-    """Print one line per property: status, type, pass and fail counts, message."""
+def print_properties(props: list[Any], out: TextIO, one_timeline: bool = False) -> None:
+    """Print one line per property: status, type, pass and fail counts, message.
+    ``one_timeline``: a Sometimes property not met in it is UNMET, not FAIL (one timeline
+    need not show everything; an exploration must)."""
     if not props:
         out.write("No properties were declared or hit.\n")
         return
     out.write(f"  {'STATUS':<10}{'TYPE':<20}{'PASS':>6}{'FAIL':>6}  PROPERTY\n")
+    unmet = False
     for prop in props:
-        out.write(f"  {prop.status.upper():<10}{prop.display_type:<20}{prop.passes:>6}"
+        status = prop.status.upper()
+        if one_timeline and prop.assert_type == "sometimes" and status == "FAIL":
+            status, unmet = "UNMET", True
+        out.write(f"  {status:<10}{prop.display_type:<20}{prop.passes:>6}"
                   f"{prop.failures:>6}  {prop.message}\n")
+    if unmet:
+        out.write("  (UNMET: a Sometimes property this one timeline did not show; only an "
+                  "exploration fails it)\n")
 
 
 def print_findings(findings: dict, out: TextIO) -> None:

@@ -71,6 +71,23 @@ def test_same_seed_gives_the_same_timeline(project):
     assert one == two and "seed 42" in one
 
 
+def test_run_shows_an_unmet_sometimes_as_unmet_and_writes_what_report_reads(project):
+    """Before: FAIL rows for a Sometimes property one timeline did not show, yet exit 0,
+    and `composer report` refused the run's directory (no summary.json)."""
+    config(project)
+    project.command("parallel_driver_a", "import sdk; sdk.sometimes(False, 'Rarely true')")
+    result = project.composer("run", "--seed", "1")
+    assert result.code == 0, result.output
+    assert "UNMET     Sometimes" in result.stdout and "Rarely true" in result.stdout
+    assert "\n  FAIL" not in result.stdout
+    run_dir = project.last_run()
+    assert (run_dir / "report.html").is_file() and (run_dir / "summary.json").is_file()
+    (run_dir / "report.html").unlink()
+    again = project.composer("report", str(run_dir))
+    assert again.code == 0, again.output
+    assert "Rarely true" in (run_dir / "report.html").read_text()
+
+
 def test_service_that_exits_at_once_fails_setup_with_its_log(project):
     project.config("""
         [services.db]
