@@ -12,6 +12,7 @@ from pathlib import Path
 
 from composer import __version__, clusters, compose, config
 from composer.errors import ConfigError
+from composer.faults import FAULT_KINDS
 
 __all__ = ["parser"]
 
@@ -44,12 +45,12 @@ def _fault_kinds(text: str) -> tuple[str, ...]:
     kinds = tuple(k.strip() for k in text.split(","))
     if not all(kinds):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: give comma-separated fault kinds ({', '.join(config.FAULT_KINDS)}) "
+            f"{text!r}: give comma-separated fault kinds ({', '.join(FAULT_KINDS)}) "
             "or 'none' for no faults")
     for kind in kinds:
-        if kind not in config.FAULT_KINDS:
+        if kind not in FAULT_KINDS:
             raise argparse.ArgumentTypeError(
-                f"unknown fault kind {kind!r}; known: {', '.join(config.FAULT_KINDS)}")
+                f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
     return kinds
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.errors import ConfigError
+from composer.faults import FAULT_KINDS
 
 __all__ = [
     "CONFIG_NAME",
@@ -30,8 +31,6 @@ __all__ = [
 ]
 
 CONFIG_NAME = "composer.toml"
-#: Fault kinds a project may name in ``[explore] faults``.
-FAULT_KINDS = ("partition", "loss", "latency", "bandwidth", "kill", "stop", "pause", "clock")
 #: Name of the node added to run drivers when no service has ``drivers = true``.
 DEFAULT_DRIVER_SERVICE = "client"
 

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-__all__ = ["PROCESS_FAULTS", "NETWORK_FAULTS", "ALL_FAULTS", "PARTITION_SHAPES", "AMOUNTS",
+__all__ = ["PROCESS_FAULTS", "NETWORK_FAULTS", "FAULT_KINDS", "ALL_FAULTS", "PARTITION_SHAPES", "AMOUNTS",
            "Capabilities", "Network", "network_of", "describe_fault"]
 
 #: Faults applied to a node's service processes by signals: kill (SIGKILL, restart at
@@ -20,7 +20,10 @@ __all__ = ["PROCESS_FAULTS", "NETWORK_FAULTS", "ALL_FAULTS", "PARTITION_SHAPES",
 PROCESS_FAULTS = frozenset({"kill", "stop", "pause"})
 #: Faults applied to a node's network.
 NETWORK_FAULTS = frozenset({"partition", "loss", "latency", "bandwidth"})
-ALL_FAULTS = PROCESS_FAULTS | NETWORK_FAULTS | {"clock"}
+#: Every fault kind, in the order help and errors list them (the one source of the names).
+FAULT_KINDS = ("partition", "loss", "latency", "bandwidth", "kill", "stop", "pause", "clock")
+ALL_FAULTS = frozenset(FAULT_KINDS)
+assert ALL_FAULTS == PROCESS_FAULTS | NETWORK_FAULTS | {"clock"}
 
 #: How a partition splits the fault targets P, given the fault's own targets A:
 #: halves: A | P-A; isolate: each of A alone; bridge: the rest of P in two halves that

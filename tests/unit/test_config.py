@@ -12,6 +12,7 @@ import pytest
 from composer import config
 from composer.config import Explore, Ready, Setup, TemplateOptions
 from composer.errors import ConfigError, ExitCode
+from composer.faults import FAULT_KINDS
 
 DESIGN_EXAMPLE = """
 [project]
@@ -280,7 +281,7 @@ def test_out_of_range_numbers(tmp_path, text, key):
 def test_unknown_fault_kind(tmp_path):
     message = load_error(tmp_path, '[explore]\nfaults = ["kill", "explode"]\n')
     assert "explore.faults" in message and "'explode'" in message
-    for kind in config.FAULT_KINDS:
+    for kind in FAULT_KINDS:
         assert kind in message
 
 
