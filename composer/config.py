@@ -1,6 +1,6 @@
 """``composer.toml`` read into frozen dataclasses, validated key by key.
 
-Imports only ``composer.errors``. Every problem is a ``ConfigError`` naming the file and
+Imports only ``composer.errors`` and ``composer.faults`` (the fault kinds). Every problem is a ``ConfigError`` naming the file and
 the key, so inner code can trust what it gets from here.
 """
 
