@@ -5,7 +5,7 @@ Inline CSS and SVG only: no script, no network, no external font, so it opens fr
 number of timelines: the summary holds one entry per property and a few findings; only
 the findings' own timeline directories are read (their ``run.json``, the failing SDK
 record, the tail of the failing process's logs). Every user-written string is escaped.
-Imports report, builtin_properties, timeline, html_timeline and
+Imports report, builtin_properties, failure_location, timeline, html_timeline and
 html_search (the search section).
 """
 
@@ -22,6 +22,7 @@ from composer import html_search as hs
 from composer import html_timeline as ht
 from composer.report import replay_command
 from composer.builtin_properties import is_builtin
+from composer.failure_location import Failure, locate_failure, tail
 from composer.timeline import Timeline
 
 __all__ = ["write_report", "render"]
@@ -277,7 +278,7 @@ def _finding(i: int, f: dict, run_dir: Path) -> str:
                              f"{_e(directory)}</a>"))
     out += [f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows]
     out.append("</dl>")
-    failure = ht.locate_failure(directory, prop, run) if directory else None
+    failure = locate_failure(directory, prop, run) if directory else None
     if directory is not None:
         chart = ht.chart_from_run(run, ht._t(plan.get("length")) or None)
         note = "as it ran (seconds since the timeline began)"
@@ -322,7 +323,7 @@ def _legend(chart: ht.Chart) -> str:
     return f'<div class="legend">{"".join(items)}</div>'
 
 
-def _failure(failure: ht.Failure | None, directory: Path | None, run_dir: Path) -> str:
+def _failure(failure: Failure | None, directory: Path | None, run_dir: Path) -> str:
     if directory is None:
         return "<p class='muted'>The timeline's directory is gone: no records or logs.</p>"
     if failure is None:
@@ -336,7 +337,7 @@ def _failure(failure: ht.Failure | None, directory: Path | None, run_dir: Path) 
     if record.get("details") is not None:
         out.append(_details(record.get("details")))
     for path in failure.logs:
-        lines = ht.tail(path, _LOG_LINES)
+        lines = tail(path, _LOG_LINES)
         if not lines:
             out.append(f"<p class='muted'>{_e(path.name)}: {'empty' if lines == [] else 'none'}"
                        f"</p>")

@@ -4,26 +4,19 @@ A chart has one lane per node; commands are bars from start to exit coloured by 
 status, faults are bands over their targets' lanes. It is drawn from the timeline's
 ``run.json`` (real times, seconds since the timeline began) when its directory is still
 there, else from the planned timeline (driver-phase times). Everything user-written is
-HTML-escaped here. Imports builtin_properties (which files hold records) only:
-``html_report`` composes this.
+HTML-escaped here. Imports only the standard library: ``html_report`` composes this
+with ``failure_location`` (the failing record and its logs).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
-import json
 import math
-import mmap
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from composer.builtin_properties import record_files
-
-__all__ = ["Chart", "Failure", "chart_from_run", "chart_from_plan", "locate_failure",
-           "svg", "tail", "STATUS_COLOURS", "FAULT_COLOURS"]
+__all__ = ["Chart", "chart_from_run", "chart_from_plan", "svg", "STATUS_COLOURS",
+           "FAULT_COLOURS"]
 
 #: invocation status -> (fill colour, legend text)
 STATUS_COLOURS = {
@@ -40,7 +33,6 @@ FAULT_COLOURS = {"kill": "#d32f2f", "stop": "#f57c00", "pause": "#c0a000", "part
                  "clock": "#c2185b"}
 _OTHER_FAULT = "#616161"
 _MAX_LANES = 64
-_TAIL_BYTES = 64 * 1024
 
 
 def _e(value: Any) -> str:
@@ -191,130 +183,6 @@ def chart_from_plan(timeline: dict) -> Chart:
     end = max([length] + [b.end for b in bands])
     marks = [(length, "driver phase over")]
     return Chart(list(lanes) or ["(no events)"], bars, bands, marks, end, "plan")
-
-
-# -- the failing assertion ------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Failure:
-    """The first record that failed the property in a timeline directory."""
-
-    file: str  # relative to the timeline directory
-    record: dict  # the inner antithesis_assert dict
-    invocation: int | None = None
-    node: str | None = None
-    #: the log files of the process that made the record
-    logs: list[Path] = dataclasses.field(default_factory=list)
-    what: str = ""  # a few words: which process
-
-
-def _fails(inner: dict) -> bool:
-    if inner.get("hit") is False:
-        return False
-    display, kind = inner.get("display_type"), inner.get("assert_type")
-    if display == "Unreachable" or (display != "Reachable" and kind == "reachability"
-                                    and inner.get("must_hit") is False):
-        return True
-    if display == "Reachable" or kind == "reachability":
-        return False
-    return not inner.get("condition")
-
-
-def _candidates(data: mmap.mmap, prop: str) -> Iterator[bytes]:
-    """Lines that may hold a record of ``prop``, in file order.
-
-    A message of plain printable ASCII is written as it is by every JSON encoder: only
-    lines holding it are parsed. Any other may be escaped (Go's encoder writes < as
-    \\u003c, Python's é as \\u00e9): then every line is.
-    """
-    if not prop.isascii() or any(c in prop for c in "<>&'/\\\"") or not prop.isprintable():
-        yield from iter(data.readline, b"")
-        return
-    needle = prop.encode()
-    starts: set[int] = set()
-    at = data.find(needle)
-    while at != -1:
-        starts.add(data.rfind(b"\n", 0, at) + 1)
-        at = data.find(needle, at + len(needle))
-    for begin in sorted(starts):
-        stop = data.find(b"\n", begin)
-        yield data[begin:stop if stop != -1 else len(data)]
-
-
-def _first_failing(path: Path, prop: str) -> dict | None:
-    try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
-                return None
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                for raw in _candidates(data, prop):
-                    try:
-                        value = json.loads(raw)
-                    except ValueError:
-                        continue
-                    inner = value.get("antithesis_assert") if isinstance(value, dict) else None
-                    if (isinstance(inner, dict) and _fails(inner)
-                            and prop in (inner.get("id"), inner.get("message"))):
-                        return inner
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def locate_failure(directory: Path, prop: str, run: dict) -> Failure | None:
-    """Find the first record failing ``prop`` in ``directory`` and the process that wrote it.
-
-    SDK files are ``sdk/<NNNN>-<command>.jsonl`` for command invocation NNNN and
-    ``sdk/<node>-service-<k>.jsonl`` for service processes; built-in properties are in
-    ``composer.jsonl``, whose zero-exit records name the command's stdout.
-    """
-    invocations = {i.get("number"): i for i in run.get("invocations") or [] if isinstance(i, dict)}
-    nodes = sorted({str(i.get("node")) for i in invocations.values()}
-                   | {str(n) for e in run.get("log") or [] if isinstance(e, dict)
-                      for n in (e.get("nodes") or {})}, key=len, reverse=True)
-    for path in record_files(directory):
-        inner = _first_failing(path, prop)
-        if inner is None:
-            continue
-        failure = Failure(str(path.relative_to(directory)), inner)
-        stem = path.stem
-        if path.name == "composer.jsonl":  # zero exit: its details name the command's log
-            details = inner.get("details") if isinstance(inner.get("details"), dict) else {}
-            stem = Path(str(details.get("stdout", ""))).stem
-            failure.what = "composer (built-in property)"
-        number = int(stem[:4]) if stem[:4].isdigit() and stem[4:5] == "-" else None
-        if number is None and path.name != "composer.jsonl":
-            node = next((n for n in nodes if stem.startswith(n + "-")), None)
-            if node is not None:
-                label = stem[len(node) + 1:]
-                failure.node, failure.what = node, f"{label} on {node}"
-                failure.logs = [directory / "logs" / node / f"{label}.{s}"
-                                for s in ("stdout", "stderr")]
-        inv = invocations.get(number)
-        if inv is not None:
-            failure.invocation, failure.node = number, str(inv.get("node"))
-            failure.what = f"#{number} {inv.get('command')} on {inv.get('node')}"
-            label = f"{int(number):04d}-{inv.get('command')}"
-            failure.logs = [directory / "logs" / str(inv.get("node")) / f"{label}.{s}"
-                            for s in ("stdout", "stderr")]
-        return failure
-    return None
-
-
-def tail(path: Path, lines: int = 40) -> list[str] | None:
-    """The last ``lines`` lines of a text file (reading at most 64 KiB); None if missing."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - _TAIL_BYTES))
-            data = fh.read()
-    except OSError:
-        return None
-    text = data.decode("utf-8", errors="replace").splitlines()
-    if size > _TAIL_BYTES and text:
-        text = text[1:]  # the first line read is probably cut
-    return text[-lines:]
 
 
 # -- drawing -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from composer.errors import InfraError
 
 __all__ = ["Environment", "ServiceNode", "SetupFailed", "substitute"]
 
-#: The placeholders a service command may use; anything else in braces is left alone.
+#: The directory holding the sdk package: on every process's PYTHONPATH.
 _SDK_ROOT = Path(__file__).resolve().parent.parent
 #: Holds the sitecustomize that traces a Python service's lines (``coverage = true``).
 _COVERAGE_SITE = Path(__file__).resolve().parent / "linecover_site"
