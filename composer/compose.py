@@ -1,7 +1,7 @@
 """docker-compose files read into frozen dataclasses, validated key by key.
 
-Imports ``composer.config``, ``composer.errors``, PyYAML and the standard library; no
-engine. ``load(path)`` returns a ``ComposeFile``: its services in start order
+Imports ``composer.compose_model`` (the dataclasses, re-exported here),
+``composer.config``, ``composer.errors``, PyYAML and the standard library; no engine. ``load(path)`` returns a ``ComposeFile``: its services in start order
 (``depends_on`` first), with ``${VAR:-default}`` filled from the environment and the
 ``.env`` file beside it, paths made absolute. Every problem is a ``ConfigError`` naming
 the file and the key; keys composer cannot honour are refused with the list of those it
@@ -11,13 +11,14 @@ can, and keys that make no sense on composer's private network are noted and ign
 
 from __future__ import annotations
 
-import dataclasses
+import graphlib
 import os
 import re
 import shlex
 from pathlib import Path
 from typing import Any
 
+from composer.compose_model import Build, ComposeFile, ComposeService, Healthcheck, Mount
 from composer.config import Project, Ready, Service, Setup
 from composer.errors import ConfigError
 
@@ -46,72 +47,6 @@ _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-@dataclasses.dataclass(frozen=True)
-class Build:
-    context: Path
-    dockerfile: str = "Dockerfile"
-    args: tuple[tuple[str, str], ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class Mount:
-    """A bind mount (``source`` an absolute host path) or a named volume of the run."""
-
-    source: str
-    target: str
-    read_only: bool = False
-    volume: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Healthcheck:
-    """Docker's form: ``test`` is ``("CMD", ...)`` or ``("CMD-SHELL", "...")``. composer
-    runs it until it passes, within ``[setup] timeout``: interval, timeout, retries and
-    start_period are checked and not needed."""
-
-    test: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class ComposeService:
-    """One service: one container, named and reachable as ``name``."""
-
-    name: str
-    #: the image to run (for ``build``: the tag it is built as)
-    image: str
-    build: Build | None = None
-    command: tuple[str, ...] | None = None
-    entrypoint: tuple[str, ...] | None = None
-    environment: tuple[tuple[str, str], ...] = ()
-    mounts: tuple[Mount, ...] = ()
-    #: (service, condition) pairs, condition one of service_started, service_healthy
-    depends_on: tuple[tuple[str, str], ...] = ()
-    healthcheck: Healthcheck | None = None
-    hostname: str | None = None
-    working_dir: str | None = None
-    user: str | None = None
-    init: bool = False
-    labels: tuple[tuple[str, str], ...] = ()
-    cap_add: tuple[str, ...] = ()
-    cap_drop: tuple[str, ...] = ()
-    privileged: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class ComposeFile:
-    path: Path
-    name: str
-    #: in start order: every service after those it depends on
-    services: tuple[ComposeService, ...]
-    #: named volumes (made per run, removed with it)
-    volumes: tuple[str, ...] = ()
-    #: keys that were ignored, with why (print them once)
-    notes: tuple[str, ...] = ()
-
-    def service(self, name: str) -> ComposeService:
-        return next(s for s in self.services if s.name == name)
 
 
 def is_compose_file(path: Path) -> bool:
@@ -422,20 +357,8 @@ def _dotenv(path: Path) -> dict[str, str]:
 
 def _in_start_order(services: dict[str, ComposeService], fail) -> tuple[ComposeService, ...]:
     """Services ordered so that each comes after those it depends on; cycles are errors."""
-    ordered: list[ComposeService] = []
-    state: dict[str, str] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == "done":
-            return
-        if state.get(name) == "visiting":
-            raise fail(f"depends_on cycle: {' -> '.join(path + [name])}")
-        state[name] = "visiting"
-        for dependency, _ in services[name].depends_on:
-            visit(dependency, path + [name])
-        state[name] = "done"
-        ordered.append(services[name])
-
-    for name in services:
-        visit(name, [])
-    return tuple(ordered)
+    graph = {name: [d for d, _ in s.depends_on] for name, s in services.items()}
+    try:
+        return tuple(services[n] for n in graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        raise fail(f"depends_on cycle: {' -> '.join(reversed(exc.args[1]))}") from None

@@ -155,6 +155,7 @@ def test_faults_and_errors_import_only_the_standard_library():
 @pytest.mark.parametrize("path, allowed", [
     ("composer/config.py", {"composer.errors", "composer.faults"}),
     ("composer/run_record.py", set()),
+    ("composer/compose_model.py", set()),
     ("composer/budget.py", set()),
     ("composer/interrupts.py", set()),
     ("composer/builtin_properties.py", {"composer.templates"}),
