@@ -113,6 +113,9 @@ def chart_from_run(run: dict, length: float | None = None) -> Chart:
                 marks.append((max(0.0, over - length), "driver phase"))
         elif what in ("setup failed", "restart", "restart failed"):
             marks.append((_t(entry.get("t")), str(what)))
+        elif what == "service exited":  # on its own: no fault held it
+            marks.append((_t(entry.get("t")), f"{entry.get('node')} exited "
+                          f"{entry.get('exit_code')}"))
     exits = {e.get("number"): e for e in log if e.get("what") == "exit"}
     bars = []
     for inv in invocations:
