@@ -3,7 +3,8 @@ the process that wrote it, and that process's log files.
 
 The report shows this for each finding; it reads only files (SDK records, composer's own
 ``composer.jsonl``, ``run.json``), so a run directory copied elsewhere still works.
-Imports builtin_properties (which files hold records) only.
+Imports builtin_properties (which files hold records) and properties (which record
+counts against its property): the verdict has one source.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from composer.builtin_properties import record_files
+from composer.properties import counts_against
 
 __all__ = ["Failure", "locate_failure", "tail"]
 
@@ -33,18 +35,6 @@ class Failure:
     #: the log files of the process that made the record
     logs: list[Path] = dataclasses.field(default_factory=list)
     what: str = ""  # a few words: which process
-
-
-def _fails(inner: dict) -> bool:
-    if inner.get("hit") is False:
-        return False
-    display, kind = inner.get("display_type"), inner.get("assert_type")
-    if display == "Unreachable" or (display != "Reachable" and kind == "reachability"
-                                    and inner.get("must_hit") is False):
-        return True
-    if display == "Reachable" or kind == "reachability":
-        return False
-    return not inner.get("condition")
 
 
 def _candidates(data: mmap.mmap, prop: str) -> Iterator[bytes]:
@@ -80,7 +70,7 @@ def _first_failing(path: Path, prop: str) -> dict | None:
                     except ValueError:
                         continue
                     inner = value.get("antithesis_assert") if isinstance(value, dict) else None
-                    if (isinstance(inner, dict) and _fails(inner)
+                    if (isinstance(inner, dict) and counts_against(inner)
                             and prop in (inner.get("id"), inner.get("message"))):
                         return inner
     except (OSError, ValueError):

@@ -22,6 +22,7 @@ __all__ = [
     "PropertyTable",
     "assertion_id",
     "guidance",
+    "counts_against",
     "hit_assertions",
     "read_records",
     "setup_completed",
@@ -114,6 +115,12 @@ def _fails(inner: dict, assert_type: str, must_hit: bool) -> bool:
     return not inner.get("condition")
 
 
+def counts_against(inner: dict) -> bool:
+    """Whether one assertion record is a hit that counts against its property (an
+    ``always`` evaluated false, an ``unreachable`` reached, a ``sometimes`` false)."""
+    return _is_hit(inner) and _fails(inner, *_kind(inner)[1:])
+
+
 def violations(records: Iterable[dict]) -> list[str]:
     """Ids of safety properties violated in these records (one timeline), first seen first.
 
@@ -123,10 +130,7 @@ def violations(records: Iterable[dict]) -> list[str]:
     """
     found: dict[str, None] = {}
     for inner in _asserts(records):
-        if not _is_hit(inner):
-            continue
-        _, assert_type, must_hit = _kind(inner)
-        if assert_type != "sometimes" and _fails(inner, assert_type, must_hit):
+        if counts_against(inner) and _kind(inner)[1] != "sometimes":
             found.setdefault(_key(inner))
     return list(found)
 

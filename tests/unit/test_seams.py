@@ -168,7 +168,7 @@ def test_faults_and_errors_import_only_the_standard_library():
                                  "composer.report", "composer.builtin_properties", "composer.failure_location",
                                  "composer.timeline"}),
     ("composer/html_timeline.py", set()),
-    ("composer/failure_location.py", {"composer.builtin_properties"}),
+    ("composer/failure_location.py", {"composer.builtin_properties", "composer.properties"}),
     ("composer/templates.py", {"composer.config", "composer.errors"}),
     ("composer/timeline.py", {"composer.faults"}),
     ("composer/shrink.py", {"composer.timeline"}),
