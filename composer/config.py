@@ -150,6 +150,17 @@ class Project:
         """Return the service called ``name``."""
         return next(s for s in self.services if s.name == name)
 
+    @property
+    def location(self) -> Path:
+        """What a replay names to find this project again: the compose file of a compose
+        project, else the project directory."""
+        return self.source if self.compose is not None else self.root
+
+    @property
+    def cluster_options(self) -> dict[str, Any]:
+        """What the cluster backend needs beyond the run's directory (compose: the file)."""
+        return {"compose": self.compose} if self.compose is not None else {}
+
     def options_for(self, template: str) -> TemplateOptions:
         """Return the options of ``template`` (defaults when it has no table)."""
         return dict(self.template_options).get(template, TemplateOptions())

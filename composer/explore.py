@@ -231,7 +231,7 @@ class _Explorer:
         """Timelines of this project's saved replays on this backend, newest first."""
         if self.seed is not None:  # a seeded exploration repeats; old files would not
             return []
-        source = self.project.source if self.project.compose else self.project.root
+        source = self.project.location
         found = []
         replays = self.project.root / ".composer" / "replays"
         for path in sorted(replays.glob("*.json"), key=_mtime, reverse=True):
@@ -297,7 +297,7 @@ class _Explorer:
     def save(self, finding: Finding, replays_dir: Path) -> None:
         """Save ``finding``'s smallest timeline as a replay (also when not re-run)."""
         finding.replay = save_replay(
-            Replay(self.project.source if self.project.compose else self.project.root,
+            Replay(self.project.location,
                    self.backend, finding.property, finding.smallest,
                    f"{finding.reproduced}/{finding.reruns}" if finding.reruns
                    else "not re-run"),

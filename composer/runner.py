@@ -62,8 +62,8 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
     (directory / "timeline.json").write_text(json.dumps(timeline.to_json(), indent=2))
     record = RunRecord(directory, on_event)
     hits = HitWatcher(directory / "sdk", record.t0)
-    options = {"compose": project.compose} if project.compose is not None else {}
-    cluster = clusters.create(backend, directory, shared=[project.root], **options)
+    cluster = clusters.create(backend, directory, shared=[project.root],
+                              **project.cluster_options)
     run: _Run | None = None
     try:
         names = [n for s in project.services for n in s.node_names()]
