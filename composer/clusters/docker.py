@@ -34,10 +34,13 @@ from composer.clusters.processes import HostProcess, Reaper, destroy_all
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
-__all__ = ["DockerCluster", "DockerNode", "IMAGE", "engine", "fault_kinds", "need_image"]
+__all__ = ["DockerCluster", "DockerNode", "node_image", "engine", "fault_kinds", "need_image"]
 
 #: The image nodes run; build it with ``bash docker/build-node``.
-IMAGE = os.environ.get("COMPOSER_NODE_IMAGE", "composer-node:latest")
+def node_image() -> str:
+    """The image every node runs, read when a cluster is made (not at import), so a
+    changed COMPOSER_NODE_IMAGE counts."""
+    return os.environ.get("COMPOSER_NODE_IMAGE", "composer-node:latest")
 #: Where composer itself lives (``sdk/`` and ``agent/`` next to ``composer/``).
 _SOURCES = Path(__file__).resolve().parents[2]
 _TOOLS = ("nsenter", "nft", "tc", "ip")
@@ -117,7 +120,7 @@ class DockerCluster:
     @staticmethod
     def supported() -> frozenset[str]:
         """Process and network faults (latency where the kernel has netem); not clock yet."""
-        need_image(engine(), IMAGE, "build it with bash docker/build-node (or set "
+        need_image(engine(), node_image(), "build it with bash docker/build-node (or set "
                    "COMPOSER_NODE_IMAGE)")
         return fault_kinds()
 
@@ -165,7 +168,7 @@ class DockerCluster:
     def _create_node(self, name: str, index: int) -> DockerNode:
         address, root = self._place(name, index)
         node = DockerNode(self, name, address, root, self._create_container(
-            name, address, IMAGE, ["sleep", "infinity"], hostname=name, init=True))
+            name, address, node_image(), ["sleep", "infinity"], hostname=name, init=True))
         self._client.api.start(node.container)
         node.entered(self._client.api.inspect_container(node.container)["State"]["Pid"])
         return node

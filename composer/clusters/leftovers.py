@@ -84,23 +84,33 @@ def claim(block: int) -> socket.socket | None:
     return holder
 
 
-_cursor = random.randrange(254)
+class _Turns:
+    """Where the next claim starts looking: blocks are taken in turn from a random start,
+    so consecutive clusters of one exploration do not reuse an address whose old
+    connections linger in TIME_WAIT."""
+
+    def __init__(self) -> None:
+        self.cursor = random.randrange(254)
+
+    def order(self) -> list[int]:
+        return [(self.cursor + i) % 254 + 1 for i in range(254)]
+
+    def taken(self, block: int) -> None:
+        self.cursor = block % 254
+
+
+_TURNS = _Turns()
 
 
 def claim_free_block() -> tuple[socket.socket, int]:
-    """Claim a free block, swept of any leftovers; return (claim, block).
-
-    Blocks are taken in turn from a random start, so consecutive clusters of one
-    exploration do not reuse an address whose old connections linger in TIME_WAIT.
-    Blocks a dead run left resources in come last: they are ``composer gc``'s to report.
-    """
-    global _cursor
-    turn = [(_cursor + i) % 254 + 1 for i in range(254)]
+    """Claim a free block, swept of any leftovers; return (claim, block). Blocks a dead
+    run left resources in come last: they are ``composer gc``'s to report."""
+    turn = _TURNS.order()
     dirty = _blocks_with_resources(tables=False)
     for block in [b for b in turn if b not in dirty] + [b for b in turn if b in dirty]:
         holder = claim(block)
         if holder is not None:
-            _cursor = block % 254
+            _TURNS.taken(block)
             sweep(block, tables=False)
             return holder, block
     raise InfraError("all 254 address blocks are in use by other composer runs")
