@@ -109,8 +109,13 @@ def _entry(name: str, message: str, file: str, line: int, function: str = "", kl
 
 # --- Python -------------------------------------------------------------------------
 
+#: composer's SDK package (drivers ``import composer_sdk as sdk``), and the flat ``sdk``
+#: name an older driver or a user's own wrapper may give it
+_SDK_PACKAGES = ("composer_sdk", "sdk")
+
+
 def _is_assertions_module(module: str) -> bool:
-    return module in ("sdk", "assertions") or module.endswith(".assertions")
+    return module in (*_SDK_PACKAGES, "assertions") or module.endswith(".assertions")
 
 
 class _Visitor(ast.NodeVisitor):
@@ -129,8 +134,9 @@ class _Visitor(ast.NodeVisitor):
             if _is_assertions_module(alias.name):
                 # "import antithesis.assertions" binds the dotted name; "as x" binds x
                 self.modules.add(alias.asname or alias.name)
-            if alias.asname is None and alias.name.split(".")[0] == "sdk":
-                self.modules.add("sdk")  # "import sdk.assertions" binds sdk too
+            top = alias.name.split(".")[0]
+            if alias.asname is None and top in _SDK_PACKAGES:
+                self.modules.add(top)  # "import composer_sdk.assertions" binds composer_sdk too
 
     def note_import_from(self, node: ast.ImportFrom) -> None:
         module = node.module or ""

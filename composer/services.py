@@ -20,14 +20,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
 
-from agent import clock
+from composer_agent import clock
 from composer.clusters.base import ContainerNode, Node, Process, ProcessSpec
 from composer.config import PLACEHOLDER, Project, Service
 from composer.errors import InfraError
 
 __all__ = ["Environment", "ServiceNode", "SetupFailed", "substitute"]
 
-#: The directory holding the sdk package: on every process's PYTHONPATH.
+#: The directory holding composer_sdk: on every process's PYTHONPATH.
 _SDK_ROOT = Path(__file__).resolve().parent.parent
 #: Holds the sitecustomize that traces a Python service's lines (``coverage = true``).
 _COVERAGE_SITE = Path(__file__).resolve().parent / "linecover_site"

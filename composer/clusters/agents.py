@@ -1,6 +1,6 @@
 """The ``agents`` backend: each node is a machine running ``composer-agent``.
 
-Imports ``agent.client``, ``agent.tls``, ``composer.clusters.base``, ``composer.errors``
+Imports ``composer_agent.client``, ``composer_agent.tls``, ``composer.clusters.base``, ``composer.errors``
 and the standard library. The machines are listed in an agents file (like ducktape's
 cluster file), TOML or JSON; paths in it are relative to the file:
 
@@ -96,7 +96,7 @@ class AgentNode(ProbeByDial):
         self.data_dir = root / "data"
 
     async def start(self, spec: ProcessSpec):
-        from agent.client import AgentError
+        from composer_agent.client import AgentError
 
         spec.stdout.parent.mkdir(parents=True, exist_ok=True)
         spec.stderr.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ class AgentNode(ProbeByDial):
         await self._client.put_file(str(path), source, mode)
 
     async def read_file(self, path: Path) -> bytes:
-        from agent.client import AgentError
+        from composer_agent.client import AgentError
 
         try:
             return await self._client.read_file(str(path))
@@ -164,8 +164,8 @@ class AgentsCluster:
         return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[AgentNode]:
-        from agent.tls import Credentials
-        from agent.client import AgentClient, AgentError
+        from composer_agent.tls import Credentials
+        from composer_agent.client import AgentClient, AgentError
 
         free = len(self._file.urls) - len(self._nodes)
         if len(names) > free:
@@ -200,7 +200,7 @@ class AgentsCluster:
                                  return_exceptions=True)
 
     async def shape_network(self, network: Network) -> None:
-        from agent.client import AgentError
+        from composer_agent.client import AgentError
 
         views = node_views(network, {n.name: n.address for n in self._nodes})
         views = [views[n.name] for n in self._nodes]
@@ -242,9 +242,9 @@ class AgentsCluster:
 
 def node_views(network: Network, address: Mapping[str, str]) -> dict:
     """Split ``network`` into what each node's agent enforces on its machine (node name
-    -> ``agent.network.NodeNetwork``): what a node sends is dropped or lost where it
+    -> ``composer_agent.network.NodeNetwork``): what a node sends is dropped or lost where it
     arrives, by each receiver."""
-    from agent.network import NodeNetwork
+    from composer_agent.network import NodeNetwork
 
     return {node: NodeNetwork(
         peers=tuple(a for name, a in address.items() if name != node),

@@ -1,6 +1,6 @@
 """The ``docker`` backend: each node is a container on a network of the run's own.
 
-Imports ``agent.network``, ``composer.clusters`` helpers, ``composer.errors``,
+Imports ``composer_agent.network``, ``composer.clusters`` helpers, ``composer.errors``,
 ``composer.faults``, the docker SDK and the standard library. Per run: a claimed
 address block X (``composer.clusters.leftovers``) and a bridge network ``composer-X``
 (internal: no way out) on 10.78.X.0/24, labelled ``composer.block=X``. Per node: a
@@ -13,7 +13,7 @@ Processes enter the container with ``nsenter`` (all its namespaces) after joinin
 cgroup: what ``docker exec`` does, but they are composer's children, so logs, process
 groups, signals, the reaper and death with composer work as on the host backends.
 Network faults are nftables rules and qdiscs inside each container's network
-namespace, entered from the host (``agent.network``), so any image works without tools.
+namespace, entered from the host (``composer_agent.network``), so any image works without tools.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.network import NetworkFaults, have_netem
+from composer_agent.network import NetworkFaults, have_netem
 from composer.clusters import leftovers
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec
@@ -41,7 +41,7 @@ def node_image() -> str:
     """The image every node runs, read when a cluster is made (not at import), so a
     changed COMPOSER_NODE_IMAGE counts."""
     return os.environ.get("COMPOSER_NODE_IMAGE", "composer-node:latest")
-#: Where composer itself lives (``sdk/`` and ``agent/`` next to ``composer/``).
+#: Where composer itself lives (``composer_sdk/`` and ``composer_agent/`` next to ``composer/``).
 _SOURCES = Path(__file__).resolve().parents[2]
 _TOOLS = ("nsenter", "nft", "tc", "ip")
 _JOIN = ('n=$0; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" 2>/dev/null; shift; '

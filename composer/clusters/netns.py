@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import clock
+from composer_agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in

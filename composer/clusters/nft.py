@@ -1,6 +1,6 @@
 """nftables and tc for network faults: a ``Network`` becomes drop rules and qdiscs.
 
-Imports ``agent.network`` (the chain and qdisc helpers the node agent uses too),
+Imports ``composer_agent.network`` (the chain and qdisc helpers the node agent uses too),
 ``composer.faults``, ``composer.errors`` and the standard library. Every change replaces
 a chain's rules in one ``nft -f`` transaction, so traffic never sees a half-applied
 partition. Rules match on wire addresses: each node sends from its own.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from agent.network import have_netem, qdisc_commands, replace_chain
+from composer_agent.network import have_netem, qdisc_commands, replace_chain
 from composer.errors import InfraError
 from composer.faults import Network
 

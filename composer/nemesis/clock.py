@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent import clock
+from composer_agent import clock
 from composer.nemesis.family import Family, Note
 from composer.services import ServiceNode
 from composer.timeline import Fault

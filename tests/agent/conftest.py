@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.certs import Authority, Credentials
+from composer_agent.certs import Authority, Credentials
 from tests.agent.support import Agent, Namespace, start_agent
 
 

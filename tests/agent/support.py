@@ -3,7 +3,7 @@
 A ``Namespace`` stands for a remote host: its own network stack, reached from the test
 over a veth pair on a random /28 in 10.200-250.x.x (so parallel workers don't clash);
 more addresses of it serve more agents, which then reach each other as hosts would.
-An ``Agent`` is ``python -m agent serve`` started in it with certificates from the test's
+An ``Agent`` is ``python -m composer_agent serve`` started in it with certificates from the test's
 own CA. Both are removed by the fixtures in ``conftest.py``, which check that nothing
 is left behind: no namespace, no veth, no process.
 """
@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from agent.certs import Credentials
+from composer_agent.certs import Credentials
 
 REPO = Path(__file__).resolve().parents[2]
 PORT = 7800
@@ -136,9 +136,9 @@ class Agent:
 def start_agent(namespace: Namespace, server: Credentials, stderr: Path, *,
                 heartbeat_timeout: float = 120, root: Path | None = None,
                 address: str | None = None) -> Agent:
-    """Run ``python -m agent serve`` in ``namespace`` (on ``address``, default its first);
+    """Run ``python -m composer_agent serve`` in ``namespace`` (on ``address``, default its first);
     return once it listens."""
-    argv = ["ip", "netns", "exec", namespace.name, sys.executable, "-m", "agent", "serve",
+    argv = ["ip", "netns", "exec", namespace.name, sys.executable, "-m", "composer_agent", "serve",
             "--listen", f"{address or namespace.address}:{PORT}", "--ca", str(server.ca),
             "--cert", str(server.cert), "--key", str(server.key),
             "--heartbeat-timeout", str(heartbeat_timeout)]

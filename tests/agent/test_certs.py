@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from agent.certs import Authority, client_context, server_context
+from composer_agent.certs import Authority, client_context, server_context
 
 
 def _load(path) -> x509.Certificate:

@@ -1,4 +1,4 @@
-"""The ``composer-agent`` command, run as a real subprocess (``python -m agent``)."""
+"""The ``composer-agent`` command, run as a real subprocess (``python -m composer_agent``)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import sys
 import pytest
 from cryptography import x509
 
-from agent.certs import Credentials
-from agent.client import AgentClient
+from composer_agent.certs import Credentials
+from composer_agent.client import AgentClient
 from tests.agent.support import REPO, aio, read_line
 
 
 def composer_agent(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args], cwd=REPO, text=True,
+    return subprocess.run([sys.executable, "-m", "composer_agent", *args], cwd=REPO, text=True,
                           capture_output=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
@@ -96,7 +96,7 @@ def test_help_says_what_each_command_does():
 
 @aio
 async def test_certs_then_serve_on_loopback(made, tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "agent", *_serve_args(made),
+    process = subprocess.Popen([sys.executable, "-m", "composer_agent", *_serve_args(made),
                                 "--root", str(tmp_path / "root")],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from agent.client import AgentClient, AgentError
+from composer_agent.client import AgentClient, AgentError
 from tests.agent.support import aio, eventually
 
 # Listens on the node's loopback only: reachable through the agent, not from outside.

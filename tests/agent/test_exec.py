@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from agent.client import AgentClient, AgentError
+from composer_agent.client import AgentClient, AgentError
 from tests.agent.support import aio, alive, eventually, peak_rss_mib
 
 _USR1 = textwrap.dedent("""
@@ -212,7 +212,7 @@ async def test_output_is_forwarded_with_backpressure(agent, client_credentials, 
 
 
 def test_the_exec_request_is_strict():
-    from agent.streaming import _parse
+    from composer_agent.streaming import _parse
 
     assert _parse(json.dumps({"argv": ["x"]}))["env"] is None
     for bad in ({"argv": "ls"}, {"argv": ["x"], "shell": True},

@@ -10,8 +10,8 @@ import stat
 import aiohttp
 import pytest
 
-from agent.certs import client_context
-from agent.client import AgentClient, AgentError
+from composer_agent.certs import client_context
+from composer_agent.client import AgentClient, AgentError
 from tests.agent.support import aio, eventually, peak_rss_mib
 
 

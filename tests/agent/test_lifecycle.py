@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from agent.client import AgentClient
+from composer_agent.client import AgentClient
 from tests.agent.support import aio, alive
 
 TIMEOUT = 2

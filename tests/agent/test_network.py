@@ -14,8 +14,8 @@ import socket
 import sys
 import textwrap
 
-from agent.client import AgentClient, AgentError
-from agent.network import NodeNetwork
+from composer_agent.client import AgentClient, AgentError
+from composer_agent.network import NodeNetwork
 from tests.agent.support import aio, eventually, ip
 
 _SERVER = textwrap.dedent("""

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from agent.processes import ProcessTable
+from composer_agent.processes import ProcessTable
 from tests.agent.support import aio, alive, eventually
 
 

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from agent.client import AgentClient, AgentError
-from agent.protocol import HEADER, STDIN, WINDOW
+from composer_agent.client import AgentClient, AgentError
+from composer_agent.protocol import HEADER, STDIN, WINDOW
 from tests.agent.support import aio, alive, eventually
 
 BOUND = 10  # seconds: generous, the machine is shared; a stall would be forever

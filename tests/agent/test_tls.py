@@ -8,9 +8,9 @@ import ssl
 import aiohttp
 import pytest
 
-from agent.certs import Authority
-from agent.client import AgentClient, AgentError, AgentUnreachable
-from agent.protocol import VERSION
+from composer_agent.certs import Authority
+from composer_agent.client import AgentClient, AgentError, AgentUnreachable
+from composer_agent.protocol import VERSION
 from tests.agent.support import aio
 
 

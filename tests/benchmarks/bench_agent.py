@@ -32,8 +32,8 @@ from pathlib import Path
 
 from bench_local import fmt, log, median, run_figures, table
 
-from agent.certs import Authority
-from agent.client import AgentClient
+from composer_agent.certs import Authority
+from composer_agent.client import AgentClient
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 
@@ -61,7 +61,7 @@ class Agents:
         root = self.tmp / f"root-{port}"
         root.mkdir()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "serve", "--listen", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "composer_agent", "serve", "--listen", f"127.0.0.1:{port}",
              "--ca", str(self.server.ca), "--cert", str(self.server.cert),
              "--key", str(self.server.key), "--root", str(root), "--heartbeat-timeout", "120"],
             stdout=subprocess.PIPE, text=True)

@@ -47,7 +47,7 @@ BUG = "Acknowledged writes survive a primary crash"
 OVERHEAD_TARGET_MS = 1000.0
 
 # A TCP listener on {host}:7000 that accepts and closes connections forever.
-LISTENER = ("python3 -c \"import socket,sys; s=socket.create_server((sys.argv[1], 7000)); "
+LISTENER = ("python3 -c \"import socket, sys; s=socket.create_server((sys.argv[1], 7000)); "
             "[s.accept()[0].close() for _ in iter(int, 1)]\" {host}")
 
 

@@ -1,7 +1,7 @@
 """``sdk`` against the official ``antithesis`` 0.4.0 package, call for call.
 
 Each scenario runs once under the official SDK and once under ours (through the
-official module layout and through the flat ``import sdk``), each in its own
+official module layout and through the flat ``import composer_sdk as sdk``), each in its own
 interpreter writing its own file. Both files must read the same way through
 ``composer.properties`` and match record for record, apart from the SDK's own
 version strings. The code runs through ``python -c``, so both report the same
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import sdk  # noqa: E402
+import composer_sdk as sdk  # noqa: E402
 
 PUBLIC = {
     "assertions": [
@@ -41,8 +41,8 @@ PUBLIC = {
 
 PRELUDES = {  # one line each, so line numbers agree
     "official": "from antithesis import assertions as A, lifecycle as L, random as R",
-    "modules": "from sdk import assertions as A, lifecycle as L, random as R",
-    "flat": "import sdk as A, sdk as L, sdk as R",
+    "modules": "from composer_sdk import assertions as A, lifecycle as L, random as R",
+    "flat": "import composer_sdk as A, composer_sdk as L, composer_sdk as R",
 }
 
 NUMERIC = ["always_greater_than", "always_greater_than_or_equal_to", "always_less_than",

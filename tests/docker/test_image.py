@@ -137,7 +137,7 @@ def test_tools_are_present(container: str) -> None:
 
 def test_sdk_and_agent_import(container: str) -> None:
     ran = run_in(container, "python3", "-c",
-                 "import sdk, agent, agent.server, aiohttp, antithesis.assertions; "
+                 "import composer_sdk as sdk, composer_agent, composer_agent.server, aiohttp, antithesis.assertions; "
                  "print(aiohttp.__version__)")
     assert ran.returncode == 0, ran.stderr
     major, minor = map(int, ran.stdout.strip().split(".")[:2])
@@ -145,7 +145,7 @@ def test_sdk_and_agent_import(container: str) -> None:
 
 
 def test_agent_serve_help(container: str) -> None:
-    ran = run_in(container, "python3", "-m", "agent", "serve", "--help")
+    ran = run_in(container, "python3", "-m", "composer_agent", "serve", "--help")
     assert ran.returncode == 0, ran.stderr
     assert "--listen" in ran.stdout
 
@@ -153,7 +153,7 @@ def test_agent_serve_help(container: str) -> None:
 def test_clock_fix_builds(container: str) -> None:
     """libfaketime and the compiler work: clock faults are possible on this node."""
     ran = run_in(container, "python3", "-c",
-                 "from agent import clock; print(clock.missing())")
+                 "from composer_agent import clock; print(clock.missing())")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "None", ran.stdout
 
@@ -161,8 +161,8 @@ def test_clock_fix_builds(container: str) -> None:
 def test_agent_in_container_answers_host(container: str, tmp_path: Path) -> None:
     """A real agent in the container, heartbeat and a process from the host's client."""
     pytest.importorskip("cryptography")
-    from agent.certs import Authority
-    from agent.client import AgentClient
+    from composer_agent.certs import Authority
+    from composer_agent.client import AgentClient
 
     address = docker("inspect", "--format",
                      "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
@@ -174,7 +174,7 @@ def test_agent_in_container_answers_host(container: str, tmp_path: Path) -> None
     for path in (server.ca, server.cert, server.key):
         docker("cp", str(path), f"{container}:/run/agent-certs/{Path(path).name}")
     docker("exec", "-d", container, "sh", "-c",
-           f"exec python3 -m agent serve --listen {address}:7800 "
+           f"exec python3 -m composer_agent serve --listen {address}:7800 "
            "--ca /run/agent-certs/ca.pem --cert /run/agent-certs/server.pem "
            "--key /run/agent-certs/server.key --heartbeat-timeout 60 "
            ">/run/agent.log 2>&1")

@@ -101,7 +101,7 @@ def test_explore_json_prints_the_summary_and_progress_lines_a_script_can_parse(p
     import shlex
 
     project.config(SIMPLE)
-    project.command("parallel_driver_ok", "import sdk; sdk.always(True, 'Fine', {})")
+    project.command("parallel_driver_ok", "import composer_sdk as sdk; sdk.always(True, 'Fine', {})")
     result = project.composer("explore", "--duration", "3s", "--seed", "1", "--json")
     assert result.code == 0, result.output
     summary = json.loads(result.stdout)
@@ -116,7 +116,7 @@ def test_explore_json_prints_the_summary_and_progress_lines_a_script_can_parse(p
 
 def test_report_writes_the_html_and_junit_of_a_run_again(project):
     project.config(SIMPLE)
-    project.command("parallel_driver_ok", "import sdk; sdk.always(True, 'Fine', {})")
+    project.command("parallel_driver_ok", "import composer_sdk as sdk; sdk.always(True, 'Fine', {})")
     assert project.composer("explore", "--duration", "2s", "--seed", "1", "--quiet").code == 0
     run_dir, = (project.root / ".composer" / "runs").iterdir()
     for name in ("report.html", "junit.xml"):

@@ -43,7 +43,7 @@ def test_containers_are_nodes_that_see_each_other_and_the_project(tmp_path):
         assert a.run(["cat", "/etc/composer-test"]).stdout == b"inside"
         assert not Path("/etc/composer-test").exists()
         # composer's sources are mounted at the same path: the SDK imports
-        assert a.run(["python3", "-c", "import sdk; print(sdk.__file__)"],
+        assert a.run(["python3", "-c", "import composer_sdk as sdk; print(sdk.__file__)"],
                      env={"PYTHONPATH": str(REPO)}, check=True).stdout.startswith(str(REPO).encode())
         assert _labelled(block)
     assert _labelled(block) == []

@@ -26,7 +26,7 @@ CONFIG = """
 # Two parallel writers that overlap break the "one writer at a time" property: a bug that
 # no single command shows, and that needs two starts close together.
 WRITER = """
-    import os, sdk, time, uuid
+    import os, composer_sdk as sdk, time, uuid
     lock_dir = os.path.join(os.environ["COMPOSER_DATA"], "writers")
     os.makedirs(lock_dir, exist_ok=True)
     me = os.path.join(lock_dir, uuid.uuid4().hex)
@@ -138,7 +138,7 @@ def make_always_failing(project):
     """Every timeline fails at once, and shrinking its many events takes long."""
     project.config(CONFIG)
     project.command("parallel_driver_fail",
-                    "import sdk, time; sdk.always(False, 'Never holds'); time.sleep(0.2)")
+                    "import composer_sdk as sdk, time; sdk.always(False, 'Never holds'); time.sleep(0.2)")
 
 
 def test_duration_bounds_search_shrinking_and_re_runs(project):

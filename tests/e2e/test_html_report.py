@@ -257,7 +257,7 @@ def kv_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     ignore=shutil.ignore_patterns(".composer", "__pycache__"))
     # a helper_ file is never run, but its assertion is cataloged: reported unreached
     (root / "drivers" / "main" / "helper_never.py").write_text(
-        f"import sdk\n\ndef never():\n    sdk.sometimes(True, {NEVER!r}, {{}})\n")
+        f"import composer_sdk as sdk\n\ndef never():\n    sdk.sometimes(True, {NEVER!r}, {{}})\n")
     for seed in (2, 1, 3):  # the guided search found it in 35-82 s with these (benchmark)
         proc = subprocess.run(
             [sys.executable, "-m", "composer.cli", "explore", str(root), "--duration", "100s",

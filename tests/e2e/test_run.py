@@ -45,13 +45,13 @@ def invocations(project) -> list[dict]:
 def test_run_starts_services_runs_drivers_and_reports_properties(project):
     config(project)
     project.command("first_hello", """
-        import os, sdk, urllib.request
+        import os, composer_sdk as sdk, urllib.request
         for host in os.environ["COMPOSER_HOSTS_WEB"].split(","):
             urllib.request.urlopen(f"http://{host}:7001/", timeout=5).read()
         sdk.reachable("every web node answered")
         print("node", os.environ["COMPOSER_NODE"], "data", os.environ["COMPOSER_DATA"])
     """)
-    project.command("parallel_driver_get", "import sdk; sdk.always(True, 'driver ran')")
+    project.command("parallel_driver_get", "import composer_sdk as sdk; sdk.always(True, 'driver ran')")
     result = project.composer("run", "--seed", "1")
     assert result.code == 0, result.output
     assert "setup complete" in result.stdout
@@ -75,7 +75,7 @@ def test_run_shows_an_unmet_sometimes_as_unmet_and_writes_what_report_reads(proj
     """Before: FAIL rows for a Sometimes property one timeline did not show, yet exit 0,
     and `composer report` refused the run's directory (no summary.json)."""
     config(project)
-    project.command("parallel_driver_a", "import sdk; sdk.sometimes(False, 'Rarely true')")
+    project.command("parallel_driver_a", "import composer_sdk as sdk; sdk.sometimes(False, 'Rarely true')")
     result = project.composer("run", "--seed", "1")
     assert result.code == 0, result.output
     assert "UNMET     Sometimes" in result.stdout and "Rarely true" in result.stdout
@@ -159,7 +159,7 @@ def test_flooding_driver_has_its_log_capped_and_the_run_goes_on(project):
 def test_garbage_sdk_lines_are_counted_and_skipped(project):
     config(project)
     project.command("first_garbage", """
-        import os, sdk
+        import os, composer_sdk as sdk
         sdk.always(True, "before garbage")
         with open(os.environ["COMPOSER_SDK_OUTPUT"], "a") as out:
             out.write("not json\\n{\\"truncated\\": \\n[1, 2]\\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.network import NodeNetwork
+from composer_agent.network import NodeNetwork
 from composer.clusters.agents import load_agents_file, node_views
 from composer.errors import ConfigError
 from composer.faults import Network

@@ -27,17 +27,17 @@ def found(*paths: Path) -> list[tuple[str, str, int]]:
 
 
 PYTHON_STYLES = '''\
-import sdk
-import sdk.assertions
-import sdk.assertions as sa
+import composer_sdk as sdk
+import composer_sdk.assertions
+import composer_sdk.assertions as sa
 import antithesis.assertions
 from antithesis import assertions
 from antithesis.assertions import reachable, sometimes as sm
-from sdk.assertions import always_or_unreachable
-from sdk import unreachable as never, always_greater_than
+from composer_sdk.assertions import always_or_unreachable
+from composer_sdk import unreachable as never, always_greater_than
 
 sdk.always(x, "m01")
-sdk.assertions.sometimes(x, "m02", {"k": 1})
+composer_sdk.assertions.sometimes(x, "m02", {"k": 1})
 sa.always_some({"a": x}, "m03")
 antithesis.assertions.reachable("m04")
 assertions.unreachable("m05")
@@ -69,7 +69,7 @@ def test_python_import_styles(tmp_path):
 
 def test_entry_shape_matches_a_hit_false_declaration(tmp_path):
     write(tmp_path, "d.py", '''\
-        from sdk import sometimes
+        from composer_sdk import sometimes
         class Client:
             def put(self):
                 sometimes(ok, "put succeeds")
@@ -87,7 +87,7 @@ def test_import_inside_a_function_counts(tmp_path):
     path = write(tmp_path, "late.py", '''\
         def main():
             sdk.reachable("late import")
-            import sdk
+            import composer_sdk as sdk
     ''')
     assert found(path) == [("late import", "Reachable", 2)]
 
@@ -95,7 +95,7 @@ def test_import_inside_a_function_counts(tmp_path):
 def test_extensionless_python_driver_is_scanned(tmp_path):
     write(tmp_path, "drivers/basic/parallel_driver_put", '''\
         #!/usr/bin/env python3
-        import sdk
+        import composer_sdk as sdk
         sdk.sometimes(True, "driver put")
     ''', mode=0o755)
     write(tmp_path, "drivers/basic/anytime_check.sh", '#!/bin/sh\necho \'sdk.sometimes(x, "shell")\'\n')
@@ -151,7 +151,7 @@ def test_go_java_rust_forms(tmp_path):
 
 
 def test_walk_skips_vcs_caches_state_and_virtualenvs(tmp_path):
-    line = 'import sdk\nsdk.reachable("{}")\n'
+    line = 'import composer_sdk as sdk\nsdk.reachable("{}")\n'
     write(tmp_path, "src/keep.py", line.format("kept"))
     for skipped in [".git/hooks/x.py", "__pycache__/x.py", ".composer/runs/1/x.py", ".venv/lib/x.py",
                     "myenv/lib/x.py", "node_modules/x/x.py"]:
@@ -161,16 +161,16 @@ def test_walk_skips_vcs_caches_state_and_virtualenvs(tmp_path):
 
 
 def test_broken_files_are_skipped_not_raised(tmp_path):
-    write(tmp_path, "a_broken.py", "import sdk\nsdk.reachable('broken'\n")
-    (tmp_path / "b_latin1.py").write_bytes(b"import sdk\n# \xe9\xff\nsdk.reachable('latin')\n")
-    write(tmp_path, "c_good.py", "import sdk\nsdk.reachable('good')\n")
-    write(tmp_path, "d_nul.py", "import sdk\x00\n")
+    write(tmp_path, "a_broken.py", "import composer_sdk as sdk\nsdk.reachable('broken'\n")
+    (tmp_path / "b_latin1.py").write_bytes(b"import composer_sdk as sdk\n# \xe9\xff\nsdk.reachable('latin')\n")
+    write(tmp_path, "c_good.py", "import composer_sdk as sdk\nsdk.reachable('good')\n")
+    write(tmp_path, "d_nul.py", "import composer_sdk as sdk\x00\n")
     assert [m for m, _, _ in found(tmp_path, tmp_path / "does-not-exist")] == ["latin", "good"]
 
 
 def test_never_hit_assertions_show_as_unreached(tmp_path):
     write(tmp_path, "d.py", '''\
-        import sdk
+        import composer_sdk as sdk
         sdk.sometimes(x, "never sometimes")
         sdk.reachable("never reachable")
         sdk.always(x, "never always")
@@ -208,7 +208,7 @@ _functions = st.sampled_from([
 @given(calls=st.lists(st.tuples(_functions, st.text(), st.booleans()), max_size=6))
 def test_every_literal_message_is_found(tmp_path_factory, calls):
     root = tmp_path_factory.mktemp("gen")
-    lines = ["import sdk"]
+    lines = ["import composer_sdk as sdk"]
     for (name, position), message, as_keyword in calls:
         args = ["x"] * position
         args.append(f"message={message!r}" if as_keyword else repr(message))

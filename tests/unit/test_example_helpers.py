@@ -43,7 +43,7 @@ def dying_node():
 
 def load(example: str, module: str):
     path = REPO / "examples" / example / "drivers" / "main" / f"{module}.py"
-    sys.path.insert(0, str(REPO))  # the drivers' `import sdk`, as composer provides it
+    sys.path.insert(0, str(REPO))  # the drivers' `import composer_sdk as sdk`, as composer provides it
     try:
         spec = importlib.util.spec_from_file_location(f"{example}_{module}", path)
         helper = importlib.util.module_from_spec(spec)

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the SDK is importable from the repository root, as drivers see it
     sys.path.insert(0, str(ROOT))
 
-import sdk  # noqa: E402
-from sdk import _output, _tracking  # noqa: E402
+import composer_sdk as sdk  # noqa: E402
+from composer_sdk import _output, _tracking  # noqa: E402
 
 _OUTPUT_VARS = ("COMPOSER_SDK_OUTPUT", "ANTITHESIS_SDK_LOCAL_OUTPUT", "COMPOSER_SEED")
 
@@ -71,7 +71,7 @@ BASIC = [
 @pytest.mark.parametrize("call,display,assert_type,must_hit,condition", BASIC)
 def test_each_assertion_writes_its_record(tmp_path, call, display, assert_type, must_hit, condition):
     out = tmp_path / "sdk.jsonl"
-    run(f"import sdk\nsdk.{call}\n", tmp_path, COMPOSER_SDK_OUTPUT=str(out))
+    run(f"import composer_sdk as sdk\nsdk.{call}\n", tmp_path, COMPOSER_SDK_OUTPUT=str(out))
     recs = records(out)
     assert list(recs[0]) == ["antithesis_sdk"]
     assert recs[0]["antithesis_sdk"]["protocol_version"] == "1.1.0"
@@ -85,9 +85,9 @@ def test_each_assertion_writes_its_record(tmp_path, call, display, assert_type, 
 def test_lifecycle_records_and_module_imports(tmp_path):
     out = tmp_path / "sdk.jsonl"
     run("""
-        import sdk
-        from sdk.assertions import always
-        from sdk.lifecycle import setup_complete, send_event
+        import composer_sdk as sdk
+        from composer_sdk.assertions import always
+        from composer_sdk.lifecycle import setup_complete, send_event
         always(True, "via submodule", {"n": 1})
         setup_complete({"nodes": 3})
         sdk.setup_complete()
@@ -106,20 +106,20 @@ def test_lifecycle_records_and_module_imports(tmp_path):
 
 def test_antithesis_variable_alone_is_honoured(tmp_path):
     out = tmp_path / "local.jsonl"
-    run("import sdk; sdk.reachable('here')", tmp_path, ANTITHESIS_SDK_LOCAL_OUTPUT=str(out))
+    run("import composer_sdk as sdk; sdk.reachable('here')", tmp_path, ANTITHESIS_SDK_LOCAL_OUTPUT=str(out))
     assert [r["message"] for r in asserts(records(out))] == ["here"]
 
 
 def test_composer_variable_wins_over_antithesis_one(tmp_path):
     ours, theirs = tmp_path / "ours.jsonl", tmp_path / "theirs.jsonl"
-    run("import sdk; sdk.reachable('here')", tmp_path,
+    run("import composer_sdk as sdk; sdk.reachable('here')", tmp_path,
         COMPOSER_SDK_OUTPUT=str(ours), ANTITHESIS_SDK_LOCAL_OUTPUT=str(theirs))
     assert ours.exists() and not theirs.exists()
 
 
 def test_no_output_configured_is_a_silent_no_op(tmp_path):
     proc = run("""
-        import sdk
+        import composer_sdk as sdk
         sdk.always(False, "m"); sdk.sometimes_all({"a": 1}, "b"); sdk.setup_complete()
         sdk.send_event("e", {"x": object()}); sdk.get_random()
     """, tmp_path)
@@ -128,14 +128,14 @@ def test_no_output_configured_is_a_silent_no_op(tmp_path):
 
 
 def test_unwritable_output_does_not_crash(tmp_path):
-    run("import sdk; sdk.always(False, 'm'); sdk.setup_complete()", tmp_path,
+    run("import composer_sdk as sdk; sdk.always(False, 'm'); sdk.setup_complete()", tmp_path,
         COMPOSER_SDK_OUTPUT=str(tmp_path / "missing-dir" / "sdk.jsonl"))
 
 
 def test_first_pass_and_first_fail_only_per_message(tmp_path):
     out = tmp_path / "sdk.jsonl"
     run("""
-        import sdk
+        import composer_sdk as sdk
         for i in range(100):
             sdk.always(i % 3 != 0, "flaky", {"i": i})
             sdk.sometimes(i > 50, "late", {"i": i})
@@ -153,7 +153,7 @@ def test_first_pass_and_first_fail_only_per_message(tmp_path):
 def test_numeric_guidance_is_written_only_when_it_improves(tmp_path):
     out = tmp_path / "sdk.jsonl"
     run("""
-        import sdk
+        import composer_sdk as sdk
         for left in [10, 8, 9, 5, 7, 6]:
             sdk.always_greater_than(left, 3, "gt")      # minimise left - right
         for left in [1, 4, 2, 6]:
@@ -171,7 +171,7 @@ def test_numeric_guidance_is_written_only_when_it_improves(tmp_path):
 def test_unserialisable_details_never_raise(tmp_path):
     out = tmp_path / "sdk.jsonl"
     run("""
-        import collections.abc, sdk
+        import collections.abc, composer_sdk as sdk
         class Exploding(collections.abc.Mapping):
             def __getitem__(self, k): raise RuntimeError("boom")
             def __iter__(self): raise RuntimeError("boom")
@@ -200,7 +200,7 @@ def test_unserialisable_details_never_raise(tmp_path):
 def test_concurrent_writers_leave_every_line_whole(tmp_path):
     out = tmp_path / "sdk.jsonl"
     code = """
-        import os, threading, sdk
+        import os, threading, composer_sdk as sdk
         pid = os.getpid()
         pad = "x" * 300
         def work(t):
@@ -224,7 +224,7 @@ def test_concurrent_writers_leave_every_line_whole(tmp_path):
 def test_forked_child_is_its_own_process(tmp_path):
     out = tmp_path / "sdk.jsonl"
     run("""
-        import os, sdk
+        import os, composer_sdk as sdk
         sdk.always(True, "both")
         pid = os.fork()
         if pid == 0:
@@ -236,7 +236,7 @@ def test_forked_child_is_its_own_process(tmp_path):
 
 
 RANDOM_CODE = """
-    import sdk
+    import composer_sdk as sdk
     print([sdk.get_random() for _ in range(20)], [sdk.random_choice("abcdefg") for _ in range(20)])
 """
 

@@ -60,7 +60,7 @@ def touches(found: set[str], *names: str) -> set[str]:
     return {m for m in found if any(m == n or m.startswith(n + ".") for n in names)}
 
 
-ALL = sources("composer/**/*.py", "agent/**/*.py", "sdk/**/*.py")
+ALL = sources("composer/**/*.py", "composer_agent/**/*.py", "composer_sdk/**/*.py")
 
 
 # --- the parser itself -------------------------------------------------------------
@@ -94,12 +94,12 @@ def test_the_tree_is_where_the_seams_expect_it():
     assert "composer/schedule.py" in ALL and "composer/explore.py" in ALL
     assert "composer/properties.py" in ALL
     assert any(path.startswith("composer/clusters/") for path in ALL)
-    assert any(path.startswith("sdk/") for path in ALL)
+    assert any(path.startswith("composer_sdk/") for path in ALL)
 
 
 # --- the seams ---------------------------------------------------------------------
 
-BACKENDS = {p: m for p, m in ALL.items() if p.startswith(("composer/clusters/", "agent/"))}
+BACKENDS = {p: m for p, m in ALL.items() if p.startswith(("composer/clusters/", "composer_agent/"))}
 
 
 @pytest.mark.parametrize("path", sorted(BACKENDS))
@@ -132,11 +132,11 @@ def test_the_search_never_sees_a_cluster(path):
     assert not bad, f"{path} imports {sorted(bad)}: the search sees timelines and signatures"
 
 
-@pytest.mark.parametrize("path", sorted(p for p in ALL if p.startswith("sdk/")))
+@pytest.mark.parametrize("path", sorted(p for p in ALL if p.startswith("composer_sdk/")))
 def test_sdk_imports_only_the_standard_library(path):
     for name in ALL[path]:
         top = name.split(".")[0]
-        assert top == "sdk" or top in sys.stdlib_module_names or top == "__future__", (
+        assert top == "composer_sdk" or top in sys.stdlib_module_names or top == "__future__", (
             f"{path} imports {name}: the SDK runs in every driver and SUT, stdlib only")
 
 
@@ -183,7 +183,7 @@ def test_inner_modules_import_only_what_style_allows(path, allowed):
     assert not extra, f"{path} imports {sorted(extra)}; allowed: {sorted(allowed)}"
 
 
-@pytest.mark.parametrize("path", sorted(p for p in ALL if p.startswith("agent/")))
+@pytest.mark.parametrize("path", sorted(p for p in ALL if p.startswith("composer_agent/")))
 def test_the_agent_knows_nothing_of_the_conductor(path):
     bad = touches(ALL[path], "composer")
     assert not bad, f"{path} imports {sorted(bad)}: the agent runs alone on remote machines"

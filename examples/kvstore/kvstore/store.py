@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import sdk
+import composer_sdk as sdk
 
 Entry = dict[str, Any]
 

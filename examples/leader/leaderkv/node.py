@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import sdk
+import composer_sdk as sdk
 
 from .leading import Leadership
 from .storage import Down, Log, State, Timeout, call, log, nap

@@ -32,7 +32,7 @@ import threading
 import time
 from typing import Any
 
-import sdk
+import composer_sdk as sdk
 
 from .common import Unavailable, call, log
 

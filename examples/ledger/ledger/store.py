@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-import sdk
+import composer_sdk as sdk
 
 Entry = dict[str, Any]
 

@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import sdk
+import composer_sdk as sdk
 
 Entry = dict[str, Any]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import sdk
+import composer_sdk as sdk
 
 PORT = 7200
 TIMEOUT = 1.5  # seconds: status polls and reads

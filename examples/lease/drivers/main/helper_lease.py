@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import sdk
+import composer_sdk as sdk
 
 LOCK_PORT, STORE_PORT, WORKER_PORT = 7200, 7300, 7400
 

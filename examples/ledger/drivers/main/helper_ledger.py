@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import sdk
+import composer_sdk as sdk
 
 PORT = 7100
 TIMEOUT = 1.0  # seconds: longer than a healthy answer, shorter than a paused node

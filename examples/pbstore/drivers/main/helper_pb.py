@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import sdk
+import composer_sdk as sdk
 
 PORT = 7100
 TIMEOUT = 1.0  # seconds: longer than a healthy answer

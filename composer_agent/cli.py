@@ -1,6 +1,6 @@
 """The ``composer-agent`` command: ``serve`` runs an agent, ``certs`` makes certificates.
 
-Imports ``agent.tls``, ``agent.server`` (``agent.certs`` only for ``certs``) and the
+Imports ``composer_agent.tls``, ``composer_agent.server`` (``composer_agent.certs`` only for ``certs``) and the
 standard library; it only parses and checks arguments, so usage errors (a missing
 certificate, a port in use) exit with status 2 and one line that says what to fix.
 """
@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.tls import Credentials, server_context
-from agent.server import serve
+from composer_agent.tls import Credentials, server_context
+from composer_agent.server import serve
 
 __all__ = ["main"]
 
@@ -129,7 +129,7 @@ def _certs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if (directory / "ca.pem").exists():
         parser.error(f"{directory}/ca.pem exists: choose an empty directory, or remove it "
                      "(agents trusting the old CA would refuse the new certificates)")
-    from agent.certs import Authority  # cryptography: only this command needs it
+    from composer_agent.certs import Authority  # cryptography: only this command needs it
 
     authority = Authority.create(directory, hours=args.hours)
     server = authority.issue(directory, "server", server=True, hosts=hosts, hours=args.hours)

@@ -1,7 +1,7 @@
 """The client's view of a process started on an agent.
 
-Imports ``agent.errors``, ``agent.protocol``, ``agent.session`` and the standard
-library. An attached process lives on its client's exec session (``agent.session``),
+Imports ``composer_agent.errors``, ``composer_agent.protocol``, ``composer_agent.session`` and the standard
+library. An attached process lives on its client's exec session (``composer_agent.session``),
 which writes its output as it arrives, to local files or to memory, at most
 ``log_limit`` bytes per stream; the rest is read and dropped so the process never
 blocks on a full pipe.
@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from agent.errors import AgentError
-from agent.protocol import STDERR, STDOUT
-from agent.session import Channel
+from composer_agent.errors import AgentError
+from composer_agent.protocol import STDERR, STDOUT
+from composer_agent.session import Channel
 
 __all__ = ["RemoteProcess"]
 

@@ -1,7 +1,7 @@
 """The composer node agent: an HTTPS server (mutual TLS) on every remote node, and its client.
 
 The composer starts ``composer-agent serve`` on each node of a remote backend and drives
-it with ``agent.client.AgentClient``: heartbeat, file put/get, streamed processes,
+it with ``composer_agent.client.AgentClient``: heartbeat, file put/get, streamed processes,
 signals and a TCP proxy to node-local ports. Modules, one concept each:
 
 - ``certs``: the run's CA, short-lived certificates, and the TLS contexts;

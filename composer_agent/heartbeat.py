@@ -3,7 +3,7 @@
 Imports the standard library only. The composer calls ``GET /v1/heartbeat`` every few
 seconds. The deadline starts when the agent starts, so an agent whose composer died
 before ever connecting also ends. What happens on expiry is the policy of the caller
-(``agent.server.serve``): kill every started process group, then exit, or power the
+(``composer_agent.server.serve``): kill every started process group, then exit, or power the
 node off (``--poweroff``, for cloud nodes that must not outlive their run).
 """
 

@@ -1,8 +1,8 @@
 """The agent's side of a dial WebSocket: a TCP connection to a node-local port.
 
-Imports aiohttp, ``agent.protocol`` and the standard library. The composer reaches a
+Imports aiohttp, ``composer_agent.protocol`` and the standard library. The composer reaches a
 service on the node through the agent's one open port, so nothing else on the node has
-to be reachable from outside (see ``agent.protocol`` for the exchange).
+to be reachable from outside (see ``composer_agent.protocol`` for the exchange).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import MutableSet
 
 from aiohttp import WSMsgType, web
 
-from agent.protocol import CHUNK
+from composer_agent.protocol import CHUNK
 
 __all__ = ["handle"]
 

@@ -1,9 +1,9 @@
 """The client's side of an exec session: one WebSocket to the agent, many processes.
 
-Imports aiohttp, ``agent.errors``, ``agent.protocol`` and the standard library. A new
+Imports aiohttp, ``composer_agent.errors``, ``composer_agent.protocol`` and the standard library. A new
 WebSocket costs a TCP connection and a TLS handshake with client certificates, most of
 an exec round trip; an ``ExecSession`` pays that once per client and names each process
-by an id (see ``agent.protocol``). Its reader never waits on a process: output goes
+by an id (see ``composer_agent.protocol``). Its reader never waits on a process: output goes
 straight to files or memory, so a process whose output nobody waits for cannot hold
 up the others.
 """
@@ -21,8 +21,8 @@ from typing import BinaryIO
 
 import aiohttp
 
-from agent.errors import AgentError, AgentUnreachable
-from agent.protocol import CHUNK, HEADER, STDERR, STDIN, STDOUT, WINDOW
+from composer_agent.errors import AgentError, AgentUnreachable
+from composer_agent.protocol import CHUNK, HEADER, STDERR, STDIN, STDOUT, WINDOW
 
 __all__ = ["Channel", "ExecSession"]
 

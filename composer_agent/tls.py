@@ -2,7 +2,7 @@
 
 Imports only the standard library. The agent accepts only clients with a certificate
 from the run's CA; the client accepts only an agent whose certificate from that CA
-names the address it dialled (``agent.certs`` makes them).
+names the address it dialled (``composer_agent.certs`` makes them).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ one after it closed (the processes of the old one are gone then: see the failure
    replaces the agent's environment; null keeps it. ``env_add`` is set over that.
    ``stdin`` true: the process reads what the client sends (else /dev/null). ``clock``:
    a file on the node holding a wall-clock offset in seconds; the process runs under
-   libfaketime reading it (``agent.clock``). Only ``argv`` is required; unknown keys are
+   libfaketime reading it (``composer_agent.clock``). Only ``argv`` is required; unknown keys are
    refused.
 2. The agent starts the process in a new session (its own process group) and answers
    ``{"id": N, "started": pid}``; if it cannot, ``{"id": N, "error": "..."}``. A client

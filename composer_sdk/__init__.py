@@ -5,7 +5,7 @@ Drivers and the system under test report properties with ``always``,
 randomness with ``get_random``/``random_choice`` (deterministic under
 ``$COMPOSER_SEED``). Records go as protocol-1.1.0 JSONL to ``$COMPOSER_SDK_OUTPUT``,
 else ``$ANTITHESIS_SDK_LOCAL_OUTPUT``, else nowhere. Use it flat (``sdk.always``) or
-as the official modules (``from sdk.assertions import always``).
+as the official modules (``from composer_sdk.assertions import always``).
 
 Imports the standard library only; never ``composer``.
 """
@@ -38,7 +38,7 @@ __all__ = [*assertions.__all__, *lifecycle.__all__, *random.__all__]
 def _check_exports() -> None:
     """Fail at import if a public name was added to a module but not re-exported here."""
     missing = [name for name in __all__ if globals().get(name) is None]
-    assert not missing, f"sdk/__init__.py does not re-export {missing}"
+    assert not missing, f"composer_sdk/__init__.py does not re-export {missing}"
 
 
 _check_exports()

@@ -1,10 +1,10 @@
 """The asyncio client of one agent: what the composer's remote backends call.
 
-Imports aiohttp, ``agent.tls``, ``agent.errors``, ``agent.network``, ``agent.remote``,
-``agent.session``, ``agent.tunnel`` and the standard library. One
+Imports aiohttp, ``composer_agent.tls``, ``composer_agent.errors``, ``composer_agent.network``, ``composer_agent.remote``,
+``composer_agent.session``, ``composer_agent.tunnel`` and the standard library. One
 ``aiohttp.ClientSession`` per client, made on first use (inside the event loop), with
 mutual TLS from ``certs.client_context``; processes run over one exec session
-(``agent.session``), opened on the first ``start`` and again after it dropped, so a
+(``composer_agent.session``), opened on the first ``start`` and again after it dropped, so a
 start costs no TLS handshake. Every failure is an ``AgentError``: the agent's own
 ``{"error": ...}`` message when it answered, an ``AgentUnreachable`` when it could not
 be reached or the TLS handshake was refused.
@@ -24,13 +24,13 @@ from typing import Any, BinaryIO
 
 import aiohttp
 
-from agent.tls import Credentials, client_context
-from agent.errors import AgentError, AgentUnreachable
-from agent.network import NodeNetwork
-from agent.protocol import CHUNK
-from agent.remote import RemoteProcess
-from agent.session import Channel, ExecSession
-from agent.tunnel import DialWriter, open_tunnel
+from composer_agent.tls import Credentials, client_context
+from composer_agent.errors import AgentError, AgentUnreachable
+from composer_agent.network import NodeNetwork
+from composer_agent.protocol import CHUNK
+from composer_agent.remote import RemoteProcess
+from composer_agent.session import Channel, ExecSession
+from composer_agent.tunnel import DialWriter, open_tunnel
 
 __all__ = ["AgentClient", "AgentError", "AgentUnreachable", "RemoteProcess", "DialWriter"]
 

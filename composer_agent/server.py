@@ -21,12 +21,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent import clock, dial, files, streaming
-from agent.tls import Credentials, server_context
-from agent.heartbeat import Heartbeat
-from agent.network import NetworkFaults, NodeNetwork, have_netem
-from agent.processes import ProcessTable
-from agent.protocol import VERSION
+from composer_agent import clock, dial, files, streaming
+from composer_agent.tls import Credentials, server_context
+from composer_agent.heartbeat import Heartbeat
+from composer_agent.network import NetworkFaults, NodeNetwork, have_netem
+from composer_agent.processes import ProcessTable
+from composer_agent.protocol import VERSION
 
 __all__ = ["AgentState", "make_app", "serve"]
 

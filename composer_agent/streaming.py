@@ -1,7 +1,7 @@
 """The agent's side of an exec session: many streamed processes on one WebSocket.
 
-Imports aiohttp, ``agent.clock``, ``agent.processes``, ``agent.protocol`` and the
-standard library. See ``agent.protocol`` for the exchange. One session per client saves
+Imports aiohttp, ``composer_agent.clock``, ``composer_agent.processes``, ``composer_agent.protocol`` and the
+standard library. See ``composer_agent.protocol`` for the exchange. One session per client saves
 a TLS handshake per process. Output is forwarded with backpressure: a pump reads the
 next chunk of a pipe only once the previous one is written to the socket, so a slow
 client slows the process down instead of filling the agent's memory. The loop reading
@@ -23,9 +23,9 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from agent import clock
-from agent.processes import ProcessTable, Started
-from agent.protocol import CHUNK, HEADER, STDERR, STDIN, STDOUT, WINDOW, check_request
+from composer_agent import clock
+from composer_agent.processes import ProcessTable, Started
+from composer_agent.protocol import CHUNK, HEADER, STDERR, STDIN, STDOUT, WINDOW, check_request
 
 __all__ = ["handle", "busy"]
 

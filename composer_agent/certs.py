@@ -1,6 +1,6 @@
 """A certificate authority per run and short-lived certificates.
 
-Imports ``agent.tls``, the standard library and ``cryptography`` (only the composer and
+Imports ``composer_agent.tls``, the standard library and ``cryptography`` (only the composer and
 ``composer-agent certs`` need it: an agent serving starts faster without). The composer creates one CA per
 run, issues a server certificate per node (its addresses in the SubjectAltName) and one
 client certificate for itself; the agent accepts only clients with a certificate from
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.tls import Credentials, client_context, server_context
+from composer_agent.tls import Credentials, client_context, server_context
 
 __all__ = ["Credentials", "Authority", "server_context", "client_context"]
 

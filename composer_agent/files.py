@@ -1,6 +1,6 @@
 """File put and get on the agent's node, streamed both ways.
 
-Imports aiohttp, ``agent.protocol`` and the standard library. A put never holds the file
+Imports aiohttp, ``composer_agent.protocol`` and the standard library. A put never holds the file
 in memory: the body goes chunk by chunk into a temporary file next to the target, which
 is renamed over it only once complete, so a reader never sees half a file and a broken
 upload leaves nothing behind.
@@ -16,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from agent.protocol import CHUNK
+from composer_agent.protocol import CHUNK
 
 __all__ = ["put", "get"]
 
