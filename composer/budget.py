@@ -52,8 +52,12 @@ class Budget:
 
     def shrink_deadline(self, failures: int) -> float:
         """When shrinking one failure must stop, leaving time for every failure's re-runs
-        (``failures`` includes this one)."""
-        return min(time.monotonic() + self.shrink, self.deadline - self.owed(failures))
+        (``failures`` includes this one); in a tight budget shrinking still gets half of
+        what is left (a small timeline is worth more than a reproduction rate), and the
+        re-runs that no longer fit are cut."""
+        now = time.monotonic()
+        fair = max(self.deadline - self.owed(failures), now + (self.deadline - now) / 2)
+        return min(now + self.shrink, fair)
 
     def may_rerun(self) -> bool:
         """Whether one more re-run ends before the deadline."""

@@ -24,35 +24,48 @@ from composer.faults import Capabilities
 __all__ = ["main"]
 
 
+#: the exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
+_INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``composer`` command with ``argv``; return the exit code."""
     args = cli_parser.parser().parse_args(argv)
     handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay,
                "gc": _gc, "report": _report}
     previous = signal.signal(signal.SIGTERM, _sigterm)
+    code = int(ExitCode.INFRA)
     try:
-        return int(handler[args.command](args))
+        code = int(handler[args.command](args))
     except ComposerError as exc:
         if args.debug:
             traceback.print_exc()
         print(f"composer: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+        code = int(exc.exit_code)
     except KeyboardInterrupt:
         print("composer: interrupted; every process was stopped", file=sys.stderr)
-        return 130
+        code = _INTERRUPTED
     except Exception as exc:  # a bug of composer's: never exit 1, which means "a property failed"
         if args.debug:
             traceback.print_exc()
         print(f"composer: internal error: {exc!r}; this is a bug in composer: run again with "
               "--debug for the traceback and report it", file=sys.stderr)
-        return int(ExitCode.INFRA)
+        code = int(ExitCode.INFRA)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if code == _INTERRUPTED:  # one more Ctrl-C while exiting must not turn 130 into a kill
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
 
 
 def _sigterm(signum, frame) -> None:
-    """Treat SIGTERM as Ctrl-C, through asyncio's SIGINT handler when a loop runs."""
-    signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+    """Treat SIGTERM as Ctrl-C, through asyncio's SIGINT handler when a loop runs; when
+    SIGINT is ignored (``composer ... &`` in a script) or default, raise it here."""
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):
+        raise KeyboardInterrupt
+    handler(signal.SIGINT, frame)
 
 
 def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates.Template]]:
@@ -208,7 +221,7 @@ def _explore(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     print(f"exploring {project.name!r} on {args.cluster} for {args.duration:g}s "
           f"(templates: {', '.join(found)}; faults: "
-          f"{', '.join(sorted(caps.faults)) if caps.fault_targets else 'none'}); "
+          f"{', '.join(sorted(caps.faults)) if caps.fault_targets and caps.faults else 'none'}); "
           f"{Budget(args.duration, args.shrink_budget, args.reruns, 0).describe()}",
           file=out, flush=True)
     progress = Progress(args.duration, quiet=args.quiet, live=False if args.json else None)
@@ -218,6 +231,8 @@ def _explore(args: argparse.Namespace) -> int:
                      progress=progress)
     failing = result.table.failing()
     code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK
+    if result.stopped_early:
+        code = _INTERRUPTED
     with interrupts_deferred():
         summary = write_summary(run_dir, project=project, backend=args.cluster,
                                 seed=args.seed, exploration=result, exit_code=int(code),
@@ -230,15 +245,13 @@ def _explore(args: argparse.Namespace) -> int:
             report = "not written (see the warning above)"
     if args.json:
         print(summary.read_text(), end="")
-        return 130 if result.stopped_early else code
+        return code
     print(f"\n{result.timelines} timelines in {result.elapsed:.0f}s")
     print_properties(result.table.properties(), sys.stdout)
     print_findings(result.findings, sys.stdout)
     if result.garbage_lines:
         print(f"note: {result.garbage_lines} SDK output line(s) were not valid records; skipped")
     print(f"\nsummary: {summary}\nreport:  {report}")
-    if result.stopped_early:
-        return 130
     return code
 
 

@@ -178,6 +178,33 @@ def test_three_quick_ctrl_c_after_a_failure_keep_the_replay_and_the_report(proje
     assert proc.returncode == 130, err
     run = project.last_run()
     assert (run / "report.html").is_file() and (run / "junit.xml").is_file(), err
-    (finding,) = project.summary()["findings"]
+    summary = project.summary()
+    assert summary["exit_code"] == 130 and summary["stopped_early"]
+    (finding,) = summary["findings"]
     assert finding["replay"] and finding["reruns"] == 0
     assert any("interrupted" in what for what in finding["cut_short"])
+
+
+def test_sigterm_with_sigint_ignored_stops_cleanly_with_130(project):
+    """`composer explore ... &` in a script starts it with SIGINT ignored; SIGTERM then
+    crashed it (TypeError: the ignored handler is not callable; exit 3, no report)."""
+    make_always_failing(project)
+    proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "explore", "--duration",
+                             "5m", "--seed", "4"], cwd=project.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        runs = project.root / ".composer" / "runs"
+        while time.monotonic() < deadline and not list(runs.glob("*/timelines/00002")):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    summary = project.summary()
+    assert summary["stopped_early"] and summary["exit_code"] == 130
+    assert (project.last_run() / "report.html").is_file()
+    (finding,) = summary["findings"]
+    assert finding["replay"]

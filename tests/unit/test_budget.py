@@ -30,6 +30,14 @@ def test_shrinking_stops_where_the_re_runs_of_every_failure_still_fit():
     assert abs(generous.shrink_deadline(1) - (time.monotonic() + 30)) < 1  # --shrink-budget
 
 
+def test_in_a_tight_budget_shrinking_still_gets_half_of_what_is_left():
+    """10 s left, one failure owing 5 re-runs of 2 s: re-runs alone would take it all
+    (found by a user: `cut short: shrinking` with 6 s left); shrinking gets 5 s."""
+    budget = Budget(duration=10.0, shrink=120, reruns=5, longest_timeline=5)
+    budget.ran(2.0)
+    assert abs(budget.shrink_deadline(1) - (time.monotonic() + 5)) < 1
+
+
 def test_a_re_run_starts_only_if_it_ends_in_time():
     budget = Budget(duration=10.0, shrink=120, reruns=5, longest_timeline=5)
     budget.ran(4.0)
