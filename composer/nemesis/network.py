@@ -7,7 +7,7 @@ import asyncio
 
 from composer.clusters.base import Cluster
 from composer.faults import network_of
-from composer.nemesis.family import Family, Note
+from composer.nemesis.family import Family, Note, to_the_end
 from composer.timeline import Fault
 
 __all__ = ["NetworkFaults"]
@@ -31,9 +31,12 @@ class NetworkFaults(Family):
         finally:
             self.in_effect.remove(fault)
             if not self.closing:  # cleanup removes the rules with the nodes
-                await self.reshape()
-                self.note("heal", kind=fault.kind, targets=list(fault.targets),
-                          planned_t=self.planned(due + fault.duration))
+                await to_the_end(self.heal(fault, due))
+
+    async def heal(self, fault: Fault, due: float) -> None:
+        await self.reshape()
+        self.note("heal", kind=fault.kind, targets=list(fault.targets),
+                  planned_t=self.planned(due + fault.duration))
 
     async def reshape(self) -> None:
         """Enforce the network faults in effect now. One change at a time, each computed

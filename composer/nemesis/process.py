@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from composer.nemesis.family import Family, Note
+from composer.nemesis.family import Family, Note, to_the_end
 from composer.services import ServiceNode
 from composer.timeline import Fault
 
@@ -49,7 +49,7 @@ class ProcessFaults(Family):
         try:
             await self.until(due + fault.duration)
         finally:
-            await self.undo(hit, due + fault.duration)
+            await to_the_end(self.undo(hit, due + fault.duration))
 
     async def undo(self, targets: list[str], due: float | None = None) -> None:
         healed = [t for t in targets if self.faulted.pop(t, None) is not None]

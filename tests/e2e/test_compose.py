@@ -205,7 +205,7 @@ def test_a_failure_in_a_compose_project_replays_with_one_command(shop):
     driver.write_text(DRIVER + 'always(False, "The planted bug stays hidden", {})\n')
     found = subprocess.run(
         [sys.executable, "-m", "composer.cli", "explore", "--compose",
-         str(shop / "docker-compose.yml"), "--duration", "10s", "--timeline", "3s",
+         str(shop / "docker-compose.yml"), "--duration", "60s", "--timeline", "3s",
          "--seed", "1", "--stop-on-failure", "--reruns", "1", "--quiet"],
         capture_output=True, text=True, timeout=600, cwd=REPO)
     assert found.returncode == 1, found.stdout + found.stderr
