@@ -40,7 +40,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 #: the placeholders of a service command that name the node itself; {hosts.SERVICE} too
 _NODE_PLACEHOLDERS = ("host", "name", "index", "data")
 #: the placeholders composer fills in a service command
-PLACEHOLDER = re.compile(r"\{(host|name|index|data|hosts\.[A-Za-z0-9_-]+)\}")
+PLACEHOLDER = re.compile(r"\{(" + "|".join(_NODE_PLACEHOLDERS) + r"|hosts\.[A-Za-z0-9_-]+)\}")
 #: what looks like a placeholder ("{word}", "{word.word}"), but not the shell's "${VAR}"
 _LOOKS_LIKE_PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)?)\}")
 #: How ``typed`` names a TOML type in an error, with an example value.
