@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from composer import clusters, cli_parser, compose, config, templates
+from composer import clusters, cli_parser, config, project_source, templates
 from composer.errors import ComposerError, ConfigError, ExitCode
 from composer.faults import Capabilities
 
@@ -69,14 +69,14 @@ def _sigterm(signum, frame) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates.Template]]:
-    path = getattr(args, "compose", None) or args.project
-    if getattr(args, "compose", None) or compose.is_compose_file(path):
-        project, found = _load_compose(path, args)
-    else:
-        project = config.load(path)
-        found = None
-        if args.command in ("run", "explore"):
-            args.cluster = args.cluster or "local"
+    project, found = project_source.load(
+        getattr(args, "compose", None) or args.project, getattr(args, "cluster", None),
+        compose_file=bool(getattr(args, "compose", None)),
+        say=lambda line: print(f"composer: {line}", file=sys.stderr))
+    if project.backend is not None and hasattr(args, "cluster"):
+        args.cluster = project.backend
+    elif args.command in ("run", "explore"):
+        args.cluster = args.cluster or "local"
     overrides = {}
     if getattr(args, "timeline", None):
         overrides["timeline"] = args.timeline
@@ -92,30 +92,11 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
     if getattr(args, "setup_timeout", None):
         project = dataclasses.replace(
             project, setup=dataclasses.replace(project.setup, timeout=args.setup_timeout))
-    found = found if found is not None else templates.discover(project.templates_dir)
     unknown = [name for name, _ in project.template_options if name not in found]
     if unknown:
         raise ConfigError(f"{project.source}: [template.{unknown[0]}] names no template; "
                           f"the templates are {', '.join(found)} (in {project.templates_dir})")
     return project, found
-
-
-def _load_compose(path: Path, args: argparse.Namespace
-                  ) -> tuple[config.Project, dict[str, templates.Template]]:
-    """Read a compose file, build its images and find the commands inside them."""
-    from composer.clusters.compose import prepare
-
-    if getattr(args, "cluster", None) not in (None, "docker", "compose"):
-        raise ConfigError(f"{path}: a compose file runs on its own containers; drop "
-                          f"--cluster {args.cluster}")
-    if hasattr(args, "cluster"):
-        args.cluster = "compose"
-    read = compose.load(path)
-    for note in read.notes:
-        print(f"composer: note: {note}", file=sys.stderr)
-    found, holders = prepare(read, read.path.parent / ".composer" / "compose",
-                             say=lambda line: print(f"composer: {line}", file=sys.stderr))
-    return compose.project_of(read, holders), found
 
 
 def _capabilities(project: config.Project, backend: str) -> Capabilities:
@@ -145,7 +126,7 @@ def _validate(args: argparse.Namespace) -> int:
     project, found = _load(args)
     print(f"project {project.name!r} ({project.source})")
     for service in project.services:
-        what = (f"container of {service.container.image}" if service.container
+        what = (f"container of {service.image}" if service.image
                 else service.command or "(drivers only)")
         print(f"  service {service.name}: {service.replicas} node(s): {what}")
     for template in found.values():

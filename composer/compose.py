@@ -46,6 +46,8 @@ _CONDITIONS = ("service_started", "service_healthy")
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+_SETUP_HINT = ("have a service's entrypoint call setup_complete() (antithesis.lifecycle) "
+               "once the system is ready, or raise --setup-timeout")
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -72,14 +74,15 @@ def project_of(compose: ComposeFile, drivers: set[str]) -> Project:
     """The ``Project`` of ``compose``: one service per container, whose main process is the
     service; ``drivers`` names the services whose images hold test commands."""
     services = tuple(
-        Service(name=s.name, ready=_ready(s.healthcheck),
-                drivers=s.name in drivers, container=s,
+        Service(name=s.name, ready=_ready(s.healthcheck), image=s.image,
+                drivers=s.name in drivers, takes_faults=s.name not in drivers,
                 after_ready=tuple(d for d, condition in s.depends_on
                                   if condition == "service_healthy"))
         for s in compose.services)
     return Project(name=compose.name, root=compose.path.parent, source=compose.path,
                    templates_dir=compose.path.parent / ".composer" / "compose",
-                   services=services, setup=Setup(sdk=True, timeout=120.0), compose=compose)
+                   services=services, setup=Setup(sdk=True, timeout=120.0, hint=_SETUP_HINT),
+                   backend="compose", backend_options=(("compose", compose),))
 
 
 def _ready(check: Healthcheck | None) -> Ready | None:

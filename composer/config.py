@@ -80,22 +80,25 @@ class Service:
     #: the service runs until composer stops it: an exit on its own (no fault aimed at
     #: it) fails "Services stay up unless a fault stops them"; false for a one-shot job
     stays_up: bool = True
-    #: compose mode: the ``composer.compose.ComposeService`` whose container is the node
-    #: (its main process is the service, its name the node's)
-    container: Any = None
+    #: the node is a container of this image whose own main process is the service (a
+    #: compose file's services), so composer starts the node, not a command in it
+    image: str | None = None
+    #: faults may hit its nodes; false for the containers test commands run in
+    takes_faults: bool = True
     #: services that must be ready before this one starts (compose ``service_healthy``)
     after_ready: tuple[str, ...] = ()
 
     def node_names(self) -> list[str]:
-        """Return the names of this service's nodes, in order."""
-        if self.container is not None:
+        """Return the names of this service's nodes, in order (an image's container is
+        one node named as the service)."""
+        if self.image is not None:
             return [self.name]
         return [f"{self.name}-{i}" for i in range(1, self.replicas + 1)]
 
     @property
     def runs_process(self) -> bool:
         """Whether its nodes run a service process (so process faults mean something)."""
-        return self.command is not None or self.container is not None
+        return self.command is not None or self.image is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +109,9 @@ class Setup:
     sdk: bool = False
     #: seconds to wait for readiness (and setup_complete); default 120
     timeout: float = 120.0
+    #: what to do when no process called setup_complete in time
+    hint: str = ("call sdk.setup_complete() when the system is ready, raise "
+                 "--setup-timeout, or set [setup] sdk = false")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +149,10 @@ class Project:
     template_options: tuple[tuple[str, TemplateOptions], ...] = ()
     #: the file it was read from (composer.toml, or a compose file)
     source: Path | None = None
-    #: compose mode: the ``composer.compose.ComposeFile`` (containers are the nodes)
-    compose: Any = None
+    #: the one backend this project runs on (a compose file: its own containers), with
+    #: what that backend needs; None: any, chosen with --cluster
+    backend: str | None = None
+    backend_options: tuple[tuple[str, Any], ...] = ()
 
     def service(self, name: str) -> Service:
         """Return the service called ``name``."""
@@ -152,14 +160,16 @@ class Project:
 
     @property
     def location(self) -> Path:
-        """What a replay names to find this project again: the compose file of a compose
-        project, else the project directory."""
-        return self.source if self.compose is not None else self.root
+        """What a replay names to find this project again: the file it was read from when
+        that is not its directory's composer.toml (a compose file), else the directory."""
+        if self.source is not None and self.source.name != CONFIG_NAME:
+            return self.source
+        return self.root
 
     @property
     def cluster_options(self) -> dict[str, Any]:
         """What the cluster backend needs beyond the run's directory (compose: the file)."""
-        return {"compose": self.compose} if self.compose is not None else {}
+        return dict(self.backend_options)
 
     def options_for(self, template: str) -> TemplateOptions:
         """Return the options of ``template`` (defaults when it has no table)."""
@@ -170,10 +180,9 @@ class Project:
         return [n for s in self.services if s.drivers for n in s.node_names()]
 
     def fault_targets(self) -> list[str]:
-        """Return the nodes faults may hit: those running a service process, except (in
-        compose mode) the containers test commands run in."""
-        return [n for s in self.services
-                if s.runs_process and not (s.container is not None and s.drivers)
+        """Return the nodes faults may hit: those running a service process that takes
+        faults."""
+        return [n for s in self.services if s.runs_process and s.takes_faults
                 for n in s.node_names()]
 
 

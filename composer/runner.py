@@ -220,12 +220,8 @@ class _Run:
                 if '"antithesis_setup"' in path.read_text(errors="replace"):
                     return
             await asyncio.sleep(0.05)
-        fix = ("have a service's entrypoint call setup_complete() (antithesis.lifecycle) "
-               "once the system is ready, or raise --setup-timeout"
-               if self.project.compose is not None else "call sdk.setup_complete() when the "
-               "system is ready, raise --setup-timeout, or set [setup] sdk = false")
         raise SetupFailed(f"no process called setup_complete() within "
-                          f"{self.project.setup.timeout:g}s; {fix}")
+                          f"{self.project.setup.timeout:g}s; {self.project.setup.hint}")
 
     async def restart_services(self) -> None:
         restarted = []

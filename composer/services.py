@@ -184,11 +184,11 @@ class ServiceNode:
         )
 
     async def start(self) -> None:
-        """Start the service command (again, after a kill or stop); in compose mode, start
-        the container, whose own main process is the service."""
+        """Start the service command (again, after a kill or stop); for a service that is
+        an image's container, start the container, whose own main process is the service."""
         self.starts += 1
         label = f"service-{self.starts}"
-        if self.service.container is not None:
+        if self.service.image is not None:
             self.spec = self._spec((), label)
             self.process = await cast(ContainerNode, self.node).start_main(self.spec)
         else:

@@ -68,6 +68,10 @@ volumes:
     assert project.service("db").ready.command == "etcdctl endpoint health"
     assert project.service("client").after_ready == ("db",)
     assert project.setup.sdk and project.setup.timeout == 120
+    assert "entrypoint" in project.setup.hint  # not the composer.toml advice
+    assert project.service("db").image == read.service("db").image
+    assert project.backend == "compose" and project.cluster_options == {"compose": read}
+    assert project.location == read.path  # a replay finds the file again
 
 
 def test_variables_are_filled_from_the_environment_and_dot_env(tmp_path, monkeypatch):

@@ -183,6 +183,16 @@ def test_inner_modules_import_only_what_style_allows(path, allowed):
     assert not extra, f"{path} imports {sorted(extra)}; allowed: {sorted(allowed)}"
 
 
+def test_compose_reaches_the_core_only_as_a_project_source_and_a_backend():
+    # A compose file is read into a Project (project_source) and run by its backend; the
+    # runner, services, templates, schedule and cli see typed Project fields, no branch.
+    knows = {path for path, found in ALL.items()
+             if touches(found, "composer.compose", "composer.clusters.compose")}
+    assert knows <= {"composer/project_source.py", "composer/cli_parser.py",
+                     "composer/compose.py", "composer/clusters/compose.py",
+                     "composer/clusters/__init__.py"}, sorted(knows)
+
+
 @pytest.mark.parametrize("path", sorted(p for p in ALL if p.startswith("composer_agent/")))
 def test_the_agent_knows_nothing_of_the_conductor(path):
     bad = touches(ALL[path], "composer")
