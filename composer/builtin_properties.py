@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from composer_sdk.assertions import ASSERTION_KINDS
+
 from composer.templates import Template
 
 __all__ = ["SETUP", "ZERO_EXIT", "SERVICES_UP", "COMPLETION_PREFIX", "completion_id", "assertion",
@@ -35,8 +37,8 @@ def is_builtin(message: str) -> bool:
 def assertion(id: str, display: str, condition: bool, hit: bool = True,
               details: dict | None = None) -> dict:
     """Return one ``antithesis_assert`` record of a built-in property."""
-    kind = "always" if display == "Always" else "sometimes"
-    record = {"hit": hit, "must_hit": True, "assert_type": kind, "display_type": display,
+    kind, must_hit = ASSERTION_KINDS[display]
+    record = {"hit": hit, "must_hit": must_hit, "assert_type": kind, "display_type": display,
               "message": id, "condition": condition, "id": id,
               "location": {"class": "", "function": "", "file": "composer", "begin_line": 0,
                            "begin_column": 0}}

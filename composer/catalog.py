@@ -22,21 +22,24 @@ import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from composer_sdk.assertions import ASSERTION_KINDS
+
 __all__ = ["catalog"]
 
-# canonical function -> (display_type, assert_type, must_hit, message position)
-_FUNCTIONS: dict[str, tuple[str, str, bool, int]] = {
-    "always": ("Always", "always", True, 1),
-    "always_or_unreachable": ("AlwaysOrUnreachable", "always", False, 1),
-    "sometimes": ("Sometimes", "sometimes", True, 1),
-    "reachable": ("Reachable", "reachability", True, 0),
-    "unreachable": ("Unreachable", "reachability", False, 0),
-    "always_some": ("Always", "always", True, 1),
-    "sometimes_all": ("Sometimes", "sometimes", True, 1),
+# canonical function -> (display_type, message position); the kind's assert_type and
+# must_hit come from the SDK's table
+_FUNCTIONS: dict[str, tuple[str, int]] = {
+    "always": ("Always", 1),
+    "always_or_unreachable": ("AlwaysOrUnreachable", 1),
+    "sometimes": ("Sometimes", 1),
+    "reachable": ("Reachable", 0),
+    "unreachable": ("Unreachable", 0),
+    "always_some": ("Always", 1),
+    "sometimes_all": ("Sometimes", 1),
 }
 for _cmp in ("greater_than", "greater_than_or_equal_to", "less_than", "less_than_or_equal_to"):
-    _FUNCTIONS[f"always_{_cmp}"] = ("Always", "always", True, 2)
-    _FUNCTIONS[f"sometimes_{_cmp}"] = ("Sometimes", "sometimes", True, 2)
+    _FUNCTIONS[f"always_{_cmp}"] = ("Always", 2)
+    _FUNCTIONS[f"sometimes_{_cmp}"] = ("Sometimes", 2)
 
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "venv", "env"}
 _MAX_BYTES = 4_000_000  # larger files are generated or data, not assertion sites
@@ -94,7 +97,8 @@ def _python_shebang(file: Path) -> bool:
 
 def _entry(name: str, message: str, file: str, line: int, function: str = "", klass: str = "") -> dict:
     """One catalog entry, shaped as the official SDK's ``hit: false`` declaration."""
-    display_type, assert_type, must_hit, _ = _FUNCTIONS[name]
+    display_type, _ = _FUNCTIONS[name]
+    assert_type, must_hit = ASSERTION_KINDS[display_type]
     return {
         "condition": False,
         "must_hit": must_hit,
@@ -163,7 +167,7 @@ class _Visitor(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         name = self._canonical(node.func)
         if name is not None:
-            message = _literal_message(node, _FUNCTIONS[name][3])
+            message = _literal_message(node, _FUNCTIONS[name][1])
             if message is not None:
                 self.found.append(_entry(name, message, self.file, node.lineno, self.function, self.klass))
         self.generic_visit(node)
@@ -235,7 +239,7 @@ def _scan_pattern(text: str, file: str, pattern: re.Pattern) -> list[dict]:
         if name not in _FUNCTIONS:
             continue
         args = _split_args(text, match.end())
-        position = _FUNCTIONS[name][3]
+        position = _FUNCTIONS[name][1]
         if position < len(args):
             message = _string_literal(args[position])
             if message is not None:

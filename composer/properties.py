@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from composer_sdk.assertions import ASSERTION_KINDS
+
 __all__ = [
     "Property",
     "PropertyTable",
@@ -29,13 +31,6 @@ __all__ = [
     "violations",
 ]
 
-_KINDS = {  # display_type -> (assert_type, must_hit), as the official SDKs emit them
-    "Always": ("always", True),
-    "AlwaysOrUnreachable": ("always", False),
-    "Sometimes": ("sometimes", True),
-    "Reachable": ("reachability", True),
-    "Unreachable": ("reachability", False),
-}
 
 
 def read_records(path: Path) -> tuple[list[dict], int]:
@@ -92,13 +87,13 @@ def hit_assertions(records: Iterable[dict]) -> Iterable[dict]:
 def _kind(inner: dict) -> tuple[str, str, bool]:
     """(display_type, assert_type, must_hit), trusting display_type when it is known."""
     display = inner.get("display_type")
-    if isinstance(display, str) and display in _KINDS:
-        return (display, *_KINDS[display])
+    if isinstance(display, str) and display in ASSERTION_KINDS:
+        return (display, *ASSERTION_KINDS[display])
     assert_type = inner.get("assert_type")
     if assert_type not in ("always", "sometimes", "reachability"):
         assert_type = "always"  # unknown: judge it strictly
     must_hit = bool(inner.get("must_hit", True))
-    for name, kind in _KINDS.items():
+    for name, kind in ASSERTION_KINDS.items():
         if kind == (assert_type, must_hit):
             return name, assert_type, must_hit
     return "Sometimes", assert_type, must_hit  # a sometimes declared optional: judged the same

@@ -42,8 +42,10 @@ __all__ = [
     "assert_raw",
 ]
 
-# display_type -> (assert_type, must_hit), as AssertionKind in antithesis 0.4.0
-_KINDS = {
+#: display_type -> (assert_type, must_hit), as AssertionKind in antithesis 0.4.0: the one
+#: table of assertion kinds, which composer's properties, catalog and built-in properties
+#: read too (not in __all__: the SDK's names are the official SDK's)
+ASSERTION_KINDS = {
     "Always": ("always", True),
     "AlwaysOrUnreachable": ("always", False),
     "Sometimes": ("sometimes", True),
@@ -87,7 +89,7 @@ def _basic(condition: Any, message: str, details: Any, display_type: str) -> Non
         condition = bool(condition)
         if not _output.enabled() or _tracking.peek_seen(message, condition):
             return
-        assert_type, must_hit = _KINDS[display_type]
+        assert_type, must_hit = ASSERTION_KINDS[display_type]
         location = _tracking.location_of(sys._getframe(2))
         _emit_assert(condition, message, details, location, True, must_hit, assert_type, display_type, message)
     except Exception:  # an assertion must never break the code it observes
@@ -126,7 +128,7 @@ def _rich_numeric(
         location = _tracking.location_of(sys._getframe(2))
         data = {"left": left, "right": right}
         _emit_assert(bool(condition), message, _merge(details, data), location, True, True,
-                     _KINDS[display_type][0], display_type, message)
+                     ASSERTION_KINDS[display_type][0], display_type, message)
         gap = _tracking.numeric_gap(left, right)
         if gap is None:
             _output.warn_once(6004, message)
@@ -145,7 +147,7 @@ def _rich_boolean(
         location = _tracking.location_of(sys._getframe(2))
         data = dict(named_bools)
         _emit_assert(bool(condition), message, _merge(details, data), location, True, True,
-                     _KINDS[display_type][0], display_type, message)
+                     ASSERTION_KINDS[display_type][0], display_type, message)
         _guidance("boolean", message, location, maximize, data)
     except Exception:
         pass
