@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from composer import clusters
 from composer.clusters.base import ProcessSpec
-from composer.errors import ComposerError
+from composer.errors import ComposerError, ConfigError
 
 __all__ = ["Cluster", "Node", "Process", "Result", "CommandFailed"]
 
@@ -105,6 +105,9 @@ class Cluster:
 
     def __init__(self, backend: str = "local", *, workdir: Path | None = None,
                  agents: Path | None = None) -> None:
+        if backend not in clusters.API_BACKENDS:
+            raise ConfigError(f"Cluster({backend!r}): unknown backend; choose one of "
+                              f"{', '.join(clusters.API_BACKENDS)}")
         self.backend = backend
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="composer-cluster-"))

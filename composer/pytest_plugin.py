@@ -6,7 +6,7 @@ Registered through the ``pytest11`` entry point, so installing composer is enoug
         node = cluster.new_node()
         ...
 
-    pytest --composer-cluster netns          # or local (the default), or agents:
+    pytest --composer-cluster netns          # or local (the default), docker, or agents:
     pytest --composer-cluster agents --composer-agents agents.toml
 
 A test that only makes sense on some backends says so with
@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from composer.api import Cluster
-
-_BACKENDS = ("local", "netns", "agents")
+from composer.clusters import API_BACKENDS as _BACKENDS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -10,11 +10,14 @@ from pathlib import Path
 from composer.clusters.base import Cluster
 from composer.errors import ConfigError
 
-__all__ = ["BACKENDS", "Cluster", "capabilities", "limitations", "create"]
+__all__ = ["BACKENDS", "API_BACKENDS", "Cluster", "capabilities", "limitations", "create"]
 
 #: Backends a user can name with --cluster, in the order of the design (aws: issue 17,
 #: offered once it works).
 BACKENDS = ("local", "netns", "docker")
+#: Backends the Python API and the pytest plugin offer: the same, and running agents
+#: (explore needs the project on each node, so the command line does not offer them).
+API_BACKENDS = (*BACKENDS, "agents")
 
 
 def _backend(backend: str) -> type:

@@ -134,6 +134,13 @@ def test_a_cluster_that_cannot_start_leaves_no_directory(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_unknown_backend_names_the_ones_there_are(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(ComposerError, match="choose one of local, netns, docker, agents"):
+        Cluster("compose")  # a backend of compose files, not of the API
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_names_and_arguments_say_what_is_wrong(tmp_path):
     with Cluster("local", workdir=tmp_path) as cluster:
         with pytest.raises(ValueError, match="node name 'Bad_Name'"):
@@ -171,6 +178,9 @@ def test_plugin_options_and_markers(pytester):
     result = pytester.runpytest_subprocess("--composer-cluster", "agents")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--composer-agents FILE*"])
+    result = pytester.runpytest_subprocess("--composer-cluster", "nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*'local', 'netns', 'docker', 'agents'*"])
 
 
 def _try_dial(node, port):
