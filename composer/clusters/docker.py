@@ -30,7 +30,7 @@ from composer.clusters import leftovers
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in
-from composer.clusters.processes import HostProcess, Reaper, destroy_all
+from composer.clusters.processes import REAPER, HostProcess, destroy_all
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
@@ -114,8 +114,8 @@ class DockerCluster:
         self._nodes: list[DockerNode] = []
         self._network_id: str | None = None
         self._claim, self.block = leftovers.claim_free_block()
-        Reaper.start()
-        Reaper.tell("sweep", self.block)
+        REAPER.start()
+        REAPER.tell("sweep", self.block)
 
     @staticmethod
     def supported() -> frozenset[str]:
@@ -215,7 +215,7 @@ class DockerCluster:
             await asyncio.to_thread(leftovers.sweep_docker, self.block)
             self._nodes.clear()
             self._network_id = None
-            Reaper.tell("swept", self.block)
+            REAPER.tell("swept", self.block)
             self._claim.close()
             self._claim = None
         if errors:

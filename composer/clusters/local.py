@@ -27,7 +27,7 @@ from composer_agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode
-from composer.clusters.processes import HostProcess, Reaper, destroy_all
+from composer.clusters.processes import REAPER, HostProcess, destroy_all
 from composer.errors import InfraError
 from composer.faults import Network
 
@@ -73,10 +73,10 @@ class LocalCluster:
         self._processes: list[HostProcess] = []
         self._nodes: list[LocalNode] = []
         self._claim, self.block = leftovers.claim_free_block()
-        Reaper.start()
+        REAPER.start()
         self._network = "partition" in self.capabilities
         if self._network:
-            Reaper.tell("sweep", self.block)
+            REAPER.tell("sweep", self.block)
             root = leftovers.cgroup_root()
             assert root is not None
             self._cgroups = root / "composer" / str(self.block)
@@ -153,7 +153,7 @@ class LocalCluster:
                 subprocess.run(["nft", "delete", "table", "ip", leftovers.nft_table(self.block)],
                                capture_output=True)
                 leftovers.sweep(self.block, tables=False)
-                Reaper.tell("swept", self.block)
+                REAPER.tell("swept", self.block)
             self._claim.close()
             self._claim = None
         if errors:

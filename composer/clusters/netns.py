@@ -27,7 +27,7 @@ from composer_agent import clock
 from composer.clusters import leftovers, nft
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in
-from composer.clusters.processes import HostProcess, Reaper, destroy_all
+from composer.clusters.processes import REAPER, HostProcess, destroy_all
 from composer.errors import ConfigError, InfraError
 from composer.faults import Network
 
@@ -70,8 +70,8 @@ class NetnsCluster:
         self._claim, self.block = leftovers.claim_free_block()
         self.hub = leftovers.netns_name(self.block, "hub")
         self._qdiscs: dict[str, tuple[float | None, float | None]] = {}
-        Reaper.start()
-        Reaper.tell("sweep", self.block)
+        REAPER.start()
+        REAPER.tell("sweep", self.block)
 
     @staticmethod
     def supported() -> frozenset[str]:
@@ -167,7 +167,7 @@ class NetnsCluster:
             except InfraError as exc:
                 errors.append(exc)
             leftovers.sweep(self.block, tables=False)  # hostnames, hosts files, stragglers
-            Reaper.tell("swept", self.block)
+            REAPER.tell("swept", self.block)
             self._claim.close()
             self._claim = None
             self._nodes.clear()

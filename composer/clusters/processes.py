@@ -23,7 +23,7 @@ from pathlib import Path
 from composer.clusters.base import ProcessSpec
 from composer.errors import InfraError
 
-__all__ = ["HostProcess", "Reaper", "spawn", "destroy_all"]
+__all__ = ["HostProcess", "Reaper", "REAPER", "spawn", "destroy_all"]
 
 _CHUNK = 64 * 1024
 #: seconds between two looks at whether asyncio has reaped a process that has exited
@@ -48,29 +48,35 @@ if blocks:
 
 class Reaper:
     """Kills the process groups composer started, and removes the namespaces, rules and
-    cgroups of its address blocks, if composer dies without cleaning up."""
+    cgroups of its address blocks, if composer dies without cleaning up. One per composer
+    process: a forked worker starts its own on first use, so each worker's leftovers go
+    when that worker dies."""
 
-    _pipe = None
+    def __init__(self) -> None:
+        self._pipe = None
+        self._pid: int | None = None
 
-    @classmethod
-    def start(cls) -> None:
+    def start(self) -> None:
         """Start the reaper now, so registering a process later is one quick write."""
-        if cls._pipe is None:
+        if self._pipe is None or self._pid != os.getpid():
             reaper = subprocess.Popen(
                 [sys.executable, "-c", _REAPER], stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             )
-            cls._pipe = reaper.stdin
+            self._pipe, self._pid = reaper.stdin, os.getpid()
 
-    @classmethod
-    def tell(cls, word: str, value: int) -> None:
+    def tell(self, word: str, value: int) -> None:
         """Say "watch"/"forget" a process group, or "sweep"/"swept" an address block."""
-        cls.start()
+        self.start()
         try:
-            cls._pipe.write(f"{word} {value}\n".encode())
-            cls._pipe.flush()
+            self._pipe.write(f"{word} {value}\n".encode())
+            self._pipe.flush()
         except (BrokenPipeError, ValueError):
-            cls._pipe = None
+            self._pipe = None
+
+
+#: the reaper of this composer process
+REAPER = Reaper()
 
 
 class HostProcess:
@@ -150,7 +156,7 @@ class HostProcess:
         """Kill the whole process group and reap it."""
         self.signal(signal.SIGKILL)
         await self._proc.wait()
-        Reaper.tell("forget", self._proc.pid)
+        REAPER.tell("forget", self._proc.pid)
         for pump in self._pumps:
             pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)
@@ -246,7 +252,7 @@ async def spawn(argv: Sequence[str], spec: ProcessSpec, what: str,
         )
     except OSError as exc:
         raise InfraError(f"{what}: cannot start {spec.argv[0]!r}: {exc}") from None
-    Reaper.tell("watch", proc.pid)
+    REAPER.tell("watch", proc.pid)
     return HostProcess(proc, spec, whole_group)
 
 

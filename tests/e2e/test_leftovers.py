@@ -177,3 +177,32 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_forked_worker_has_its_own_reaper(tmp_path):
+    # Workers forked from composer inherit its reaper; the namespaces and rules a worker
+    # made must go when that worker dies, not wait for the parent (which here lives on:
+    # this test process).
+    need("netns")
+    from composer.api import Cluster
+    from composer.clusters.processes import REAPER
+
+    REAPER.start()
+    child = os.fork()
+    if child == 0:  # the worker: make a node, then die without any cleanup
+        try:
+            cluster = Cluster("netns", workdir=tmp_path / "worker")
+            cluster.new_node().start(["sleep", "300"])
+            (tmp_path / "block").write_text(str(cluster._cluster.block))
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    block = int((tmp_path / "block").read_text())
+    assert _resources(block), "the worker made nothing: the test is void"
+    deadline = time.monotonic() + 20
+    while _resources(block) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _resources(block)
+    if left:  # do not leave them to the next test
+        subprocess.run([sys.executable, "-m", "composer.clusters.leftovers", str(block)])
+    assert left == []
