@@ -134,16 +134,19 @@ class AgentClient:
         channel = None if detach else Channel(stdout, stderr, log_limit)
         pid = await session.start(request, channel)
         return RemoteProcess(channel, pid, stdin=stdin, poll=self.processes,
-                             signal_detached=self.signal)
+                             signal_by_pid=self.signal)
 
     async def processes(self) -> list[dict]:
         """Return ``{"pid", "argv", "running", "returncode", "detached"}`` for every
         process the agent started."""
         return await self._call("GET", "/v1/processes")
 
-    async def signal(self, pid: int, sig: int) -> None:
-        """Send ``sig`` to the process group of ``pid``, a process this agent started."""
-        await self._call("POST", f"/v1/processes/{pid}/signal", json={"signal": int(sig)})
+    async def signal(self, pid: int, sig: int) -> bool:
+        """Send ``sig`` to the process group of ``pid``, a process this agent started;
+        return whether any process of the group was there to get it."""
+        reply = await self._call("POST", f"/v1/processes/{pid}/signal",
+                                 json={"signal": int(sig)})
+        return bool(reply.get("delivered"))
 
     async def shape_network(self, view: NodeNetwork) -> None:
         """Make the agent's machine enforce ``view`` (an empty one heals everything)."""

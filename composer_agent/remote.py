@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Awaitable, Callable
 
 from composer_agent.errors import AgentError
@@ -34,14 +35,14 @@ class RemoteProcess:
 
     def __init__(self, channel: Channel | None, pid: int, *, stdin: bool,
                  poll: Callable[[], Awaitable[list[dict]]],
-                 signal_detached: Callable[[int, int], Awaitable[None]]) -> None:
+                 signal_by_pid: Callable[[int, int], Awaitable[bool]]) -> None:
         self.pid = pid
         self._channel = channel
         self._returncode: int | None = None  # of a detached process
         self._stdin = stdin
         self._stdin_lock = asyncio.Lock()  # whole writes, in order, then the close
         self._poll = poll
-        self._signal_detached = signal_detached
+        self._signal_by_pid = signal_by_pid
         self._tasks: set[asyncio.Task] = set()
 
     @property
@@ -96,17 +97,19 @@ class RemoteProcess:
         if self.returncode is not None:
             return
         if self._channel is None:
-            task = asyncio.ensure_future(self._signal_detached(self.pid, int(sig)))
+            task = asyncio.ensure_future(self._signal_by_pid(self.pid, int(sig)))
             self._tasks.add(task)
             task.add_done_callback(self._forget)
         elif not self._channel.ended.is_set() and self._channel.session is not None:
             self._channel.session.send_soon({"id": self._channel.id, "signal": int(sig)})
 
     async def end_leftovers(self) -> bool:
-        """Not done over the agent yet: the agent signals a group only while its leader
-        runs (a reaped pid may be reused); what is left dies when the run's processes are
-        killed at cleanup."""
-        return False
+        """Once the process has exited, SIGKILL its group on the agent; whatever got it
+        was left running. (The agent signals a reaped leader's group only while no
+        process has its pid, and none can while the group lives on.)"""
+        if self.returncode is None:
+            return False
+        return await self._signal_by_pid(self.pid, int(signal.SIGKILL))
 
     async def wait(self) -> int:
         """Return the exit code; raise AgentError if the connection is lost first."""

@@ -93,6 +93,19 @@ async def test_a_grandchild_holding_the_output_does_not_hold_the_exit(agent,
 
 
 @aio
+async def test_what_a_process_left_running_is_ended_after_its_exit(agent, client_credentials):
+    async with AgentClient(agent.url, client_credentials) as client:
+        shell = await client.start(["sh", "-c", "sleep 300 & echo $!"])
+        assert await shell.wait() == 0
+        orphan = int(shell.stdout_bytes)
+        assert await shell.end_leftovers() is True
+        await eventually(lambda: not alive(orphan), what=f"orphan {orphan} killed")
+        alone = await client.start(["true"])
+        assert await alone.wait() == 0
+        assert await alone.end_leftovers() is False  # nothing was left
+
+
+@aio
 async def test_env_and_cwd(agent, client_credentials):
     async with AgentClient(agent.url, client_credentials) as client:
         env = await client.start(["/usr/bin/env"], env={"ONLY": "this"})
