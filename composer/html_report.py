@@ -4,14 +4,16 @@ Inline CSS and SVG only: no script, no network, no external font, so it opens fr
 ``file://`` anywhere and can be attached to a CI run. Its size does not grow with the
 number of timelines: the summary holds one entry per property and a few findings; only
 the findings' own timeline directories are read (their ``run.json``, the failing SDK
-record, the tail of the failing process's logs). Every user-written string is escaped.
-Imports report, builtin_properties, failure_location, timeline, html_timeline and
-html_search (the search section).
+record, the tail of the failing process's logs). This module decides what is shown
+(verdicts, groups, truncation, the failure location) as plain data; the markup is in
+``report_templates/report.html.j2``, rendered with autoescape, so every user-written
+string is escaped there. Imports report, builtin_properties, failure_location, timeline,
+html_timeline (the chart and the template environment) and html_search (the search
+section).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import shlex
@@ -20,6 +22,7 @@ from typing import Any
 
 from composer import html_search as hs
 from composer import html_timeline as ht
+from composer.html_templates import environment
 from composer.report import replay_command
 from composer.builtin_properties import is_builtin
 from composer.failure_location import Failure, locate_failure, tail
@@ -36,44 +39,8 @@ _GROUPS = (("always", "Always", "must hold every time they are evaluated"),
            ("builtin", "Built-in (composer)", "checked by composer for every timeline"))
 _DETAILS_LIMIT = 4000
 _LOG_LINES = 40
-
-_CSS = """
-:root{--pass:#2e7d32;--fail:#c62828;--unreached:#b26a00;--muted:#616161;--line:#e0e0e0}
-*{box-sizing:border-box}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
- color:#212121;background:#fafafa}
-main{max-width:1200px;margin:0 auto;padding:16px 24px 48px}
-h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:28px 0 8px;
- border-bottom:2px solid var(--line);padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
-code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
-pre{background:#263238;color:#eceff1;padding:8px 10px;border-radius:4px;overflow-x:auto;
- white-space:pre-wrap;word-break:break-word;max-height:480px;overflow-y:auto}
-dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:8px 0}
-dl.meta dt{color:var(--muted)}dl.meta dd{margin:0;word-break:break-word}
-.badge{display:inline-block;min-width:74px;text-align:center;padding:1px 8px;
- border-radius:10px;color:#fff;font-size:12px;font-weight:600;text-transform:uppercase}
-.badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}
-.badge.unreached{background:var(--unreached)}
-.callout{border-left:5px solid var(--fail);background:#fff;padding:8px 14px;margin:12px 0;
- box-shadow:0 1px 2px rgba(0,0,0,.08)}.callout.warn{border-color:var(--unreached)}
-.callout.ok{border-color:var(--pass)}.callout ul{margin:4px 0;padding-left:20px}
-table{border-collapse:collapse;width:100%;background:#fff;margin:6px 0 10px}
-th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-size:12px;color:var(--muted);font-weight:600}td.n,th.n{text-align:right;
- font-variant-numeric:tabular-nums}tr.fail td{background:#ffebee}
-tr.unreached td{background:#fff8e1}.muted{color:var(--muted)}
-section.finding{background:#fff;border:1px solid var(--line);border-top:4px solid
- var(--fail);padding:10px 16px;margin:14px 0;border-radius:4px}
-.legend span{display:inline-block;margin:2px 12px 2px 0;font-size:12px}
-.legend i{display:inline-block;width:12px;height:10px;margin-right:4px;border-radius:2px;
- vertical-align:baseline}
-.bar{background:#90caf9;height:10px;border-radius:2px;display:inline-block;min-width:1px}
-details>summary{cursor:pointer;color:#1565c0}svg.timeline{background:#fff;display:block}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+_RUN_LOG = 500
+_FAILING = "#c62828"
 
 
 def write_report(run_dir: Path) -> Path:
@@ -92,15 +59,18 @@ def render(summary: dict, run_dir: Path) -> str:
     props = [p for p in summary.get("properties") or [] if isinstance(p, dict)]
     findings = [f for f in summary.get("findings") or [] if isinstance(f, dict)]
     anchors = {str(f.get("property")): f"finding-{i}" for i, f in enumerate(findings, 1)}
-    title = f"composer: {summary.get('project', '?')}"
-    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-             f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
-             _header(summary), _callouts(props, anchors), _properties(props, anchors),
-             _findings(findings, run_dir), hs.section(summary.get("search")),
-             _utilization(summary.get("utilization")),
-             "</main></body></html>\n"]
-    return "\n".join(parts)
+    failing = [p for p in props if p.get("status") == "fail"]
+    unreached = [p for p in props if p.get("status") == "unreached"]
+    return environment().get_template("report.html.j2").render(
+        title=f"composer: {summary.get('project', '?')}", header=_header(summary),
+        properties=len(props), passing=len(props) - len(failing) - len(unreached),
+        failing=[_link(p, anchors) for p in failing],
+        unreached=[{"type": p.get("display_type", ""), "text": p.get("message", "")}
+                   for p in unreached], groups=_groups(props, anchors),
+        findings=[_finding_or_error(i, f, run_dir) for i, f in enumerate(findings, 1)],
+        search=hs.section_data(summary.get("search")),
+        utilization=_utilization(summary.get("utilization")),
+        log_lines=_LOG_LINES)
 
 
 def _duration(seconds: Any) -> str:
@@ -114,28 +84,21 @@ def _duration(seconds: Any) -> str:
     return f"{m} min {s} s" if m < 60 else f"{m // 60} h {m % 60} min"
 
 
-def _header(s: dict) -> str:
+def _header(s: dict) -> dict[str, Any]:
+    """The run's verdict and identity (project, backend, seed, versions, command line)."""
     code = s.get("exit_code")
     badge, verdict = _VERDICTS.get(code, ("fail", "unknown exit code"))
     if s.get("stopped_early"):
         verdict += "; stopped early (Ctrl-C): results so far"
-    argv = shlex.join(["composer", *map(str, s.get("argv") or [])])
-    rows = [("project", f"{_e(s.get('project', '?'))} <span class='muted mono'>"
-                        f"{_e(s.get('project_dir', ''))}</span>"),
-            ("backend", _e(s.get("backend", "?"))),
-            ("duration", _e(_duration(s.get("elapsed_seconds")))),
-            ("seed", _e(s.get("seed") if s.get("seed") is not None else "none (random)")),
-            ("timelines", _e(s.get("timelines", "?"))),
-            ("exit code", f'<span class="badge {badge}">{_e(code)}</span> {_e(verdict)}'),
-            ("versions", _e(f"composer {s.get('composer', '?')}, Python {s.get('python', '?')},"
-                            f" {s.get('platform', '?')}; summary v{s.get('version', '?')}")),
-            ("command", f"<code>{_e(argv)}</code>")]
-    if s.get("garbage_sdk_lines"):
-        rows.append(("SDK output", f"{_e(s['garbage_sdk_lines'])} line(s) were not valid "
-                                   f"records and were skipped"))
-    return (f"<header><h1>{_e('composer run: ' + str(s.get('project', '?')))}</h1>"
-            f'<dl class="meta">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-            + "</dl></header>")
+    return {"project": s.get("project", "?"), "project_dir": s.get("project_dir", ""),
+            "backend": s.get("backend", "?"), "duration": _duration(s.get("elapsed_seconds")),
+            "seed": s.get("seed") if s.get("seed") is not None else "none (random)",
+            "timelines": s.get("timelines", "?"), "code": code, "badge": badge,
+            "verdict": verdict,
+            "versions": f"composer {s.get('composer', '?')}, Python {s.get('python', '?')}, "
+                        f"{s.get('platform', '?')}; summary v{s.get('version', '?')}",
+            "argv": shlex.join(["composer", *map(str, s.get("argv") or [])]),
+            "garbage": s.get("garbage_sdk_lines") or None}
 
 
 def _group(prop: dict) -> str:
@@ -146,39 +109,18 @@ def _group(prop: dict) -> str:
     return kind if kind in ("always", "sometimes", "reachability") else "always"
 
 
-def _link(prop: dict, anchors: dict[str, str]) -> str:
+def _link(prop: dict, anchors: dict[str, str]) -> dict[str, Any]:
+    """A property's type and message, and its finding's anchor (None: no finding)."""
     key = str(prop.get("id") or prop.get("message"))
-    text = _e(prop.get("message", key))
-    anchor = anchors.get(key) or anchors.get(str(prop.get("message")))
-    return f'<a href="#{anchor}">{text}</a>' if anchor else text
-
-
-def _callouts(props: list[dict], anchors: dict[str, str]) -> str:
-    failing = [p for p in props if p.get("status") == "fail"]
-    unreached = [p for p in props if p.get("status") == "unreached"]
-    passing = len(props) - len(failing) - len(unreached)
-    out = [f'<p><b>{len(props)}</b> properties: <span class="badge fail">{len(failing)} fail'
-           f'</span> <span class="badge unreached">{len(unreached)} unreached</span> '
-           f'<span class="badge pass">{passing} pass</span></p>']
-    if failing:
-        out.append('<div class="callout"><b>Failing</b><ul>' + "".join(
-            f"<li>{_e(p.get('display_type', ''))}: {_link(p, anchors)}</li>" for p in failing)
-            + "</ul></div>")
-    if unreached:
-        out.append('<div class="callout warn"><b>Never reached</b> — must-hit properties no '
-                   'timeline reached, so nothing was checked:<ul>' + "".join(
-                       f"<li>{_e(p.get('display_type', ''))}: {_e(p.get('message', ''))}</li>"
-                       for p in unreached) + "</ul></div>")
-    if not failing and not unreached and props:
-        out.append('<div class="callout ok">Every property holds.</div>')
-    return "".join(out)
+    return {"type": prop.get("display_type", ""), "text": prop.get("message", key),
+            "anchor": anchors.get(key) or anchors.get(str(prop.get("message")))}
 
 
 def _details(value: Any) -> str:
     text = json.dumps(value, indent=1, default=str)
     if len(text) > _DETAILS_LIMIT:
         text = text[:_DETAILS_LIMIT] + f"\n… ({len(text) - _DETAILS_LIMIT} more characters)"
-    return f"<pre>{_e(text)}</pre>"
+    return text
 
 
 def _location(loc: Any) -> str:
@@ -187,52 +129,39 @@ def _location(loc: Any) -> str:
     return f"{loc.get('file')}:{loc.get('begin_line', '?')}"
 
 
-def _properties(props: list[dict], anchors: dict[str, str]) -> str:
-    if not props:
-        return "<h2>Properties</h2><p>No properties were declared or hit.</p>"
+def _groups(props: list[dict], anchors: dict[str, str]) -> list[dict[str, Any]]:
+    """The properties table, one group per kind: failing first, then unreached, passing."""
     order = {"fail": 0, "unreached": 1, "pass": 2}
-    out = ["<h2>Properties</h2>"]
+    groups = []
     for key, name, blurb in _GROUPS:
         group = sorted((p for p in props if _group(p) == key),
                        key=lambda p: (order.get(p.get("status"), 0), str(p.get("message"))))
         if not group:
             continue
-        bad = sum(p.get("status") == "fail" for p in group)
-        missing = sum(p.get("status") == "unreached" for p in group)
-        out.append(f"<h3>{name} <span class='muted'>({len(group)}; {bad} failing, {missing} "
-                   f"unreached) — {blurb}</span></h3><table><tr><th>status</th><th>type</th>"
-                   f"<th>property</th><th class='n'>pass</th><th class='n'>fail</th>"
-                   f"<th class='n'>timelines hit</th></tr>")
+        rows = []
         for p in group:
-            status = p.get("status") if p.get("status") in order else "fail"
-            cell = _link(p, anchors)
             first = p.get("first_failure")
             where = _location(first.get("location")) if isinstance(first, dict) else ""
-            if isinstance(first, dict) and (first.get("details") or where):
-                what = "first false" if key == "sometimes" else "first failure"
-                cell += (f"<details><summary>{what}{' at ' + _e(where) if where else ''}"
-                         f"</summary>{_details(first.get('details'))}</details>")
-            out.append(f"<tr class='{status}'><td><span class='badge {status}'>{status}</span>"
-                       f"</td><td>{_e(p.get('display_type', ''))}</td><td>{cell}</td>"
-                       f"<td class='n'>{_e(p.get('passes', 0))}</td><td class='n'>"
-                       f"{_e(p.get('failures', 0))}</td><td class='n'>"
-                       f"{_e(p.get('timelines_hit', 0))}</td></tr>")
-        out.append("</table>")
-    return "".join(out)
+            shown = isinstance(first, dict) and (first.get("details") or where)
+            rows.append({
+                "status": p.get("status") if p.get("status") in order else "fail",
+                "link": _link(p, anchors), "passes": p.get("passes", 0),
+                "failures": p.get("failures", 0), "hit": p.get("timelines_hit", 0),
+                "first": {"what": "first false" if key == "sometimes" else "first failure",
+                          "where": where, "details": _details(first.get("details"))}
+                if shown else None})
+        groups.append({"name": name, "blurb": blurb, "rows": rows,
+                       "failing": sum(p.get("status") == "fail" for p in group),
+                       "unreached": sum(p.get("status") == "unreached" for p in group)})
+    return groups
 
 
-def _findings(findings: list[dict], run_dir: Path) -> str:
-    if not findings:
-        return ""
-    out = ["<h2>Failing timelines</h2>"]
-    for i, finding in enumerate(findings, 1):
-        try:
-            out.append(_finding(i, finding, run_dir))
-        except Exception as exc:  # a damaged run dir must not cost the rest of the report
-            out.append(f'<section class="finding" id="finding-{i}"><h3>'
-                       f"{_e(finding.get('property'))}</h3><p>This finding could not be drawn:"
-                       f" {_e(type(exc).__name__)}: {_e(exc)}</p></section>")
-    return "".join(out)
+def _finding_or_error(i: int, finding: dict, run_dir: Path) -> dict[str, Any]:
+    try:
+        return _finding(i, finding, run_dir)
+    except Exception as exc:  # a damaged run dir must not cost the rest of the report
+        return {"number": i, "property": str(finding.get("property")),
+                "broken": f"{type(exc).__name__}: {exc}"}
 
 
 def _timeline_dir(finding: dict, run_dir: Path) -> Path | None:
@@ -249,143 +178,99 @@ def _href(path: Path, run_dir: Path) -> str:
         rel = os.path.relpath(path, run_dir)
     except ValueError:
         rel = str(path)
-    return _e(Path(rel).as_posix())
+    return Path(rel).as_posix()
 
 
-def _finding(i: int, f: dict, run_dir: Path) -> str:
+def _finding(i: int, f: dict, run_dir: Path) -> dict[str, Any]:
+    """One failing timeline: how it was found, its chart, its plan, log and failure."""
     prop = str(f.get("property"))
     plan = f.get("timeline") if isinstance(f.get("timeline"), dict) else {}
-    out = [f'<section class="finding" id="finding-{i}"><h3>{_e(prop)}</h3><dl class="meta">']
     reruns, reproduced = f.get("reruns") or 0, f.get("reproduced") or 0
-    rate = (f"{_e(reproduced)}/{_e(reruns)} re-runs ({100 * reproduced / reruns:.0f}%)"
-            if reruns else "not re-run")
-    rows = [("found after", _e(_duration(f.get("found_after_seconds")))),
-            ("shrunk", f"{_e(f.get('first_timeline_size', '?'))} → "
-                       f"{_e(f.get('shrunk_timeline_size', '?'))} events, template "
-                       f"<code>{_e(plan.get('template', '?'))}</code>"),
-            ("reproduced", rate)]
-    if f.get("lineage"):
-        rows.insert(1, ("found by", hs.lineage(f["lineage"])))
-    if isinstance(f.get("cut_short"), list) and f["cut_short"]:
-        rows.append(("cut short", "; ".join(_e(str(w)) for w in f["cut_short"])))
-    if f.get("replay"):
-        rows.append(("replay", f"<code>{_e(replay_command(Path(str(f['replay']))))}</code>"))
     directory = _timeline_dir(f, run_dir)
-    run: dict = {}
-    if directory is not None:
-        run = json.loads((directory / "run.json").read_text())
-        rows.append(("logs", f'<a href="{_href(directory, run_dir)}">'
-                             f"{_e(directory)}</a>"))
-    out += [f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows]
-    out.append("</dl>")
+    run: dict = json.loads((directory / "run.json").read_text()) if directory else {}
     failure = locate_failure(directory, prop, run) if directory else None
     if directory is not None:
         chart = ht.chart_from_run(run, ht._t(plan.get("length")) or None)
-        note = "as it ran (seconds since the timeline began)"
-        if run.get("setup_error"):
-            out.append(f"<p><b>setup failed:</b> {_e(run['setup_error'])}</p>")
     else:
         chart = ht.chart_from_plan(plan)
-        note = ("as planned (seconds into the driver phase; its directory is gone, so "
-                "command durations are unknown)")
     if failure is not None:
         for bar in chart.bars:
             bar.marked = bar.number is not None and bar.number == failure.invocation
         if failure.invocation is None:
             chart.marked_lane = failure.node
-    out.append(f"<p class='muted'>Shrunk timeline {note}; hover for details.</p>")
-    out.append(ht.svg(chart, f"timeline of the failing property {prop}"))
-    out.append(_legend(chart))
     try:
         described = "\n".join(Timeline.from_json(plan).describe())
     except ValueError as exc:
         described = f"(not a timeline: {exc})"
-    out.append(f"<details><summary>planned timeline</summary><pre>{_e(described)}</pre>"
-               f"</details>")
-    if run.get("log"):
-        lines = "\n".join(json.dumps(e, default=str) for e in run["log"][:500])
-        out.append(f"<details><summary>run log ({len(run['log'])} entries)</summary>"
-                   f"<pre>{_e(lines)}</pre></details>")
-    out.append(_failure(failure, directory, run_dir))
-    out.append("</section>")
-    return "".join(out)
+    log = run.get("log")
+    return {
+        "number": i, "property": prop, "broken": None,
+        "found_after": _duration(f.get("found_after_seconds")),
+        "found_by": hs.lineage_steps(f["lineage"]) if f.get("lineage") else None,
+        "first_size": f.get("first_timeline_size", "?"),
+        "shrunk_size": f.get("shrunk_timeline_size", "?"), "template": plan.get("template", "?"),
+        "reruns": reruns, "reproduced": reproduced,
+        "rate": 100 * reproduced / reruns if reruns else None,
+        "cut_short": [str(w) for w in f["cut_short"]]
+        if isinstance(f.get("cut_short"), list) else [],
+        "replay": replay_command(Path(str(f["replay"]))) if f.get("replay") else None,
+        "directory": str(directory) if directory is not None else None,
+        "href": _href(directory, run_dir) if directory is not None else None,
+        "setup_error": run.get("setup_error") or None,
+        "svg": ht.layout(chart, f"timeline of the failing property {prop}"),
+        "legend": _legend(chart), "described": described,
+        "log": {"count": len(log), "text": "\n".join(json.dumps(e, default=str)
+                                                     for e in log[:_RUN_LOG])} if log else None,
+        "failure": _failure(failure, run_dir) if directory is not None else None}
 
 
-def _legend(chart: ht.Chart) -> str:
+def _legend(chart: ht.Chart) -> list[tuple[str, str, bool]]:
+    """(colour, text, faded) of what the chart shows: statuses, faults, the failure."""
     statuses = dict.fromkeys(b.status for b in chart.bars)
     kinds = dict.fromkeys(b.kind for b in chart.bands)
-    items = [f'<span><i style="background:{ht.STATUS_COLOURS[s][0]}"></i>'
-             f"{_e(ht.STATUS_COLOURS[s][1])}</span>" for s in statuses]
-    items += [f'<span><i style="background:{ht.FAULT_COLOURS.get(k, "#616161")};opacity:.5">'
-              f"</i>fault: {_e(k)}</span>" for k in kinds]
+    items = [(*ht.STATUS_COLOURS[s], False) for s in statuses]
+    items += [(ht.FAULT_COLOURS.get(k, "#616161"), f"fault: {k}", True) for k in kinds]
     if any(b.marked for b in chart.bars) or chart.marked_lane:
-        items.append('<span><i style="background:#c62828"></i>failing assertion</span>')
-    return f'<div class="legend">{"".join(items)}</div>'
+        items.append((_FAILING, "failing assertion", False))
+    return items
 
 
-def _failure(failure: Failure | None, directory: Path | None, run_dir: Path) -> str:
-    if directory is None:
-        return "<p class='muted'>The timeline's directory is gone: no records or logs.</p>"
+def _failure(failure: Failure | None, run_dir: Path) -> dict[str, Any] | None:
+    """The failing record (where, its details) and the tails of its process's logs."""
     if failure is None:
-        return ("<p class='muted'>No failing record of this property was found in the "
-                "timeline's SDK output.</p>")
+        return None
     record = failure.record
-    where = _location(record.get("location"))
-    out = [f"<h3>Failing assertion</h3><p>in <code>{_e(failure.file)}</code>"
-           f"{' — ' + _e(failure.what) if failure.what else ''}"
-           f"{' at <code>' + _e(where) + '</code>' if where else ''}</p>"]
-    if record.get("details") is not None:
-        out.append(_details(record.get("details")))
+    logs = []
     for path in failure.logs:
         lines = tail(path, _LOG_LINES)
-        if not lines:
-            out.append(f"<p class='muted'>{_e(path.name)}: {'empty' if lines == [] else 'none'}"
-                       f"</p>")
-            continue
-        name, body = _e(path.name), _e("\n".join(lines))
-        out.append(f"<h3>Last {_LOG_LINES} lines of <a href='{_href(path, run_dir)}'>{name}"
-                   f"</a></h3><pre>{body}</pre>")
-    return "".join(out)
+        logs.append({"name": path.name, "href": _href(path, run_dir),
+                     "text": "\n".join(lines) if lines else None,
+                     "missing": "empty" if lines == [] else "none"})
+    return {"file": failure.file, "what": failure.what, "where": _location(record.get("location")),
+            "details": _details(record.get("details"))
+            if record.get("details") is not None else None, "logs": logs}
 
 
-def _bars(counts: dict[str, int], header: str) -> str:
-    if not counts:
-        return "<p class='muted'>none</p>"
-    top = max(counts.values()) or 1
-    rows = "".join(f"<tr><td>{_e(k)}</td><td class='n'>{_e(v)}</td><td style='width:50%'>"
-                   f"<span class='bar' style='width:{100 * v / top:.1f}%'></span></td></tr>"
-                   for k, v in counts.items())
-    return f"<table><tr><th>{header}</th><th class='n'>count</th><th></th></tr>{rows}</table>"
+def _bars(counts: dict[str, int]) -> list[tuple[str, int, float]]:
+    """(name, count, bar width in % of the largest) for a counts table."""
+    top = max(counts.values(), default=0) or 1
+    return [(k, v, 100 * v / top) for k, v in counts.items()]
 
 
-def _utilization(u: Any) -> str:
-    out = ["<h2>Utilization</h2>"]
+def _utilization(u: Any) -> dict[str, Any] | None:
+    """What ran and what was injected (None: the summary predates it)."""
     if not isinstance(u, dict):
-        return out[0] + "<p class='muted'>not recorded (this summary predates it)</p>"
-    out.append(f"<p><b>{_e(u.get('timelines', 0))}</b> timelines run.</p>")
-    never = [str(n) for n in u.get("never_completed") or []]
-    if never:
-        out.append('<div class="callout warn"><b>Commands that never ran to completion</b>'
-                   "<ul>" + "".join(f"<li><code>{_e(n)}</code></li>" for n in never)
-                   + "</ul></div>")
-    out.append("<h3>Commands by kind (starts)</h3>")
-    out.append(_bars(_counts(u.get("commands_by_kind")), "kind"))
-    out.append("<h3>Faults injected by kind</h3>")
-    out.append(_bars(_counts(u.get("faults")), "fault"))
+        return None
     commands = u.get("commands") if isinstance(u.get("commands"), dict) else {}
-    if commands:
-        rows = []
-        for name, c in commands.items():
-            c = c if isinstance(c, dict) else {}
-            started, done = c.get("started", 0), c.get("completed", 0)
-            cls = " class='unreached'" if not done else ""
-            rows.append(f"<tr{cls}><td><code>{_e(name)}</code></td><td>{_e(c.get('kind', '?'))}"
-                        f"</td><td class='n'>{_e(started)}</td><td class='n'>{_e(done)}</td>"
-                        "</tr>")
-        out.append("<h3>Commands</h3><table><tr><th>command</th><th>kind</th><th class='n'>"
-                   "started</th><th class='n'>ran to completion</th></tr>" + "".join(rows)
-                   + "</table>")
-    return "".join(out)
+    rows = []
+    for name, c in commands.items():
+        c = c if isinstance(c, dict) else {}
+        rows.append({"name": name, "kind": c.get("kind", "?"), "started": c.get("started", 0),
+                     "done": c.get("completed", 0)})
+    return {"timelines": u.get("timelines", 0),
+            "never": [str(n) for n in u.get("never_completed") or []],
+            "kinds": _bars(_counts(u.get("commands_by_kind"))),
+            "faults": _bars(_counts(u.get("faults"))), "commands": rows}
 
 
 def _counts(value: Any) -> dict[str, int]:

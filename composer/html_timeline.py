@@ -3,20 +3,22 @@
 A chart has one lane per node; commands are bars from start to exit coloured by their
 status, faults are bands over their targets' lanes. It is drawn from the timeline's
 ``run.json`` (real times, seconds since the timeline began) when its directory is still
-there, else from the planned timeline (driver-phase times). Everything user-written is
-HTML-escaped here. Imports only the standard library: ``html_report`` composes this
-with ``failure_location`` (the failing record and its logs).
+there, else from the planned timeline (driver-phase times). This module places things
+(``layout``); ``report_templates/_timeline.svg.j2`` holds the markup and escapes
+everything user-written. Imports only ``html_templates`` of composer: ``html_report`` composes this with ``failure_location`` (the failing record and
+its logs); the markup comes through ``html_templates``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 from typing import Any
 
-__all__ = ["Chart", "chart_from_run", "chart_from_plan", "svg", "STATUS_COLOURS",
-           "FAULT_COLOURS"]
+from composer.html_templates import environment
+
+__all__ = ["Chart", "Drawing", "chart_from_run", "chart_from_plan", "svg", "layout",
+           "STATUS_COLOURS", "FAULT_COLOURS"]
 
 #: invocation status -> (fill colour, legend text)
 STATUS_COLOURS = {
@@ -33,10 +35,6 @@ FAULT_COLOURS = {"kill": "#d32f2f", "stop": "#f57c00", "pause": "#c0a000", "part
                  "clock": "#c2185b"}
 _OTHER_FAULT = "#616161"
 _MAX_LANES = 64
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 @dataclasses.dataclass
@@ -75,6 +73,73 @@ class Chart:
     setup_end: float | None = None
     #: lane marked as holding the failure when no single command does (a SUT process)
     marked_lane: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LaneBox:
+    """A lane: its name (cut to 18 characters on the label) and vertical extent."""
+
+    name: str
+    short: str
+    top: float
+    height: float
+    marked: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BandBox:
+    """A fault band: where, its colour and tooltip, and its label ("": too narrow)."""
+
+    x: float
+    top: float
+    width: float
+    height: float
+    colour: str
+    title: str
+    label: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BarBox:
+    """A command bar: where (``end``: x of its end), colour, tooltip, label cut to fit
+    ("": none), and whether it is planned (dashed) or the failing command (marked)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    end: float
+    colour: str
+    title: str
+    label: str
+    planned: bool
+    marked: bool
+
+
+@dataclasses.dataclass
+class Drawing:
+    """A chart placed on the SVG canvas (user units), as ``_timeline.svg.j2`` draws it."""
+
+    title: str
+    width: int
+    height: float
+    #: top of the lanes (below the axis labels) and bottom of the last lane
+    top: float
+    bottom: float
+    #: width of the lane labels on the left, and right end of the plot
+    label_width: int
+    right: int
+    #: the grey setup band: x, width, end (seconds); None when setup is not drawn
+    setup: dict[str, float] | None = None
+    #: axis ticks: (x, seconds)
+    ticks: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    lanes: list[LaneBox] = dataclasses.field(default_factory=list)
+    bands: list[BandBox] = dataclasses.field(default_factory=list)
+    bars: list[BarBox] = dataclasses.field(default_factory=list)
+    #: vertical lines: (x, seconds, label)
+    marks: list[tuple[float, float, str]] = dataclasses.field(default_factory=list)
+    #: lanes past _MAX_LANES, not drawn
+    more_lanes: int = 0
 
 
 def _status(inv: dict) -> str:
@@ -216,6 +281,12 @@ def _rows(bars: list[Bar]) -> dict[int, int]:
 
 def svg(chart: Chart, title: str) -> str:
     """Return the chart as one inline ``<svg>`` element (no scripts, no external refs)."""
+    return environment().get_template("_timeline.svg.j2").render(svg=layout(chart, title))
+
+
+def layout(chart: Chart, title: str) -> Drawing:
+    """Place everything ``svg`` draws: the chart's geometry, apart from its markup (which
+    ``report_templates/_timeline.svg.j2`` holds), so ``html_report`` can include it."""
     lanes = chart.lanes[:_MAX_LANES]
     step = _step(chart.end * 1.03 if chart.end > 0 else 1.0)
     span = math.ceil(chart.end * 1.03 / step) * step or step  # room for the end marker
@@ -234,74 +305,31 @@ def svg(chart: Chart, title: str) -> str:
         count = max([r + 1 for r in rows[lane].values()] + [1])
         tops[lane] = (y, count * _ROW + 8)
         y += count * _ROW + 8
-    height = y + 8
-    out = [f'<svg class="timeline" viewBox="0 0 {_W} {height}" width="100%" '
-           f'preserveAspectRatio="xMinYMin meet" role="img" '
-           f'font-family="system-ui, sans-serif" font-size="11">'
-           f"<title>{_e(title)}</title>"]
+    drawing = Drawing(title, _W, y + 8, _AXIS, y, _LABEL, _W - _PAD)
     if chart.setup_end:
-        out.append(f'<rect x="{x(0)}" y="{_AXIS}" width="{x(chart.setup_end) - x(0)}" '
-                   f'height="{y - _AXIS}" fill="#eceff1"><title>setup: 0s to '
-                   f'{chart.setup_end:.2f}s</title></rect>'
-                   f'<text x="{x(0) + 3}" y="{_AXIS - 4}" fill="#546e7a">setup</text>')
-    ticks = int(span / step + 1e-9)
-    for i in range(ticks + 1):
-        tx = x(i * step)
-        out.append(f'<line x1="{tx}" y1="{_AXIS - 14}" x2="{tx}" y2="{y}" stroke="#e0e0e0"/>'
-                   f'<text x="{tx}" y="12" text-anchor="middle" fill="#616161">'
-                   f"{i * step:g}s</text>")
-    for lane in lanes:
-        top, h = tops[lane]
-        ring = ' stroke="#c62828" stroke-width="2"' if lane == chart.marked_lane else ""
-        out.append(f'<rect x="0" y="{top}" width="{_W}" height="{h}" fill="none" '
-                   f'stroke="#eeeeee"/><rect x="2" y="{top + 2}" width="{_LABEL - 8}" '
-                   f'height="{h - 4}" rx="3" fill="#f5f5f5"{ring}/>'
-                   f'<text x="8" y="{top + h / 2 + 4}" font-weight="600">'
-                   f"{_e(lane[:18])}<title>{_e(lane)}</title></text>")
+        drawing.setup = {"x": x(0), "width": x(chart.setup_end) - x(0), "end": chart.setup_end}
+    drawing.ticks = [(x(i * step), i * step) for i in range(int(span / step + 1e-9) + 1)]
+    drawing.lanes = [LaneBox(lane, lane[:18], *tops[lane], lane == chart.marked_lane)
+                     for lane in lanes]
     for band in chart.bands:
         if band.lane not in tops:
             continue
         top, h = tops[band.lane]
-        colour = FAULT_COLOURS.get(band.kind, _OTHER_FAULT)
         width = max(x(band.end) - x(band.start), 2)
-        out.append(f'<g><title>{_e(band.title)}</title><rect x="{x(band.start)}" y="{top + 1}" '
-                   f'width="{width}" height="{h - 2}" fill="{colour}" fill-opacity="0.18" '
-                   f'stroke="{colour}" stroke-dasharray="4 2"/>')
-        if width > 28:
-            out.append(f'<text x="{x(band.start) + 3}" y="{top + h - 4}" fill="{colour}" '
-                       f'font-size="10" font-weight="600">{_e(band.kind[:int(width // 6)])}</text>')
-        out.append("</g>")
+        drawing.bands.append(BandBox(x(band.start), top, width, h,
+                                     FAULT_COLOURS.get(band.kind, _OTHER_FAULT), band.title,
+                                     band.kind[:int(width // 6)] if width > 28 else ""))
     for lane, bars in by_lane.items():
         top = tops[lane][0]
         for bar in bars:
-            by = top + 4 + rows[lane][id(bar)] * _ROW
             width = max(x(bar.end) - x(bar.start), 3)
-            colour = STATUS_COLOURS[bar.status][0]
-            dash = ' stroke-dasharray="3 2" fill-opacity="0.5"' if bar.status == "planned" else ""
-            stroke = ' stroke="#c62828" stroke-width="3"' if bar.marked else dash
-            out.append(f'<g class="cmd{" failed" if bar.marked else ""}"><title>'
-                       f'{_e(bar.title)}</title><rect x="{x(bar.start)}" y="{by}" '
-                       f'width="{width}" height="{_ROW - 4}" rx="2" fill="{colour}"{stroke}/>')
             chars = int(width // 6.2) - 1
-            if chars >= 3:
-                label = bar.label if len(bar.label) <= chars else bar.label[:chars - 1] + "…"
-                out.append(f'<text x="{x(bar.start) + 3}" y="{by + _ROW - 8}" fill="#fff">'
-                           f"{_e(label)}</text>")
-            out.append("</g>")
-            if bar.marked:
-                mx = x(bar.end)
-                out.append(f'<g><title>the failing assertion was made during this command'
-                           f'</title><circle cx="{mx}" cy="{by + (_ROW - 4) / 2}" r="7" '
-                           f'fill="#c62828"/><text x="{mx}" y="{by + (_ROW - 4) / 2 + 4}" '
-                           f'text-anchor="middle" fill="#fff" font-weight="700">✕</text></g>')
-    for t, label in chart.marks:
-        mx = x(t)
-        out.append(f'<line x1="{mx}" y1="{_AXIS - 14}" x2="{mx}" y2="{y}" stroke="#455a64" '
-                   f'stroke-dasharray="5 3"><title>{_e(label)} at {t:.2f}s</title></line>'
-                   f'<text x="{mx + 3}" y="{_AXIS - 4}" fill="#455a64" font-size="10">'
-                   f"{_e(label)}</text>")
-    if len(chart.lanes) > _MAX_LANES:
-        out.append(f'<text x="{_W - _PAD}" y="{y + 4}" text-anchor="end" fill="#616161">'
-                   f"{len(chart.lanes) - _MAX_LANES} more lanes not drawn</text>")
-    out.append("</svg>")
-    return "".join(out)
+            label = bar.label if len(bar.label) <= chars else bar.label[:chars - 1] + "…"
+            drawing.bars.append(BarBox(
+                x(bar.start), top + 4 + rows[lane][id(bar)] * _ROW, width, _ROW - 4, x(bar.end),
+                STATUS_COLOURS[bar.status][0], bar.title, label if chars >= 3 else "",
+                bar.status == "planned", bar.marked))
+    drawing.marks = [(x(t), t, label) for t, label in chart.marks]
+    drawing.more_lanes = max(len(chart.lanes) - _MAX_LANES, 0)
+    return drawing
+

@@ -198,7 +198,8 @@ def search(rng: random.Random, timelines: int, kept: int) -> dict:
     for name in ["fresh", *OPERATORS]:
         tries = rng.randint(timelines // 30, timelines // 6)
         sources[name] = SimpleNamespace(total_tries=tries, total_finds=rng.randint(0, kept // 5))
-    corpus = SimpleNamespace(history=history, behaviours=behaviours, entries=entries)
+    corpus = SimpleNamespace(history=history, behaviours=behaviours, entries=entries,
+                             driver_seconds=0.0)
     return search_json(SimpleNamespace(generator="guided", corpus=corpus, sources=sources))
 
 
