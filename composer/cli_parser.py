@@ -152,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
 
     add_parser("gc", help="remove what runs killed with SIGKILL left behind",
                    description="remove the network namespaces, hosts files, nftables tables, "
-                   "cgroups and processes of composer runs that are no longer alive (runs "
+                   "cgroups, processes, containers, docker networks and volumes of composer runs that are no longer alive (runs "
                    "still going are left alone); needs root for what root created")
 
     rpt = add_parser("report", help="write a run's report.html and junit.xml again",
