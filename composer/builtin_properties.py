@@ -8,6 +8,7 @@ imports the other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from composer_sdk.assertions import ASSERTION_KINDS
@@ -34,7 +35,7 @@ def is_builtin(message: str) -> bool:
     return message in (SETUP, ZERO_EXIT, SERVICES_UP) or message.startswith(COMPLETION_PREFIX)
 
 
-def assertion(id: str, display: str, condition: bool, hit: bool = True,
+def assertion(id: str, display: str, condition: bool | None, hit: bool = True,
               details: dict | None = None) -> dict:
     """Return one ``antithesis_assert`` record of a built-in property."""
     kind, must_hit = ASSERTION_KINDS[display]
@@ -48,9 +49,10 @@ def assertion(id: str, display: str, condition: bool, hit: bool = True,
 
 
 def builtin_catalog(template: Template, check_exit_code: bool = True,
-                    services_up: bool = False) -> list[dict]:
+                    services_up: bool = False, checks: Sequence[str] = ()) -> list[dict]:
     """Return declarations of the built-in properties, so unreached ones are reported;
-    ``services_up``: some service must stay up."""
+    ``services_up``: some service must stay up; ``checks``: the names of the template's
+    history checks."""
     records = [assertion(SETUP, "Always", False, hit=False)]
     if check_exit_code:
         records.append(assertion(ZERO_EXIT, "Always", False, hit=False))
@@ -58,6 +60,7 @@ def builtin_catalog(template: Template, check_exit_code: bool = True,
         records.append(assertion(SERVICES_UP, "Always", False, hit=False))
     records += [assertion(completion_id(c.name), "Sometimes", False, hit=False)
                 for c in template.commands]
+    records += [assertion(name, "Always", False, hit=False) for name in checks]
     return [r["antithesis_assert"] for r in records]
 
 

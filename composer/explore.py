@@ -139,8 +139,9 @@ class _Explorer:
         declared = catalog.catalog([project.root])
         stays_up = any(s.runs_process and s.stays_up for s in project.services)
         for template in templates.values():
-            declared += builtin_catalog(
-                template, project.options_for(template.name).check_exit_code, stays_up)
+            options = project.options_for(template.name)
+            declared += builtin_catalog(template, options.check_exit_code, stays_up,
+                                        [check.name for check in options.checks])
         self.result = Exploration(run_dir, properties.PropertyTable(declared), {})
         for template in templates.values():
             self.result.utilization.declare(template)

@@ -61,9 +61,13 @@ def render(summary: dict, run_dir: Path) -> str:
     anchors = {str(f.get("property")): f"finding-{i}" for i, f in enumerate(findings, 1)}
     failing = [p for p in props if p.get("status") == "fail"]
     unreached = [p for p in props if p.get("status") == "unreached"]
+    unknown = [p for p in props if p.get("status") == "unknown"]
     return environment().get_template("report.html.j2").render(
         title=f"composer: {summary.get('project', '?')}", header=_header(summary),
-        properties=len(props), passing=len(props) - len(failing) - len(unreached),
+        properties=len(props),
+        passing=len(props) - len(failing) - len(unreached) - len(unknown),
+        unknown=[{"type": p.get("display_type", ""), "text": p.get("message", "")}
+                 for p in unknown],
         failing=[_link(p, anchors) for p in failing],
         unreached=[{"type": p.get("display_type", ""), "text": p.get("message", "")}
                    for p in unreached], groups=_groups(props, anchors),
@@ -131,7 +135,7 @@ def _location(loc: Any) -> str:
 
 def _groups(props: list[dict], anchors: dict[str, str]) -> list[dict[str, Any]]:
     """The properties table, one group per kind: failing first, then unreached, passing."""
-    order = {"fail": 0, "unreached": 1, "pass": 2}
+    order = {"fail": 0, "unreached": 1, "unknown": 2, "pass": 3}
     groups = []
     for key, name, blurb in _GROUPS:
         group = sorted((p for p in props if _group(p) == key),

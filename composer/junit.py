@@ -89,6 +89,12 @@ def _testcase(suite: ET.Element, prop: dict[str, Any], project: str,
                                 message=_verdict(prop))
         failure.text = _clean(_failure_body(prop, finding))
         return True
+    if prop["status"] == "unknown":  # a checker ran out of time: not a pass, no failure
+        skipped = ET.SubElement(case, "skipped", message="unknown: not judged in time")
+        skipped.text = _clean(f"{_name(prop)} could not be judged in {prop.get('unknowns', 0)} "
+                              "timeline(s) (a checker's time limit ran out) and none showed "
+                              "it false.\n")
+        return False
     if prop["status"] == "unreached":  # only must-hit properties are ever unreached
         failure = ET.SubElement(case, "failure", type="unreached", message="never reached")
         failure.text = _clean(f"{_name(prop)} was never reached in any timeline; "

@@ -25,6 +25,7 @@ __all__ = [
     "assertion_id",
     "guidance",
     "counts_against",
+    "is_unknown",
     "hit_assertions",
     "read_records",
     "setup_completed",
@@ -103,6 +104,15 @@ def _is_hit(inner: dict) -> bool:
     return inner.get("hit", True) is not False
 
 
+def is_unknown(inner: dict) -> bool:
+    """Whether a record says its property could not be judged: a checker whose time ran
+    out writes ``condition: null`` with ``details.outcome == "unknown"``. Neither a pass
+    nor a failure: shown as unknown, never shrunk."""
+    details = inner.get("details")
+    return (inner.get("condition") is None and isinstance(details, dict)
+            and details.get("outcome") == "unknown")
+
+
 def _fails(inner: dict, assert_type: str, must_hit: bool) -> bool:
     """Whether this hit counts against the property (unreachable: any hit)."""
     if assert_type == "reachability":
@@ -113,7 +123,7 @@ def _fails(inner: dict, assert_type: str, must_hit: bool) -> bool:
 def counts_against(inner: dict) -> bool:
     """Whether one assertion record is a hit that counts against its property (an
     ``always`` evaluated false, an ``unreachable`` reached, a ``sometimes`` false)."""
-    return _is_hit(inner) and _fails(inner, *_kind(inner)[1:])
+    return _is_hit(inner) and not is_unknown(inner) and _fails(inner, *_kind(inner)[1:])
 
 
 def violations(records: Iterable[dict]) -> list[str]:
@@ -181,17 +191,22 @@ class Property:
     must_hit: bool
     passes: int = 0
     failures: int = 0
+    #: hits that could not be judged (a checker out of time)
+    unknowns: int = 0
     timelines_hit: int = 0
     first_failure: dict | None = field(default=None)
 
     @property
     def status(self) -> str:
-        """``pass``, ``fail`` or ``unreached`` (a must-hit property never reached)."""
+        """``pass``, ``fail``, ``unreached`` (a must-hit property never reached) or
+        ``unknown`` (not failed, but not judged every time it was hit)."""
         hits = self.passes + self.failures
         if self.assert_type == "sometimes":
             return "pass" if self.passes else "fail" if self.failures else "unreached"
         if self.failures:
             return "fail"
+        if self.unknowns:
+            return "unknown"
         if not hits and self.must_hit:
             return "unreached"
         return "pass"
@@ -236,7 +251,9 @@ class PropertyTable:
             if not _is_hit(inner):
                 continue
             hit_here.add(prop.id)
-            if _fails(inner, prop.assert_type, prop.must_hit):
+            if is_unknown(inner):
+                prop.unknowns += 1
+            elif _fails(inner, prop.assert_type, prop.must_hit):
                 prop.failures += 1
                 if prop.first_failure is None:
                     prop.first_failure = {
@@ -253,8 +270,9 @@ class PropertyTable:
         return sorted(self._props.values(), key=lambda p: (p.ok, p.display_type, p.message, p.id))
 
     def failing(self) -> list[Property]:
-        """Properties that fail, including must-hit ones never reached."""
-        return [p for p in self.properties() if not p.ok]
+        """Properties that fail, including must-hit ones never reached (not the unknown:
+        nothing showed them false)."""
+        return [p for p in self.properties() if p.status in ("fail", "unreached")]
 
     def to_json(self) -> list[dict]:
         """The table as plain data, for ``summary.json``."""
@@ -269,6 +287,7 @@ class PropertyTable:
                 "ok": p.ok,
                 "passes": p.passes,
                 "failures": p.failures,
+                "unknowns": p.unknowns,
                 "timelines_hit": p.timelines_hit,
                 "first_failure": p.first_failure,
             }

@@ -116,6 +116,9 @@ def print_properties(props: list[Any], out: TextIO, one_timeline: bool = False) 
             status, unmet = "UNMET", True
         out.write(f"  {status:<10}{prop.display_type:<20}{prop.passes:>6}"
                   f"{prop.failures:>6}  {prop.message}\n")
+    if any(p.status == "unknown" for p in props):
+        out.write("  (UNKNOWN: a checker ran out of time on a history that showed no "
+                  "violation; raise its time_limit)\n")
     if unmet:
         out.write("  (UNMET: a Sometimes property this one timeline did not show; only an "
                   "exploration fails it)\n")

@@ -23,6 +23,7 @@ from typing import Any
 from composer import clusters
 from composer.clusters.base import Node
 from composer.builtin_properties import SERVICES_UP, SETUP, assertion
+from composer.checks import run_checks
 from composer.config import Project
 from composer.driver_phase import run_driver_phase
 from composer.errors import InfraError
@@ -73,6 +74,8 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
     finally:
         try:
             await asyncio.shield(_teardown(cluster, run))
+            if run is not None:
+                await run.check_history()
         finally:
             record.close(
                 setup_error=run.setup_error if run else None,
@@ -131,8 +134,14 @@ class _Run:
         self.phase_start: float | None = None
         #: services that exited on their own
         self.crashed: list[str] = []
+        #: the timeline ran to its end (not cut off by setup, an error or Ctrl-C)
+        self.completed = False
 
     async def main(self) -> None:
+        await self._steps()
+        self.completed = self.setup_error is None
+
+    async def _steps(self) -> None:
         if any(isinstance(e, Fault) and e.kind == "clock" for e in self.timeline.events):
             for service in self.services.values():
                 service.clock_file = self.record.directory / "nodes" / service.name / "clock"
@@ -168,6 +177,18 @@ class _Run:
         else:
             self.record.note("skip", command=self.timeline.finally_,
                              reason="not every command completed on its own")
+
+    async def check_history(self) -> None:
+        """Judge what the clients recorded with the template's checks, once every process
+        has ended (after teardown: the history is complete)."""
+        checks = self.project.options_for(self.template.name).checks
+        if not self.completed or not checks:
+            return
+        for record in await asyncio.to_thread(run_checks, checks, self.record.directory):
+            details = record["antithesis_assert"]["details"]
+            self.record.note("check", name=record["antithesis_assert"]["id"],
+                             outcome=details["outcome"], explanation=details["explanation"])
+            self.record.assertion(record)
 
     def exited_on_its_own(self, service: ServiceNode, code: int) -> None:
         """A service process ended while no fault held it: usually the bug."""

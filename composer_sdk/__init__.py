@@ -10,7 +10,7 @@ as the official modules (``from composer_sdk.assertions import always``).
 Imports the standard library only; never ``composer``.
 """
 
-from . import assertions, lifecycle, random
+from . import assertions, history, lifecycle, random
 from .assertions import (
     always,
     always_greater_than,

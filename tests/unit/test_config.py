@@ -399,3 +399,41 @@ def test_a_utf8_bom_is_no_error(tmp_path):
     path = tmp_path / "composer.toml"
     path.write_bytes(b"\xef\xbb\xbf" + b'[project]\nname = "bom"\n')
     assert config.load(path).name == "bom"
+
+
+def test_history_checks_of_a_template(tmp_path):
+    project = config.load(write(tmp_path, """
+        [project]
+        name = "p"
+        [[template.main.checks]]
+        checker = "linearizable"
+        model = "cas-register"
+        name = "Register operations are linearizable"
+        time_limit = "10s"
+        [[template.main.checks]]
+        checker = "linearizable"
+        model = "set"
+    """))
+    checks = project.options_for("main").checks
+    assert checks == (
+        config.Check("linearizable", "Register operations are linearizable", "cas-register", 10.0),
+        config.Check("linearizable", "History is linearizable as a set", "set", 60.0))
+
+
+@pytest.mark.parametrize("table, wanted", [
+    ('checker = "linearisable"\nmodel = "register"', "choose one of linearizable"),
+    ('checker = "linearizable"', "needs one of register, cas-register"),
+    ('checker = "linearizable"\nmodel = "regsiter"', "needs one of register"),
+    ('checker = "linearizable"\nmodel = "register"\nlimit = 3', "did you mean 'time_limit'"),
+    ('checker = "linearizable"\nmodel = "register"\ntime_limit = "soon"', "time_limit"),
+])
+def test_a_bad_check_names_its_key(tmp_path, table, wanted):
+    message = load_error(tmp_path, '[project]\nname = "p"\n[[template.main.checks]]\n' + table)
+    assert "template.main.checks[0]" in message and wanted in message, message
+
+
+def test_checks_must_be_a_list_and_names_unique(tmp_path):
+    assert "[[template.main.checks]]" in load_error(
+        tmp_path, '[project]\nname = "p"\n[template.main]\nchecks = 3\n')
+    twice = ('[[template.main.checks]]\nchecker = "linearizable"\nmodel = "register"\n') * 2
+    assert "another check has that name" in load_error(tmp_path, '[project]\nname = "p"\n' + twice)

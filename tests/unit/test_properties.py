@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from composer import properties
 from composer.properties import (
     Property,
     PropertyTable,
@@ -155,7 +156,7 @@ def test_properties_sort_failing_first_then_by_kind_and_message():
     assert [s["id"] for s in summary] == ["y", "x", "z", "a", "b"]
     assert summary[0] == {"id": "y", "message": "y", "display_type": "Always", "assert_type": "always",
                           "must_hit": True, "status": "fail", "ok": False, "passes": 0, "failures": 1,
-                          "timelines_hit": 1, "first_failure": {"details": None, "location": None}}
+                          "unknowns": 0, "timelines_hit": 1, "first_failure": {"details": None, "location": None}}
 
 
 def test_property_defaults():
@@ -292,3 +293,24 @@ def test_hit_assertions_leave_out_declarations_and_malformed_records():
     assert [assertion_id(inner) for inner in hit_assertions(records)] == [
         "true sometimes", "false sometimes", "reached", "an always", "unreachable",
         "by message only"]
+
+
+def test_a_verdict_out_of_time_is_unknown_neither_pass_nor_failure():
+    # a history checker whose time limit ran out writes condition null, outcome unknown
+    unknown = {"antithesis_assert": {"id": "lin", "message": "lin", "display_type": "Always",
+                                     "assert_type": "always", "must_hit": True, "hit": True,
+                                     "condition": None, "details": {"outcome": "unknown"}}}
+    passed = json.loads(json.dumps(unknown))
+    passed["antithesis_assert"].update(condition=True, details={"outcome": "valid"})
+    assert properties.violations([unknown]) == []  # nothing to shrink
+    table = properties.PropertyTable()
+    table.add_timeline([unknown])
+    table.add_timeline([passed])
+    [prop] = table.properties()
+    assert (prop.status, prop.ok, prop.passes, prop.failures, prop.unknowns) == (
+        "unknown", False, 1, 0, 1)
+    assert table.failing() == []  # not a failure: exit code 0, shown as unknown
+    failed = json.loads(json.dumps(unknown))
+    failed["antithesis_assert"].update(condition=False, details={"outcome": "invalid"})
+    table.add_timeline([failed])
+    assert prop.status == "fail" and table.failing() == [prop]

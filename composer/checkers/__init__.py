@@ -1,0 +1,33 @@
+"""Checkers: judge a whole history after a timeline, as Jepsen's checkers do.
+
+Each checker is a module with ``check(history, ...) -> Verdict``; ``linearizable``
+searches for a linearization against a model of ``checkers.models``. ``CHECKERS`` names
+them and the models each takes, for the configuration; ``judge`` runs one by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from composer.checkers.models import MODELS
+from composer.checkers.verdict import INVALID, UNKNOWN, VALID, Verdict
+from composer.history import History
+
+__all__ = ["CHECKERS", "judge", "Verdict", "VALID", "INVALID", "UNKNOWN"]
+
+#: checker name -> the models it takes (empty: none)
+CHECKERS: dict[str, tuple[str, ...]] = {
+    "linearizable": tuple(MODELS),
+}
+
+
+def judge(checker: str, history: History, model: str | None = None,
+          time_limit: float = 60.0) -> Verdict:
+    """Run ``checker`` on ``history``: its module's ``check``, with ``model`` if it takes
+    one."""
+    if checker not in CHECKERS:
+        raise ValueError(f"unknown checker {checker!r}; choose one of {', '.join(CHECKERS)}")
+    module = importlib.import_module(f"composer.checkers.{checker}")
+    if CHECKERS[checker]:
+        return module.check(history, model, time_limit=time_limit)
+    return module.check(history, time_limit=time_limit)
