@@ -12,6 +12,7 @@ from pathlib import Path
 
 from composer import __version__, clusters, compose, config
 from composer.errors import ConfigError
+from composer.checkers import CHECKERS
 from composer.faults import FAULT_KINDS
 
 __all__ = ["parser"]
@@ -154,6 +155,19 @@ def parser() -> argparse.ArgumentParser:
                    description="remove the network namespaces, hosts files, nftables tables, "
                    "cgroups, processes, containers, docker networks and volumes of composer runs that are no longer alive (runs "
                    "still going are left alone); needs root for what root created")
+
+    chk = add_parser("check", help="judge a history file with one checker",
+                     description="run a checker on a history: composer's JSONL (an SDK output "
+                     "file or a timeline's history.jsonl), Jepsen EDN maps (history.edn) or "
+                     "Jepsen log lines; exit 0 valid, 1 invalid, 4 unknown (out of time)")
+    chk.add_argument("history", type=Path, metavar="HISTORY", help="the history file")
+    chk.add_argument("--checker", required=True, choices=sorted(CHECKERS),
+                     help="the checker")
+    chk.add_argument("--model", choices=sorted({m for ms in CHECKERS.values() for m in ms}),
+                     help="what linearizable checks against")
+    chk.add_argument("--time-limit", type=_duration, default=60.0, metavar="DURATION",
+                     help="give up with an unknown verdict after this long (default 60s)")
+    chk.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
     rpt = add_parser("report", help="write a run's report.html and junit.xml again",
                          description="regenerate report.html (one self-contained file) and "
