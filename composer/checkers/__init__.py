@@ -18,6 +18,10 @@ __all__ = ["CHECKERS", "judge", "Verdict", "VALID", "INVALID", "UNKNOWN"]
 #: checker name -> the models it takes (empty: none)
 CHECKERS: dict[str, tuple[str, ...]] = {
     "linearizable": tuple(MODELS),
+    "set": (),
+    "counter": (),
+    "bank": (),
+    "queue": (),
 }
 
 

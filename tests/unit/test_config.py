@@ -426,6 +426,7 @@ def test_history_checks_of_a_template(tmp_path):
     ('checker = "linearizable"\nmodel = "regsiter"', "needs one of register"),
     ('checker = "linearizable"\nmodel = "register"\nlimit = 3', "did you mean 'time_limit'"),
     ('checker = "linearizable"\nmodel = "register"\ntime_limit = "soon"', "time_limit"),
+    ('checker = "set"\nmodel = "register"', "the set checker takes no model"),
 ])
 def test_a_bad_check_names_its_key(tmp_path, table, wanted):
     message = load_error(tmp_path, '[project]\nname = "p"\n[[template.main.checks]]\n' + table)

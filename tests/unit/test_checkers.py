@@ -1,0 +1,78 @@
+"""The set, counter, bank and queue checkers on hand-made histories with known verdicts,
+including info operations, failed ones and empty histories."""
+
+from __future__ import annotations
+
+import pytest
+
+from composer import checkers
+from composer.history import History, Operation
+
+
+def op(f, value=None, output=None, call=0, ret=1, kind="ok", process=0):
+    return Operation(call * 100 + process, process, kind, f, None, value, output, call,
+                     None if kind == "info" else ret)
+
+
+def judge(name, *ops):
+    return checkers.judge(name, History(list(ops)))
+
+
+@pytest.mark.parametrize("name", ["set", "counter", "bank", "queue"])
+def test_an_empty_history_is_valid(name):
+    assert judge(name).outcome == "valid"
+
+
+def test_set_lost_unexpected_stale_and_never_read():
+    ok = judge("set", op("add", 1, call=0, ret=1), op("add", 2, call=0, ret=1),
+               op("read", output=(1, 2), call=2, ret=3))
+    assert ok.valid and ok.details["acknowledged"] == 2
+    lost = judge("set", op("add", 1, call=0, ret=1), op("read", output=(1,), call=2, ret=3),
+                 op("read", output=(), call=4, ret=5))
+    assert not lost.valid and lost.details["lost"] == [1] and "lost" in lost.explanation
+    unexpected = judge("set", op("read", output=(7,), call=0, ret=1))
+    assert not unexpected.valid and unexpected.details["unexpected"] == [7]
+    stale = judge("set", op("add", 1, call=0, ret=1), op("read", output=(), call=2, ret=3),
+                  op("read", output=(1,), call=4, ret=5))
+    assert stale.valid and stale.details["stale"] == [1]
+    # an info add may show up or not; a failed one never counts as acknowledged
+    maybe = judge("set", op("add", 5, kind="info"), op("add", 6, kind="fail"),
+                  op("read", output=(5,), call=2, ret=3))
+    assert maybe.valid and maybe.details["never_read"] == 0
+
+
+def test_counter_reads_within_the_bounds_of_the_adds():
+    adds = [op("add", 1, call=0, ret=1), op("add", 2, call=2, ret=3, process=1),
+            op("add", 10, call=4, kind="info", process=2)]
+    assert judge("counter", *adds, op("read", output=3, call=3.5, ret=3.6)).valid
+    assert judge("counter", *adds, op("read", output=13, call=5, ret=6)).valid  # info took effect
+    assert judge("counter", *adds, op("read", output=2, call=2.5, ret=3.5)).valid  # concurrent
+    low = judge("counter", *adds, op("read", output=0, call=5, ret=6))
+    assert not low.valid and low.details["wrong"][0]["low"] == 3
+    assert not judge("counter", *adds, op("read", output=14, call=5, ret=6)).valid
+    assert not judge("counter", op("add", -1)).valid  # decrements are not this checker's
+
+
+def test_bank_totals_and_negative_balances():
+    def read(balances, call):
+        return op("read", output=tuple(sorted(balances.items())), call=call, ret=call + 1)
+    transfer = op("transfer", {"from": "a", "to": "b", "amount": 5}, call=0, ret=1)
+    assert judge("bank", transfer, read({"a": 5, "b": 5}, 2), read({"a": 0, "b": 10}, 4)).valid
+    made = judge("bank", read({"a": 5, "b": 5}, 2), read({"a": 5, "b": 10}, 4))
+    assert not made.valid and made.details["wrong_totals"][0]["total"] == 15
+    negative = judge("bank", read({"a": 15, "b": -5}, 2))
+    assert not negative.valid and negative.details["negative"][0]["accounts"] == ["b"]
+
+
+def test_queue_lost_duplicated_unexpected():
+    enq = [op("enqueue", v, call=v, ret=v + 0.5) for v in (1, 2, 3)]
+    deq = [op("dequeue", output=v, call=10 + v, ret=10.5 + v, process=1) for v in (1, 2, 3)]
+    assert judge("queue", *enq, *deq).valid
+    lost = judge("queue", *enq, *deq[:2])
+    assert not lost.valid and lost.details["lost"] == [3]
+    twice = judge("queue", *enq, *deq, op("dequeue", output=2, call=20, ret=21))
+    assert not twice.valid and twice.details["duplicated"] == [2]
+    unexpected = judge("queue", *enq, *deq, op("dequeue", output=9, call=20, ret=21))
+    assert not unexpected.valid and unexpected.details["unexpected"] == [9]
+    # an info enqueue need not come out; dequeuing from an empty queue answers nothing
+    assert judge("queue", op("enqueue", 4, kind="info"), op("dequeue", output=None)).valid
