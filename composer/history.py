@@ -68,7 +68,8 @@ class Operation:
         key = "" if self.key is None else f" {self.key!r}"
         shown = f" {self.value!r}" if self.value is not None else ""
         out = f" {self.output!r}" if self.type == "ok" and self.output is not None else ""
-        return f"p{self.process} {self.f}{key}{shown} -> {self.type}{out}"
+        who = f"p{self.process}" if isinstance(self.process, int) else str(self.process)
+        return f"{who} {self.f}{key}{shown} -> {self.type}{out}"
 
 
 @dataclasses.dataclass

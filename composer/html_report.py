@@ -20,6 +20,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from composer import html_history as hh
 from composer import html_search as hs
 from composer import html_timeline as ht
 from composer.html_templates import environment
@@ -250,9 +251,11 @@ def _failure(failure: Failure | None, run_dir: Path) -> dict[str, Any] | None:
         logs.append({"name": path.name, "href": _href(path, run_dir),
                      "text": "\n".join(lines) if lines else None,
                      "missing": "empty" if lines == [] else "none"})
+    details = record.get("details")
+    placed = hh.window(details) if isinstance(details, dict) else None
     return {"file": failure.file, "what": failure.what, "where": _location(record.get("location")),
-            "details": _details(record.get("details"))
-            if record.get("details") is not None else None, "logs": logs}
+            "details": _details(details) if details is not None else None, "logs": logs,
+            "history": placed}
 
 
 def _bars(counts: dict[str, int]) -> list[tuple[str, int, float]]:

@@ -113,3 +113,19 @@ def test_a_check_out_of_time_is_unknown_not_a_pass_and_not_a_failure(project):
     assert "<skipped" in junit and "not judged in time" in junit
     report = (project.last_run() / "report.html").read_text()
     assert "badge unknown" in report
+
+
+def test_the_report_draws_the_window_that_cannot_be_linearized(project):
+    project.config(CONFIG.format(limit="30s"))
+    _clients(project, """
+        from composer_sdk import history
+        history.invoke("write", "x", "<b>1</b>").ok()
+        history.invoke("read", "x").ok("<script>")  # never written
+    """)
+    result = project.composer("explore", "--seed", "1", "--duration", "60s",
+                              "--stop-on-failure", "--reruns", "1")
+    assert result.code == 1, result.output
+    report = (project.last_run() / "report.html").read_text()
+    assert "cannot be linearized" in report and "cannot follow" in report
+    assert "<script>" not in report and "&lt;script&gt;" in report  # user text escaped
+    assert report.count('fill="#c62828"') == 1  # the one blocked operation
