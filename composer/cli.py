@@ -17,7 +17,8 @@ import time
 import traceback
 from pathlib import Path
 
-from composer import check_command, clusters, cli_parser, config, project_source, templates
+from composer import (check_command, cli_parser, clusters, config, project_source, templates,
+                      workload_command)
 from composer.errors import ComposerError, ConfigError, ExitCode
 from composer.faults import Capabilities
 
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``composer`` command with ``argv``; return the exit code."""
     args = cli_parser.parser().parse_args(argv)
     handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay,
-               "gc": _gc, "report": _report, "check": check_command.run}
+               "gc": _gc, "report": _report, "check": check_command.run,
+               "workload": workload_command.run}
     previous = signal.signal(signal.SIGTERM, _sigterm)
     code = int(ExitCode.INFRA)
     try:

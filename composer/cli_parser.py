@@ -13,6 +13,7 @@ from pathlib import Path
 from composer import __version__, clusters, compose, config
 from composer.errors import ConfigError
 from composer.checkers import CHECKERS
+from composer_drivers.generators import WORKLOADS
 from composer.faults import FAULT_KINDS
 
 __all__ = ["parser"]
@@ -168,6 +169,21 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--time-limit", type=_duration, default=60.0, metavar="DURATION",
                      help="give up with an unknown verdict after this long (default 60s)")
     chk.add_argument("--json", action="store_true", help="print the verdict as JSON")
+
+    wkl = add_parser("workload", help="list the ready-made workloads, or add one to a template",
+                     description="ready-made workloads (register, set, counter, bank, queue) "
+                     "drive the system through your client adapter and record a history for "
+                     "their checker")
+    actions = wkl.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="the workloads and their checkers")
+    add = actions.add_parser("add", help="add a workload's driver and check to a template")
+    add.add_argument("name", choices=sorted(WORKLOADS), help="the workload")
+    add.add_argument("project", nargs="?", type=Path, default=Path("."),
+                     help="project directory (default: here)")
+    add.add_argument("--adapter", required=True, metavar="COMMAND",
+                     help="your client adapter, run from the project directory")
+    add.add_argument("--template", default="main", help="the template (default main)")
+    add.add_argument("--force", action="store_true", help="replace an existing driver")
 
     rpt = add_parser("report", help="write a run's report.html and junit.xml again",
                          description="regenerate report.html (one self-contained file) and "

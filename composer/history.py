@@ -102,8 +102,14 @@ def read_events(paths: Iterable[Path]) -> tuple[list[Event], int]:
             if f'"{RECORD}"' not in line:
                 continue
             try:
-                record = json.loads(line)[RECORD]
-                events.append(_event(record))
+                data = json.loads(line)
+            except ValueError:
+                garbage += 1
+                continue
+            if not isinstance(data, dict) or RECORD not in data:
+                continue  # another record naming it (the SDK's warning about big numbers)
+            try:
+                events.append(_event(data[RECORD]))
             except (ValueError, KeyError, TypeError):
                 garbage += 1
     events.sort(key=lambda e: e.time)

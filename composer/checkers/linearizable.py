@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from composer.checkers.models import INCONSISTENT, Model, model as model_named
+from composer.checkers.models import INCONSISTENT, Model, prune, model as model_named
 from composer.checkers.verdict import INVALID, UNKNOWN, VALID, Verdict
 from composer.history import History, Operation
 
@@ -83,7 +83,7 @@ def check_key(key: Any, ops: Sequence[Operation], model: str, deadline: float) -
     spec = model_named(model)
     ops = [op for op in ops
            if op.type == "ok" or (op.type == "info" and op.f not in spec.reads)]
-    return _Search(ops, spec, deadline).run(key)
+    return _Search(prune(spec, ops), spec, deadline).run(key)
 
 
 class _Search:

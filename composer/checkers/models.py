@@ -16,7 +16,7 @@ from typing import Any
 
 from composer.history import Operation
 
-__all__ = ["Model", "MODELS", "INCONSISTENT", "model"]
+__all__ = ["Model", "MODELS", "INCONSISTENT", "model", "prune"]
 
 #: What a step returns when the operation cannot follow the state.
 INCONSISTENT = object()
@@ -35,6 +35,28 @@ class Model:
     reads: tuple[str, ...] = ("read",)
     #: how a state is shown to a person
     show: Callable[[Any], str] = repr
+    #: the values an ``info`` operation would leave behind, and the values the
+    #: operations that succeeded saw: an info operation whose values no one saw is
+    #: dropped before the search (see ``prune``); None: never drop
+    leaves: Callable[[Operation], tuple] | None = None
+    sees: Callable[[Operation], tuple] | None = None
+
+
+def prune(spec: Model, ops: list[Operation]) -> list[Operation]:
+    """Drop the ``info`` operations whose effect no completed operation observed: a
+    write or add of a value no read returned (and no compare-and-set expected) changes
+    nothing anyone saw, so a linearization with it exists iff one without it does. Each
+    pending info operation doubles what the search must rule out, so this keeps
+    histories with many timeouts checkable."""
+    if spec.leaves is None or spec.sees is None:
+        return ops
+    seen = {value for op in ops if op.type == "ok" for value in spec.sees(op)}
+    kept = []
+    for op in ops:
+        left = spec.leaves(op) if op.type == "info" else ()
+        if not left or any(value in seen for value in left):
+            kept.append(op)  # (an operation that leaves no value, a dequeue, always stays)
+    return kept
 
 
 def _known(op: Operation) -> bool:
@@ -91,12 +113,37 @@ def _mutex(state: bool, op: Operation) -> Any:
     return INCONSISTENT
 
 
+def _register_leaves(op: Operation) -> tuple:
+    if op.f == "write":
+        return (op.value,)
+    if op.f == "cas" and isinstance(op.value, tuple) and len(op.value) == 2:
+        return (op.value[1],)
+    return ()
+
+
+def _register_sees(op: Operation) -> tuple:
+    if op.f == "read":
+        return (op.output,)
+    if op.f == "cas" and isinstance(op.value, tuple) and len(op.value) == 2:
+        return (op.value[0],)
+    return ()
+
+
+def _set_sees(op: Operation) -> tuple:
+    return op.output if op.f == "read" and isinstance(op.output, tuple) else ()
+
+
 MODELS: dict[str, Model] = {m.name: m for m in (
-    Model("register", None, _register, ("read", "write")),
-    Model("cas-register", None, _cas_register, ("read", "write", "cas")),
+    Model("register", None, _register, ("read", "write"),
+          leaves=_register_leaves, sees=_register_sees),
+    Model("cas-register", None, _cas_register, ("read", "write", "cas"),
+          leaves=_register_leaves, sees=_register_sees),
     Model("set", frozenset(), _set, ("add", "read"),
-          show=lambda s: "{" + ", ".join(sorted(map(repr, s))) + "}"),
-    Model("queue", (), _queue, ("enqueue", "dequeue"), reads=()),
+          show=lambda s: "{" + ", ".join(sorted(map(repr, s))) + "}",
+          leaves=lambda op: (op.value,) if op.f == "add" else (), sees=_set_sees),
+    Model("queue", (), _queue, ("enqueue", "dequeue"), reads=(),
+          leaves=lambda op: (op.value,) if op.f == "enqueue" else (),
+          sees=lambda op: (op.output,) if op.f == "dequeue" else ()),
     Model("mutex", False, _mutex, ("acquire", "release"), reads=(),
           show=lambda held: "held" if held else "free"),
 )}

@@ -231,3 +231,16 @@ def test_large_histories_are_checked_in_parallel_with_the_same_verdict(monkeypat
     alone = verdict(history(*ops), jobs=1)
     assert parallel.outcome == alone.outcome == "invalid"
     assert parallel.details["key"] == alone.details["key"] == 2
+
+
+def test_info_writes_no_one_saw_cost_nothing():
+    # 25 timed-out writes whose values no read returned, then a stale read: without
+    # dropping them the search would rule out 2**25 orders before saying invalid
+    crashed = [op(10 + p, "write", 100 + p, call=0, kind="info", index=10 + p)
+               for p in range(25)]
+    h = history(*crashed, op(0, "write", 1, call=0, ret=1, index=0),
+                op(0, "write", 2, call=2, ret=3, index=1),
+                op(1, "read", None, 1, call=4, ret=5, index=2))
+    assert verdict(h, time_limit=5.0).outcome == "invalid"
+    seen = history(*crashed, op(1, "read", None, 107, call=4, ret=5, index=2))
+    assert verdict(seen, time_limit=5.0).outcome == "valid"  # that one took effect
