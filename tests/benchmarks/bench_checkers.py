@@ -57,9 +57,9 @@ def generate(n: int, processes: int, seed: int, single_key: bool = False) -> His
         roll, value = rng.random(), rng.randrange(5)
         kind = "info" if rng.random() < 0.01 else "ok"
         if roll < 0.4:
-            f, out, taken = "read", state[key], False
+            f, out = "read", state[key]
         elif roll < 0.7:
-            f, out, taken = "write", None, True
+            f, out = "write", None
             state[key] = value
         else:
             old = rng.choice([state[key], rng.randrange(5)])
