@@ -66,6 +66,20 @@ def _queue(rng: random.Random, client: int, n: int) -> dict[str, Any]:
     return {"f": "dequeue", "key": "queue"}
 
 
+def _append(rng: random.Random, client: int, n: int) -> dict[str, Any]:
+    """A transaction of one to four appends (of values unique to it) and reads (null:
+    the adapter answers with the list it read) over five keys; the adapter answers the
+    same micro-operations with the reads filled in."""
+    steps = []
+    for i in range(rng.randint(1, 4)):
+        key = f"l{rng.randrange(5)}"
+        if rng.random() < 0.5:
+            steps.append(["append", key, client * 10_000 + n * 10 + i])
+        else:
+            steps.append(["r", key, None])
+    return {"f": "txn", "key": None, "value": steps}
+
+
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("register", "reads, writes and compare-and-sets of three registers",
              _register, "linearizable", "cas-register", "Register operations are linearizable"),
@@ -77,4 +91,6 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              "bank", check_name="Bank transfers conserve money"),
     Workload("queue", "enqueues of unique values and dequeues", _queue, "queue",
              check_name="Queued values are dequeued exactly once"),
+    Workload("append", "transactions of appends to and reads of five lists", _append,
+             "append", check_name="List-append transactions are serializable"),
 )}

@@ -22,6 +22,7 @@ CHECKERS: dict[str, tuple[str, ...]] = {
     "counter": (),
     "bank": (),
     "queue": (),
+    "append": (),
 }
 
 

@@ -76,3 +76,63 @@ def test_queue_lost_duplicated_unexpected():
     assert not unexpected.valid and unexpected.details["unexpected"] == [9]
     # an info enqueue need not come out; dequeuing from an empty queue answers nothing
     assert judge("queue", op("enqueue", 4, kind="info"), op("dequeue", output=None)).valid
+
+
+# --- append (Elle-style list-append) ------------------------------------------------------
+
+
+def txn(index, steps, read=None, kind="ok", call=None, ret=None):
+    """A transaction: ``steps`` as invoked, ``read`` the completion's micro-operations."""
+    value = tuple(tuple(s) for s in steps)
+    out = tuple(tuple(s) for s in read) if read is not None else None
+    call = index * 10 if call is None else call
+    return Operation(index, index, kind, "txn", None, value, out, call,
+                     None if kind == "info" else (call + 5 if ret is None else ret))
+
+
+def r(key, elements):
+    return ("r", key, None if elements is None else tuple(elements))
+
+
+def test_append_serial_history_is_valid():
+    ops = [txn(0, [("append", "x", 1)]), txn(1, [("append", "x", 2), r("y", None)],
+                                              [("append", "x", 2), r("y", [])]),
+           txn(2, [r("x", None)], [r("x", [1, 2])])]
+    verdict = judge("append", *ops)
+    assert verdict.valid, verdict.explanation
+
+
+def test_append_g1a_g1b_and_incompatible_orders():
+    aborted = judge("append", txn(0, [("append", "x", 1)], kind="fail"),
+                    txn(1, [r("x", None)], [r("x", [1])]))
+    assert not aborted.valid and "G1a" in aborted.details["anomalies"]
+    intermediate = judge("append", txn(0, [("append", "x", 1), ("append", "x", 2)]),
+                         txn(1, [r("x", None)], [r("x", [1])]))
+    assert "G1b" in intermediate.details["anomalies"]
+    forked = judge("append", txn(0, [("append", "x", 1)]), txn(1, [("append", "x", 2)]),
+                   txn(2, [r("x", None)], [r("x", [1])]), txn(3, [r("x", None)], [r("x", [2])]))
+    assert "incompatible order" in forked.details["anomalies"]
+
+
+def test_append_cycles_g0_g1c_g_single_g2():
+    # G0: T0 and T1 both append to x and y, in opposite orders
+    g0 = judge("append", txn(0, [("append", "x", 1), ("append", "y", 2)]),
+               txn(1, [("append", "x", 2), ("append", "y", 1)]),
+               txn(2, [r("x", None), r("y", None)], [r("x", [1, 2]), r("y", [1, 2])]))
+    assert "G0" in g0.details["anomalies"], g0.details
+    # G1c: each reads the other's append (a wr cycle)
+    g1c = judge("append", txn(0, [("append", "x", 1), r("y", None)],
+                              [("append", "x", 1), r("y", [1])]),
+                txn(1, [("append", "y", 1), r("x", None)], [("append", "y", 1), r("x", [1])]))
+    assert "G1c" in g1c.details["anomalies"], g1c.details
+    # G-single (read skew): T1 sees T0's x but not its y (y's order known from T2)
+    single = judge("append", txn(0, [("append", "x", 1), ("append", "y", 1)]),
+                   txn(1, [r("x", None), r("y", None)], [r("x", [1]), r("y", [])]),
+                   txn(2, [r("y", None)], [r("y", [1])]))
+    assert "G-single" in single.details["anomalies"], single.details
+    # G2 (write skew): each reads the empty key the other appends to
+    g2 = judge("append", txn(0, [r("x", None), ("append", "y", 1)], [r("x", []), ("append", "y", 1)]),
+               txn(1, [r("y", None), ("append", "x", 1)], [r("y", []), ("append", "x", 1)]),
+               txn(2, [r("x", None), r("y", None)], [r("x", [1]), r("y", [1])]))
+    assert "G2" in g2.details["anomalies"], g2.details
+    assert "-rw->" in g2.details["anomalies"]["G2"][0]

@@ -39,16 +39,36 @@ ADAPTER = textwrap.dedent("""\
 """)
 
 
-def run_workload(tmp_path, monkeypatch, mode: str, ops: int = 6) -> history.History:
+LISTS = textwrap.dedent("""\
+    import json, sys
+    lists = {}
+    stale = sys.argv[1] == "stale"
+    snapshot = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        done = []
+        for kind, key, value in request["value"]:
+            if kind == "append":
+                lists.setdefault(key, []).append(value)
+                done.append([kind, key, value])
+            else:  # a stale adapter reads what a key held two transactions ago
+                done.append([kind, key, list((snapshot if stale else lists).get(key, []))])
+        snapshot = {k: list(v) for k, v in lists.items()} if not stale or len(done) % 2 else snapshot
+        print(json.dumps({"type": "ok", "value": done}), flush=True)
+""")
+
+
+def run_workload(tmp_path, monkeypatch, mode: str, ops: int = 6, name: str = "register",
+                 source: str = ADAPTER) -> history.History:
     adapter = tmp_path / "adapter.py"
-    adapter.write_text(ADAPTER)
+    adapter.write_text(source)
     out = tmp_path / "sdk.jsonl"
     monkeypatch.setenv("COMPOSER_SDK_OUTPUT", str(out))
     monkeypatch.setenv("COMPOSER_SEED", "7")
     import composer_sdk._output as output
     monkeypatch.setattr(output, "_opened", False)
     monkeypatch.setattr(output, "_fd", None)
-    assert workload.main(["register", "--adapter", f"{sys.executable} {adapter} {mode} {tmp_path / 'marker'}",
+    assert workload.main([name, "--adapter", f"{sys.executable} {adapter} {mode} {tmp_path / 'marker'}",
                           "--ops", str(ops), "--timeout", "0.5", "--pause", "0"]) == 0
     if output._fd is not None:
         os.close(output._fd)
@@ -103,3 +123,13 @@ def test_workload_add_leaves_a_broken_config_as_it_was(tmp_path, capsys):
     (tmp_path / "composer.toml").write_text(text)
     assert cli.main(["workload", "add", "queue", str(tmp_path), "--adapter", "a"]) == 2
     assert (tmp_path / "composer.toml").read_text() == text
+
+
+def test_append_transactions_of_a_serial_store_are_serializable_and_stale_reads_are_not(
+        tmp_path, monkeypatch):
+    serial = run_workload(tmp_path, monkeypatch, "serial", ops=60, name="append", source=LISTS)
+    assert checkers.judge("append", serial).outcome == "valid"
+    (tmp_path / "sdk.jsonl").unlink()
+    stale = run_workload(tmp_path, monkeypatch, "stale", ops=60, name="append", source=LISTS)
+    verdict = checkers.judge("append", stale)
+    assert verdict.outcome == "invalid", verdict.explanation
