@@ -43,11 +43,14 @@ def check(history: History, time_limit: float = 60.0) -> Verdict:
     txns = [op for op in history.operations if op.f == "txn"]
     writer: dict[tuple[Any, Any], Operation] = {}  # (key, element) -> its transaction
     failed: dict[tuple[Any, Any], Operation] = {}
+    failed_in: dict[Any, set] = collections.defaultdict(set)  # key -> failed elements
     last_append: dict[tuple[int, Any], Any] = {}  # (txn, key) -> its last element
     for op in txns:
         for kind, key, value in _micro(op, False):
             if kind == "append":
                 (failed if op.type == "fail" else writer)[(key, value)] = op
+                if op.type == "fail":
+                    failed_in[key].add(value)
                 last_append[(op.index, key)] = value
     anomalies: dict[str, list[str]] = collections.defaultdict(list)
     order: dict[Any, tuple] = {}
@@ -68,8 +71,8 @@ def check(history: History, time_limit: float = 60.0) -> Verdict:
                     f"key {key!r}: {op.describe()} read {list(seen)}, another {list(longest)}")
             if len(set(seen)) != len(seen):
                 anomalies["duplicate elements"].append(f"{op.describe()} read {list(seen)}")
-            for element in seen:
-                if (key, element) in failed:
+            if key in failed_in and not failed_in[key].isdisjoint(seen):
+                for element in failed_in[key].intersection(seen):
                     anomalies["G1a"].append(f"{op.describe()} saw {element!r}, appended by "
                                             f"the failed {failed[(key, element)].describe()}")
             if seen:
@@ -118,10 +121,14 @@ def _cycles(graph: dict[int, dict[int, str]], txns: list[Operation]):
     ww and wr G1c, one rw G-single, more G2. Each kind is searched for in the graph of
     the edges it allows, so a G0 hides no G1c found elsewhere; a cycle already reported
     under a lesser kind is not reported again."""
-    names = {op.index: op.describe() for op in txns}
+    by_index = {op.index: op for op in txns}
+    # only transactions on a cycle of the whole graph can be on a cycle of a part of it:
+    # most histories have none, and then one pass is all it takes
+    cyclic = {node for component in _components(graph) for node in component}
     for name, allowed in (("G0", {"ww"}), ("G1c", {"ww", "wr"}),
                           ("G-single", {"ww", "wr", "rw"})):
-        sub = {a: {b: k for b, k in out.items() if k in allowed} for a, out in graph.items()}
+        sub = {a: {b: k for b, k in graph[a].items() if k in allowed and b in cyclic}
+               for a in cyclic}
         for component in _components(sub):
             cycle = _cycle_in(sub, component)
             if cycle is None:
@@ -131,8 +138,9 @@ def _cycles(graph: dict[int, dict[int, str]], txns: list[Operation]):
             found = ("G0" if set(kinds) == {"ww"} else "G1c" if rw == 0
                      else "G-single" if rw == 1 else "G2")
             if found == name or (name == "G-single" and found == "G2"):
-                text = " -> ".join(f"{names[a]} -{k}->" for a, k in zip(cycle, kinds))
-                yield found, f"{text} {names[cycle[0]]}"
+                text = " -> ".join(f"{by_index[a].describe()} -{k}->"
+                                   for a, k in zip(cycle, kinds))
+                yield found, f"{text} {by_index[cycle[0]].describe()}"
 
 
 def _components(graph: dict[int, dict[int, str]]) -> list[list[int]]:

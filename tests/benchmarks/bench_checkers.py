@@ -35,7 +35,7 @@ import time
 
 from bench_local import log, table
 
-from composer.checkers import linearizable
+from composer.checkers import append, linearizable
 from composer.history import History, Operation
 
 
@@ -73,6 +73,51 @@ def generate(n: int, processes: int, seed: int, single_key: bool = False) -> His
                              None if kind == "info" else ret))
     ops.sort(key=lambda o: o.index)
     return History(ops)
+
+
+def generate_append(n: int, processes: int, seed: int) -> History:
+    """``n`` list-append transactions (one to four micro-operations over 100 keys, half
+    appends of unique values, half reads), each applied at an instant in its interval:
+    serializable, so the only right verdict is valid. A key takes at most 256 appends,
+    then a fresh one replaces it (Elle's max-writes-per-key)."""
+    rng = random.Random(seed)
+    free = [0] * processes
+    planned = []
+    for index in range(n):
+        p = rng.randrange(processes)
+        call = free[p] + rng.randint(0, 200_000)
+        ret = call + rng.randint(100_000, 2_000_000)
+        free[p] = ret
+        planned.append((rng.randint(call, ret), index, p, call, ret))
+    planned.sort()
+    lists: dict[str, list[int]] = collections.defaultdict(list)
+    generation = [0] * 100
+    ops = []
+    for point, index, p, call, ret in planned:
+        steps, done = [], []
+        for i in range(rng.randint(1, 4)):
+            slot = rng.randrange(100)
+            key = f"k{slot}.{generation[slot]}"
+            if rng.random() < 0.5:
+                if len(lists[key]) == 255:
+                    generation[slot] += 1
+                value = index * 10 + i
+                lists[key].append(value)
+                steps.append(("append", key, value))
+                done.append(("append", key, value))
+            else:
+                steps.append(("r", key, None))
+                done.append(("r", key, tuple(lists[key])))
+        ops.append(Operation(index, p, "ok", "txn", None, tuple(steps), tuple(done), call, ret))
+    ops.sort(key=lambda o: o.index)
+    return History(ops)
+
+
+def _check_append(history: History) -> tuple[str, float, float]:
+    start = time.perf_counter()
+    outcome = append.check(history).outcome
+    return (outcome, time.perf_counter() - start,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def broken(history: History, seed: int) -> History:
@@ -128,11 +173,29 @@ def main() -> None:
                          f"{outcomes.count('valid')}/{len(outcomes)}",
                          f"{outcomes.count('unknown')}", str(wrong),
                          "ms .. ~1 s" if n <= 1000 and processes <= 5 else "-"])
+    append_rows = []
+    for n in (10_000, 100_000):
+        times, peaks, outcomes = [], [], []
+        for seed in range(args.histories):
+            history = generate_append(n, 20, seed)
+            with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+                outcome, seconds, peak = pool.apply(_check_append, (history,))
+            times.append(seconds)
+            peaks.append(peak)
+            outcomes.append(outcome)
+            log(f"append: {n} transactions, seed {seed}: {outcome} in {seconds:.2f}s")
+        append_rows.append([f"{n:,}", f"{n / statistics.median(times):,.0f}",
+                            f"{statistics.median(times):.2f}", f"{max(peaks):,.0f}",
+                            f"{outcomes.count('valid')}/{len(outcomes)}", "100,000 .. 160,000"])
     shape = "one key" if args.single_key else "five processes per key"
     print(table(f"Linearizability check (cas-register, {shape}, {args.histories} histories "
                 f"each, time limit {args.time_limit:g}s)",
                 ["operations", "processes", "median ms", "worst ms", "peak MB", "valid",
                  "unknown", "wrong verdicts", "Porcupine (published)"], rows))
+    print()
+    print(table(f"Append checker (Elle-style, 20 processes, 100 keys, {args.histories} "
+                "histories each)", ["transactions", "txn/s", "median s", "peak MB", "valid",
+                                    "Elle (published, JVM)"], append_rows))
 
 
 if __name__ == "__main__":
