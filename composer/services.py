@@ -29,6 +29,11 @@ __all__ = ["Environment", "ServiceNode", "SetupFailed", "substitute"]
 
 #: The directory holding composer_sdk: on every process's PYTHONPATH.
 _SDK_ROOT = Path(__file__).resolve().parent.parent
+#: Makes the workloads importable as composer_drivers where only this source tree is (a
+#: container mounting it, an editable install): a link to the drivers/ folder. An
+#: installed composer has composer_drivers beside composer_sdk, and no link.
+_IMPORT_PATHS = str(Path(__file__).resolve().parent / "import_paths") if (
+    Path(__file__).resolve().parent / "import_paths" / "composer_drivers").is_dir() else ""
 #: Holds the sitecustomize that traces a Python service's lines (``coverage = true``).
 _COVERAGE_SITE = Path(__file__).resolve().parent / "linecover_site"
 _STOP_GRACE = 5.0
@@ -89,7 +94,7 @@ class Environment:
         base = dict(os.environ)
         base["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", "")])
         base["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_SDK_ROOT), base.get("PYTHONPATH", "")) if p
+            p for p in (str(_SDK_ROOT), _IMPORT_PATHS, base.get("PYTHONPATH", "")) if p
         )
         base.setdefault("PYTHONUNBUFFERED", "1")
         for service, addresses in self.hosts.items():

@@ -129,3 +129,17 @@ def test_the_report_draws_the_window_that_cannot_be_linearized(project):
     assert "cannot be linearized" in report and "cannot follow" in report
     assert "<script>" not in report and "&lt;script&gt;" in report  # user text escaped
     assert report.count('fill="#c62828"') == 1  # the one blocked operation
+
+
+def test_workloads_import_with_the_nodes_own_python(project):
+    # a container's python3 has no editable install: composer's PYTHONPATH must bring
+    # composer_drivers (before the fix: ModuleNotFoundError on docker)
+    import shutil
+    system = shutil.which("python3", path="/usr/bin")
+    if system is None:
+        import pytest
+        pytest.skip("no /usr/bin/python3")
+    project.config(CONFIG.format(limit="30s"))
+    _clients(project, f"#!/bin/sh\nexec {system} -m composer_drivers.workload --help\n")
+    result = project.composer("run", "--seed", "1")
+    assert result.code == 0, result.output
