@@ -39,9 +39,9 @@ from composer.checkers import append, linearizable
 from composer.history import History, Operation
 
 
-def generate(n: int, processes: int, seed: int, single_key: bool = False) -> History:
-    rng = random.Random(seed)
-    state: dict[int, int | None] = collections.defaultdict(lambda: None)
+def _intervals(rng: random.Random, n: int, processes: int) -> list[tuple[int, ...]]:
+    """(instant it takes effect, index, process, invocation, completion) of ``n``
+    operations, processes running back to back, in the order they take effect."""
     free = [0] * processes
     planned = []
     for index in range(n):
@@ -49,11 +49,16 @@ def generate(n: int, processes: int, seed: int, single_key: bool = False) -> His
         call = free[p] + rng.randint(0, 200_000)
         ret = call + rng.randint(100_000, 2_000_000)
         free[p] = ret
-        key = 0 if single_key else (p // 5) * n + index // 1000
-        planned.append((rng.randint(call, ret), index, p, call, ret, key))
-    planned.sort()
+        planned.append((rng.randint(call, ret), index, p, call, ret))
+    return sorted(planned)
+
+
+def generate(n: int, processes: int, seed: int, single_key: bool = False) -> History:
+    rng = random.Random(seed)
+    state: dict[int, int | None] = collections.defaultdict(lambda: None)
     ops = []
-    for point, index, p, call, ret, key in planned:
+    for point, index, p, call, ret in _intervals(rng, n, processes):
+        key = 0 if single_key else (p // 5) * n + index // 1000
         roll, value = rng.random(), rng.randrange(5)
         kind = "info" if rng.random() < 0.01 else "ok"
         if roll < 0.4:
@@ -81,19 +86,10 @@ def generate_append(n: int, processes: int, seed: int) -> History:
     serializable, so the only right verdict is valid. A key takes at most 256 appends,
     then a fresh one replaces it (Elle's max-writes-per-key)."""
     rng = random.Random(seed)
-    free = [0] * processes
-    planned = []
-    for index in range(n):
-        p = rng.randrange(processes)
-        call = free[p] + rng.randint(0, 200_000)
-        ret = call + rng.randint(100_000, 2_000_000)
-        free[p] = ret
-        planned.append((rng.randint(call, ret), index, p, call, ret))
-    planned.sort()
     lists: dict[str, list[int]] = collections.defaultdict(list)
     generation = [0] * 100
     ops = []
-    for point, index, p, call, ret in planned:
+    for point, index, p, call, ret in _intervals(rng, n, processes):
         steps, done = [], []
         for i in range(rng.randint(1, 4)):
             slot = rng.randrange(100)
