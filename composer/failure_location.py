@@ -78,14 +78,25 @@ def _first_failing(path: Path, prop: str) -> dict | None:
     return None
 
 
+def _files(inv: dict) -> tuple[str, str, str]:
+    """The names of an invocation's SDK file and logs, as its run record gives them (a
+    record written before it named them: as composer named them then)."""
+    if inv.get("sdk"):
+        return (str(inv["sdk"]), Path(str(inv.get("stdout"))).name,
+                Path(str(inv.get("stderr"))).name)
+    label = f"{int(inv.get('number') or 0):04d}-{inv.get('command')}"
+    return f"{label}.jsonl", f"{label}.stdout", f"{label}.stderr"
+
+
 def locate_failure(directory: Path, prop: str, run: dict) -> Failure | None:
     """Find the first record failing ``prop`` in ``directory`` and the process that wrote it.
 
-    SDK files are ``sdk/<NNNN>-<command>.jsonl`` for command invocation NNNN and
-    ``sdk/<node>-service-<k>.jsonl`` for service processes; built-in properties are in
-    ``composer.jsonl``, whose zero-exit records name the command's stdout.
+    The run record names each invocation's SDK file and logs; service processes write
+    ``sdk/<node>-service-<k>.jsonl``; built-in properties are in ``composer.jsonl``,
+    whose zero-exit records name the invocation.
     """
     invocations = {i.get("number"): i for i in run.get("invocations") or [] if isinstance(i, dict)}
+    by_sdk = {_files(i)[0]: i for i in invocations.values()}
     nodes = sorted({str(i.get("node")) for i in invocations.values()}
                    | {str(n) for e in run.get("log") or [] if isinstance(e, dict)
                       for n in (e.get("nodes") or {})}, key=len, reverse=True)
@@ -94,26 +105,29 @@ def locate_failure(directory: Path, prop: str, run: dict) -> Failure | None:
         if inner is None:
             continue
         failure = Failure(str(path.relative_to(directory)), inner)
-        stem = path.stem
-        if path.name == "composer.jsonl":  # zero exit: its details name the command's log
+        if path.name == "composer.jsonl":  # zero exit: its details name the invocation
             details = inner.get("details") if isinstance(inner.get("details"), dict) else {}
-            stem = Path(str(details.get("stdout", ""))).stem
+            number = details.get("number")
+            if number is None:  # a run record older than the number in these details
+                stem = Path(str(details.get("stdout", ""))).stem
+                number = int(stem[:4]) if stem[:4].isdigit() and stem[4:5] == "-" else None
+            inv = invocations.get(number)
             failure.what = "composer (built-in property)"
-        number = int(stem[:4]) if stem[:4].isdigit() and stem[4:5] == "-" else None
-        if number is None and path.name != "composer.jsonl":
-            node = next((n for n in nodes if stem.startswith(n + "-")), None)
+        else:
+            inv = by_sdk.get(path.name)
+        if inv is None and path.name != "composer.jsonl":  # a service process's records
+            node = next((n for n in nodes if path.stem.startswith(n + "-")), None)
             if node is not None:
-                label = stem[len(node) + 1:]
+                label = path.stem[len(node) + 1:]
                 failure.node, failure.what = node, f"{label} on {node}"
                 failure.logs = [directory / "logs" / node / f"{label}.{s}"
                                 for s in ("stdout", "stderr")]
-        inv = invocations.get(number)
         if inv is not None:
-            failure.invocation, failure.node = number, str(inv.get("node"))
-            failure.what = f"#{number} {inv.get('command')} on {inv.get('node')}"
-            label = f"{int(number):04d}-{inv.get('command')}"
-            failure.logs = [directory / "logs" / str(inv.get("node")) / f"{label}.{s}"
-                            for s in ("stdout", "stderr")]
+            number, node = inv.get("number"), str(inv.get("node"))
+            failure.invocation, failure.node = number, node
+            failure.what = f"#{number} {inv.get('command')} on {node}"
+            # the files the run record names, found in this directory (the run may have moved)
+            failure.logs = [directory / "logs" / node / name for name in _files(inv)[1:]]
         return failure
     return None
 

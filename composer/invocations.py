@@ -48,7 +48,9 @@ class Invocation:
         return {"number": self.number, "command": self.command.name,
                 "kind": self.command.kind, "node": self.node, "seed": self.seed,
                 "status": self.status, "exit_code": self.exit_code,
-                "started": round(self.started, 3), "stdout": str(self.stdout)}
+                "started": round(self.started, 3), "stdout": str(self.stdout),
+                "stderr": str(self.stdout.with_suffix(".stderr")),
+                "sdk": f"{self.stdout.stem}.jsonl"}
 
 
 class Invocations:
@@ -117,7 +119,7 @@ class Invocations:
                 ZERO_EXIT, "Always", inv.status == "exited" and inv.exit_code == 0,
                 details={"command": inv.command.name, "node": inv.node, "status": inv.status,
                          "exit_code": inv.exit_code, "timeout": self.timeout,
-                         "stdout": str(inv.stdout)}))
+                         "stdout": str(inv.stdout), "number": inv.number}))
         self.record.assertion(assertion(completion_id(inv.command.name), "Sometimes",
                                         inv.status == "exited"))
 
