@@ -23,6 +23,7 @@ CHECKERS: dict[str, tuple[str, ...]] = {
     "bank": (),
     "queue": (),
     "append": (),
+    "rw-register": (),
 }
 
 
@@ -32,7 +33,7 @@ def judge(checker: str, history: History, model: str | None = None,
     one."""
     if checker not in CHECKERS:
         raise ValueError(f"unknown checker {checker!r}; choose one of {', '.join(CHECKERS)}")
-    module = importlib.import_module(f"composer.checkers.{checker}")
+    module = importlib.import_module(f"composer.checkers.{checker.replace('-', '_')}")
     if CHECKERS[checker]:
         return module.check(history, model, time_limit=time_limit)
     return module.check(history, time_limit=time_limit)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+from composer.checkers.cycles import cycles
 from composer.checkers.verdict import INVALID, VALID, Verdict
 from composer.history import History, Operation
 
@@ -82,7 +83,7 @@ def check(history: History, time_limit: float = 60.0) -> Verdict:
                     anomalies["G1b"].append(f"{op.describe()} saw {seen[-1]!r}, an "
                                             f"intermediate append of {source.describe()}")
     graph = _graph(order, reads, writer)
-    for name, cycle in _cycles(graph, txns):
+    for name, cycle in cycles(graph, txns):
         anomalies[name].append(cycle)
     details = {"transactions": len(txns), "keys": len(order),
                "anomalies": {k: v[:_SHOWN] for k, v in anomalies.items()}}
@@ -114,98 +115,3 @@ def _graph(order: dict[Any, tuple], reads: list, writer: dict) -> dict[int, dict
         if len(seen) < len(elements):
             edge(op, writer.get((key, elements[len(seen)])), "rw")
     return graph
-
-
-def _cycles(graph: dict[int, dict[int, str]], txns: list[Operation]):
-    """One cycle per strongly connected component, named by its edges: only ww is G0,
-    ww and wr G1c, one rw G-single, more G2. Each kind is searched for in the graph of
-    the edges it allows, so a G0 hides no G1c found elsewhere; a cycle already reported
-    under a lesser kind is not reported again."""
-    by_index = {op.index: op for op in txns}
-    # only transactions on a cycle of the whole graph can be on a cycle of a part of it:
-    # most histories have none, and then one pass is all it takes
-    cyclic = {node for component in _components(graph) for node in component}
-    for name, allowed in (("G0", {"ww"}), ("G1c", {"ww", "wr"}),
-                          ("G-single", {"ww", "wr", "rw"})):
-        sub = {a: {b: k for b, k in graph[a].items() if k in allowed and b in cyclic}
-               for a in cyclic}
-        for component in _components(sub):
-            cycle = _cycle_in(sub, component)
-            if cycle is None:
-                continue
-            kinds = [sub[a][b] for a, b in zip(cycle, cycle[1:])]
-            rw = kinds.count("rw")
-            found = ("G0" if set(kinds) == {"ww"} else "G1c" if rw == 0
-                     else "G-single" if rw == 1 else "G2")
-            if found == name or (name == "G-single" and found == "G2"):
-                text = " -> ".join(f"{by_index[a].describe()} -{k}->"
-                                   for a, k in zip(cycle, kinds))
-                yield found, f"{text} {by_index[cycle[0]].describe()}"
-
-
-def _components(graph: dict[int, dict[int, str]]) -> list[list[int]]:
-    """Tarjan's strongly connected components of more than one node, iteratively."""
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
-    found = []
-    counter = 0
-    for root in list(graph):
-        if root in index:
-            continue
-        work = [(root, iter(graph.get(root, {})))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(graph.get(child, {}))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    top = stack.pop()
-                    on_stack.discard(top)
-                    component.append(top)
-                    if top == node:
-                        break
-                if len(component) > 1:
-                    found.append(component)
-    return found
-
-
-def _cycle_in(graph: dict[int, dict[int, str]], component: list[int]) -> list[int] | None:
-    """A shortest cycle through the component's first node (breadth first), closed: its
-    first node repeated at the end."""
-    members = set(component)
-    start = component[0]
-    parent: dict[int, int] = {}
-    queue = collections.deque([start])
-    while queue:
-        node = queue.popleft()
-        for child in graph.get(node, {}):
-            if child not in members:
-                continue
-            if child == start:
-                path = [node]
-                while path[-1] != start:
-                    path.append(parent[path[-1]])
-                return [*reversed(path), start]
-            if child not in parent:
-                parent[child] = node
-                queue.append(child)
-    return None

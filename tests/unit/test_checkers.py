@@ -136,3 +136,38 @@ def test_append_cycles_g0_g1c_g_single_g2():
                txn(2, [r("x", None), r("y", None)], [r("x", [1]), r("y", [1])]))
     assert "G2" in g2.details["anomalies"], g2.details
     assert "-rw->" in g2.details["anomalies"]["G2"][0]
+
+
+# --- rw-register (Elle-style register transactions) --------------------------------------
+
+
+def test_rw_register_serial_history_is_valid():
+    ops = [txn(0, [("w", "x", 1), ("w", "y", 1)]),
+           txn(1, [("r", "x", None), ("w", "x", 2)], [("r", "x", 1), ("w", "x", 2)]),
+           txn(2, [("r", "x", None), ("r", "y", None)], [("r", "x", 2), ("r", "y", 1)])]
+    verdict = judge("rw-register", *ops)
+    assert verdict.valid, verdict.explanation
+
+
+def test_rw_register_g1a_g1b():
+    aborted = judge("rw-register", txn(0, [("w", "x", 1)], kind="fail"),
+                    txn(1, [("r", "x", None)], [("r", "x", 1)]))
+    assert "G1a" in aborted.details["anomalies"]
+    intermediate = judge("rw-register", txn(0, [("w", "x", 1), ("w", "x", 2)]),
+                         txn(1, [("r", "x", None)], [("r", "x", 1)]))
+    assert "G1b" in intermediate.details["anomalies"]
+
+
+def test_rw_register_cycles_g1c_g_single_g2():
+    g1c = judge("rw-register", txn(0, [("w", "x", 1), ("r", "y", None)],
+                                   [("w", "x", 1), ("r", "y", 1)]),
+                txn(1, [("w", "y", 1), ("r", "x", None)], [("w", "y", 1), ("r", "x", 1)]))
+    assert "G1c" in g1c.details["anomalies"], g1c.details
+    # read skew: T1 sees T0's x but the initial y, though T0 wrote y too
+    single = judge("rw-register", txn(0, [("w", "x", 1), ("w", "y", 1)]),
+                   txn(1, [("r", "x", None), ("r", "y", None)], [("r", "x", 1), ("r", "y", None)]))
+    assert "G-single" in single.details["anomalies"], single.details
+    # write skew: each reads the initial value of the key the other writes
+    g2 = judge("rw-register", txn(0, [("r", "x", None), ("w", "y", 1)], [("r", "x", None), ("w", "y", 1)]),
+               txn(1, [("r", "y", None), ("w", "x", 1)], [("r", "y", None), ("w", "x", 1)]))
+    assert "G2" in g2.details["anomalies"], g2.details
