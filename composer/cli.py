@@ -135,6 +135,9 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"template {template.name!r} ({template.path})")
         for command in template.commands:
             print(f"  {command.kind:<17} {command.name}")
+        for check in project.options_for(template.name).checks:
+            model = f" ({check.model})" if check.model else ""
+            print(f"  {'check':<17} {check.name}: {check.checker}{model}")
     print("ok")
     return ExitCode.OK
 

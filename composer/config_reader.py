@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from composer.checkers import CHECKERS
+from composer.checkers import CHECKERS, default_name
 from composer.config import (DEFAULT_DRIVER_SERVICE, _NODE_PLACEHOLDERS, Check, Explore,
                              Project, Ready, Service, Setup, TemplateOptions, parse_duration)
 from composer.errors import ConfigError
@@ -225,8 +225,7 @@ class Reader:
                                 f"{', '.join(models)}")
             if not models and model is not None:
                 raise self.fail(f"{where}.model: the {checker} checker takes no model")
-            default = f"History is {checker}" + (f" as a {model}" if model else "")
-            name = self.typed(table, where, "name", str, default)
+            name = self.typed(table, where, "name", str, default_name(checker, model))
             if any(c.name == name for c in found):
                 raise self.fail(f"{where}.name={name!r}: another check has that name")
             limit = self.duration(table.get("time_limit", 60.0), f"{where}.time_limit")

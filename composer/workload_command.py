@@ -15,7 +15,7 @@ from pathlib import Path
 
 from composer_drivers.generators import WORKLOADS
 
-from composer import config
+from composer import checkers, config
 from composer.errors import ConfigError, ExitCode
 
 __all__ = ["run"]
@@ -42,15 +42,17 @@ def run(args: argparse.Namespace) -> int:
     driver = template_dir / f"parallel_driver_{workload.name}"
     if driver.exists() and not args.force:
         raise ConfigError(f"{driver} exists; remove it or pass --force")
+    name = workload.check_name or checkers.default_name(workload.checker, workload.model)
     existing = [c.name for c in project.options_for(args.template).checks]
     source = project.source or project.root / config.CONFIG_NAME
     before = source.read_text(encoding="utf-8-sig")
-    if workload.check_name not in existing:
+    if name not in existing:
         table = [f"\n[[template.{args.template}.checks]]   # composer workload add {workload.name}",
                  f'checker = "{workload.checker}"']
         if workload.model:
             table.append(f'model = "{workload.model}"')
-        table.append(f'name = "{workload.check_name}"')
+        if workload.check_name:
+            table.append(f'name = "{workload.check_name}"')
         source.write_text(before.rstrip("\n") + "\n" + "\n".join(table) + "\n", encoding="utf-8")
         try:
             config.load(source)
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     driver.write_text(_SHIM.format(name=workload.name, describe=workload.describe,
                                    adapter=shlex.quote(args.adapter)))
     driver.chmod(0o755)
-    print(f"added {driver} and the check {workload.check_name!r} to {source}")
+    print(f"added {driver} and the check {name!r} to {source}")
     adapter = args.project / shlex.split(args.adapter)[0]
     if not adapter.exists() and not Path(shlex.split(args.adapter)[0]).is_absolute():
         print(f"note: {adapter} does not exist yet: write the adapter (JSON lines on stdin "

@@ -13,7 +13,7 @@ from composer.checkers.models import MODELS
 from composer.checkers.verdict import INVALID, UNKNOWN, VALID, Verdict
 from composer.history import History
 
-__all__ = ["CHECKERS", "judge", "Verdict", "VALID", "INVALID", "UNKNOWN"]
+__all__ = ["CHECKERS", "default_name", "judge", "Verdict", "VALID", "INVALID", "UNKNOWN"]
 
 #: checker name -> the models it takes (empty: none)
 CHECKERS: dict[str, tuple[str, ...]] = {
@@ -25,6 +25,24 @@ CHECKERS: dict[str, tuple[str, ...]] = {
     "append": (),
     "rw-register": (),
 }
+
+
+#: the property a check is reported as when its table names none
+DEFAULT_NAMES = {
+    "set": "Acknowledged set elements are never lost",
+    "counter": "Counter reads are within the increments",
+    "bank": "Bank transfers conserve money",
+    "queue": "Queued values are dequeued exactly once",
+    "append": "List-append transactions are serializable",
+    "rw-register": "Register transactions are serializable",
+}
+
+
+def default_name(checker: str, model: str | None = None) -> str:
+    """The name of a check whose table gives none."""
+    if checker == "linearizable":
+        return f"History is linearizable as a {model}"
+    return DEFAULT_NAMES[checker]
 
 
 def judge(checker: str, history: History, model: str | None = None,

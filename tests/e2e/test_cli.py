@@ -14,7 +14,7 @@ SIMPLE = """
 
 
 def test_validate_lists_templates_and_commands(project):
-    project.config(SIMPLE)
+    project.config(SIMPLE + '\n[[template.main.checks]]\nchecker = "set"\n')
     project.command("parallel_driver_write", "print('w')")
     project.command("serial_driver_read", "print('r')")
     project.command("eventually_check", "print('e')", template="other")
@@ -27,6 +27,7 @@ def test_validate_lists_templates_and_commands(project):
     assert "eventually        eventually_check" in result.stdout
     assert "helper_lib" not in result.stdout
     assert "service client: 1 node(s)" in result.stdout
+    assert "check             Acknowledged set elements are never lost: set" in result.stdout
 
 
 @pytest.mark.parametrize("name, executable, expected", [
