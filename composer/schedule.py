@@ -11,7 +11,6 @@ a timeline is inside the space, so mutations (``composer.mutate``) can stay insi
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
@@ -23,14 +22,12 @@ from composer.templates import Command, Template
 from composer.timeline import Event, Fault, Start, Timeline
 
 __all__ = ["timelines", "random_timeline", "swarm_timeline", "draw_fault", "draw_start",
-           "fault_kinds", "startable", "fits", "max_events", "mean_length", "MAX_FAULT_SECONDS"]
+           "fault_kinds", "startable", "fits", "max_events", "MAX_FAULT_SECONDS"]
 
 T = TypeVar("T")
 #: Longest fault Hypothesis draws, seconds.
 MAX_FAULT_SECONDS = 5.0
 _SEED_MAX = 2**31 - 1
-#: How finely a driver phase's length is drawn on its log scale.
-_LENGTH_STEPS = 1000
 
 
 class _Draw(Protocol):
@@ -110,7 +107,9 @@ def startable(template: Template, timeline: Timeline | None = None) -> list[Comm
 def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
               max_length: float, swarm: bool = False) -> Timeline:
     template = templates[d.choice(sorted(templates))]
-    tenths = _length_tenths(d, max_length)
+    # At least 1 s, unless max_length is shorter; never longer than max_length (0.1 s steps).
+    top = max(1, int(max_length * 10))
+    tenths = d.integer(min(10, top), top)
     first = template.of_kind("first")
     singletons = template.of_kind("singleton_driver")
     repeated = template.of_kind("parallel_driver", "serial_driver")
@@ -151,24 +150,6 @@ def _timeline(d: _Draw, templates: Mapping[str, Template], caps: Capabilities,
         eventually=chosen.name if chosen else None,
         finally_=d.choice(finally_).name if finally_ else None,
     )
-
-
-def _length_tenths(d: _Draw, max_length: float) -> int:
-    """Draw a driver phase in tenths of a second: at least 1 s unless ``max_length`` is
-    shorter, never longer, spread log-uniformly, so short phases (cheap, and enough for
-    most bugs) are common and long ones stay reachable; a uniform draw made the average
-    timeline half again as long and cost a third of the throughput."""
-    top = max(1, int(max_length * 10))
-    low = min(10, top)
-    step = d.integer(0, _LENGTH_STEPS)
-    return min(top, round(low * (top / low) ** (step / _LENGTH_STEPS)))
-
-
-def mean_length(max_length: float) -> float:
-    """Return the average driver phase a fresh draw has, seconds."""
-    top = max(0.1, round(max_length, 1))
-    low = min(1.0, top)
-    return low if top == low else (top - low) / math.log(top / low)
 
 
 def _fault(d: _Draw, at: float, kind: str, nodes: Sequence[str]) -> Fault:

@@ -159,8 +159,8 @@ class GuidedSearch(RandomSearch):
         self.focus: list[Aim] = []
         self.rounds: collections.Counter = collections.Counter()
         self.timelines = 0
-        #: what an average fresh draw costs to run
-        self._average_cost = cost(schedule.mean_length(space.max_length))
+        #: what an average uniform draw costs to run (its driver phase is 1 s to max_length)
+        self._average_cost = cost((1 + space.max_length) / 2)
 
     def next(self) -> Candidate:
         if self.saved:

@@ -173,18 +173,6 @@ def test_length_never_exceeds_max_length(max_length):
         assert all(0 <= e.at < t.length for e in t.events)
 
 
-def test_short_driver_phases_are_common_and_the_longest_reachable():
-    # Throughput: a fresh draw's average phase is the log-uniform mean, well under the
-    # uniform midpoint, yet a tenth of the draws still run past three quarters of the cap.
-    lengths = [schedule.random_timeline(random.Random(seed), {"full": FULL}, CAPS, 8.0).length
-               for seed in range(3000)]
-    mean = sum(lengths) / len(lengths)
-    assert abs(mean - schedule.mean_length(8.0)) < 0.15
-    assert mean < 0.8 * (1 + 8.0) / 2
-    assert min(lengths) == 1.0
-    assert sum(length >= 6.0 for length in lengths) > 0.05 * len(lengths)
-
-
 # --- random_timeline --------------------------------------------------------------
 
 
