@@ -13,7 +13,6 @@ from pathlib import Path
 from composer import __version__, clusters, compose, config
 from composer.errors import ConfigError
 from composer.checkers import CHECKERS
-from composer_drivers.generators import WORKLOADS
 from composer.faults import FAULT_KINDS
 
 __all__ = ["parser"]
@@ -177,7 +176,7 @@ def parser() -> argparse.ArgumentParser:
     actions = wkl.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", help="the workloads and their checkers")
     add = actions.add_parser("add", help="add a workload's driver and check to a template")
-    add.add_argument("name", choices=sorted(WORKLOADS), help="the workload")
+    add.add_argument("name", help="the workload (composer workload list)")
     add.add_argument("project", nargs="?", type=Path, default=Path("."),
                      help="project directory (default: here)")
     add.add_argument("--adapter", required=True, metavar="COMMAND",

@@ -13,7 +13,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from composer_drivers.generators import WORKLOADS
+import sys
 
 from composer import checkers, config
 from composer.errors import ConfigError, ExitCode
@@ -29,13 +29,27 @@ exec python3 -m composer_drivers.workload {name} --adapter {adapter} "$@"
 """
 
 
+def _workloads() -> dict:
+    """The workloads, imported when asked for: composer itself never needs them, and a
+    source tree run without installing finds them through its import_paths link."""
+    try:
+        from composer_drivers.generators import WORKLOADS
+    except ImportError:
+        sys.path.append(str(Path(__file__).resolve().parent / "import_paths"))
+        from composer_drivers.generators import WORKLOADS
+    return WORKLOADS
+
+
 def run(args: argparse.Namespace) -> int:
     """List the workloads, or add one to a project's template."""
+    WORKLOADS = _workloads()
     if args.action == "list":
         for workload in WORKLOADS.values():
             model = f" (model {workload.model})" if workload.model else ""
             print(f"{workload.name:<10} {workload.describe}; checker {workload.checker}{model}")
         return ExitCode.OK
+    if args.name not in WORKLOADS:
+        raise ConfigError(f"no workload {args.name!r}; choose one of {', '.join(WORKLOADS)}")
     workload = WORKLOADS[args.name]
     project = config.load(args.project)
     template_dir = project.templates_dir / args.template

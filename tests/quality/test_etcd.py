@@ -84,10 +84,11 @@ def test_etcd_holds_under_partitions_and_kills(backend, tmp_path):
     kinds = injected_faults(project)
     assert "partition" in kinds, kinds
     assert "kill" in kinds, kinds
-    # the register workload's history, judged in every timeline: etcd is linearizable
+    # the register workload's history, judged in every timeline of its template (main;
+    # the antithesis template has none): etcd is linearizable
     check = next(p for p in summary(project)["properties"]
                  if p["message"] == "Register operations are linearizable")
-    assert check["status"] == "pass" and check["passes"] >= 3, check
+    assert check["status"] == "pass" and check["passes"] >= 1, check
 
 
 def test_the_compose_form_holds_under_faults_through_the_engine(tmp_path):

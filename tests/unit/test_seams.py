@@ -202,3 +202,11 @@ def test_compose_reaches_the_core_only_as_a_project_source_and_a_backend():
 def test_the_agent_knows_nothing_of_the_conductor(path):
     bad = touches(ALL[path], "composer")
     assert not bad, f"{path} imports {sorted(bad)}: the agent runs alone on remote machines"
+
+
+def test_composer_runs_from_a_source_tree_without_its_workloads_installed():
+    # composer_drivers lives in drivers/ and only an install names it: no composer module
+    # may import it at import time (`python3 -m composer.cli` from a checkout failed)
+    for path, found in ALL.items():
+        if path.startswith("composer/") and path != "composer/workload_command.py":
+            assert not touches(found, "composer_drivers"), path
