@@ -22,11 +22,11 @@ UNKNOWN_EXIT = 4
 
 def run(args: argparse.Namespace) -> int:
     """Check ``args.history``; print the verdict (as JSON with ``--json``)."""
-    models = checkers.CHECKERS[args.checker]
-    if models and args.model not in models:
-        raise ConfigError(f"--checker {args.checker} needs --model, one of {', '.join(models)}")
-    if not models and args.model is not None:
-        raise ConfigError(f"--checker {args.checker} takes no --model")
+    problem = checkers.model_problem(args.checker, args.model)
+    if problem:
+        needed = args.model is None and checkers.CHECKERS[args.checker]
+        raise ConfigError(f"--checker {args.checker}{' needs --model' if needed else ''}: "
+                          f"{problem}")
     try:
         history = history_formats.read_history(args.history)
     except ValueError as exc:

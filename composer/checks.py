@@ -32,7 +32,7 @@ def run_checks(checks: Sequence[Check], directory: Path) -> list[dict]:
     judged = history.pair(events, garbage)
     with (directory / "history.jsonl").open("w") as out:
         for op in judged.operations:
-            out.write(json.dumps(_op_json(op), default=str) + "\n")
+            out.write(json.dumps(op.to_json(), default=str) + "\n")
     records, verdicts = [], {}
     for check in checks:
         verdict = checkers.judge(check.checker, judged, check.model, check.time_limit)
@@ -46,8 +46,3 @@ def run_checks(checks: Sequence[Check], directory: Path) -> list[dict]:
     (directory / "checks.json").write_text(json.dumps(verdicts, indent=2, default=str))
     return records
 
-
-def _op_json(op: history.Operation) -> dict:
-    return {"index": op.index, "process": op.process, "type": op.type, "f": op.f,
-            "key": op.key, "value": op.value, "output": op.output, "call": op.call,
-            "ret": op.ret, **({"error": op.error} if op.error else {})}

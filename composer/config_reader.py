@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from composer.checkers import CHECKERS, default_name
+from composer.checkers import default_name, model_problem
 from composer.config import (DEFAULT_DRIVER_SERVICE, _NODE_PLACEHOLDERS, Check, Explore,
                              Project, Ready, Service, Setup, TemplateOptions, parse_duration)
 from composer.errors import ConfigError
@@ -215,16 +215,10 @@ class Reader:
             where = f"{key}[{i}]"
             self.table(table, where, ("checker", "model", "name", "time_limit"))
             checker = self.typed(table, where, "checker", str, None)
-            if checker not in CHECKERS:
-                raise self.fail(f"{where}.checker={checker!r}: choose one of "
-                                f"{', '.join(CHECKERS)}")
-            models = CHECKERS[checker]
             model = self.typed(table, where, "model", str, None)
-            if models and model not in models:
-                raise self.fail(f"{where}.model={model!r}: the {checker} checker needs one of "
-                                f"{', '.join(models)}")
-            if not models and model is not None:
-                raise self.fail(f"{where}.model: the {checker} checker takes no model")
+            problem = model_problem(checker, model)
+            if problem:
+                raise self.fail(f"{where}: {problem}")
             name = self.typed(table, where, "name", str, default_name(checker, model))
             if any(c.name == name for c in found):
                 raise self.fail(f"{where}.name={name!r}: another check has that name")

@@ -5,7 +5,7 @@ A driver writes one ``composer_op`` record per event (``invoke``, then ``ok``, `
 the records of every process of a timeline into one history ordered by time and pairs each
 invocation with its completion into an ``Operation``. An invocation never completed is
 ``info`` (it may or may not have taken effect); so is one whose process invoked again
-before completing it. Imports only the standard library.
+before completing it. Imports the standard library and the SDK's record name.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Event", "Operation", "History", "RECORD", "freeze", "read_events", "pair"]
+from composer_sdk.history import RECORD
 
-#: The record name a history event is written under.
-RECORD = "composer_op"
+__all__ = ["Event", "Operation", "History", "RECORD", "freeze", "event", "read_events",
+           "pair"]
 _TYPES = ("invoke", "ok", "fail", "info")
 
 
@@ -71,6 +71,21 @@ class Operation:
         who = f"p{self.process}" if isinstance(self.process, int) else str(self.process)
         return f"{who} {self.f}{key}{shown} -> {self.type}{out}"
 
+    def to_json(self) -> dict[str, Any]:
+        """The operation as a line of a timeline's ``history.jsonl``."""
+        data = dataclasses.asdict(self)
+        if data["error"] is None:
+            del data["error"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Operation:
+        """Read ``to_json``'s form back (``KeyError``/``ValueError``/``TypeError`` if not)."""
+        return cls(int(data["index"]), freeze(data["process"]), data["type"], data["f"],
+                   freeze(data.get("key")), freeze(data.get("value")),
+                   freeze(data.get("output")), int(data["call"]),
+                   None if data.get("ret") is None else int(data["ret"]), data.get("error"))
+
 
 @dataclasses.dataclass
 class History:
@@ -81,10 +96,6 @@ class History:
     garbage: int = 0
     #: completions that matched no open invocation
     unmatched: int = 0
-
-    def keys(self) -> list[Any]:
-        """The keys the operations touch, in order of first use."""
-        return list(dict.fromkeys(op.key for op in self.operations))
 
 
 def read_events(paths: Iterable[Path]) -> tuple[list[Event], int]:
@@ -109,14 +120,16 @@ def read_events(paths: Iterable[Path]) -> tuple[list[Event], int]:
             if not isinstance(data, dict) or RECORD not in data:
                 continue  # another record naming it (the SDK's warning about big numbers)
             try:
-                events.append(_event(data[RECORD]))
+                events.append(event(data[RECORD]))
             except (ValueError, KeyError, TypeError):
                 garbage += 1
     events.sort(key=lambda e: e.time)
     return events, garbage
 
 
-def _event(record: dict) -> Event:
+def event(record: dict) -> Event:
+    """One ``composer_op`` record's event (``ValueError``, ``KeyError`` or ``TypeError``
+    when it is not one)."""
     kind = record["type"]
     if kind not in _TYPES or not isinstance(record["f"], str):
         raise ValueError(f"not a history event: {record!r}")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from composer.history import RECORD, Event, History, Operation, freeze, pair
+from composer.history import RECORD, Event, History, Operation, event, freeze, pair
 
 __all__ = ["read_history", "parse_edn"]
 
@@ -51,16 +51,9 @@ def _json_lines(path: Path, lines: list[str]) -> History:
         try:
             data = json.loads(line)
             if RECORD in data:
-                inner = data[RECORD]
-                events.append(Event(freeze(inner["process"]), inner["type"], inner["f"],
-                                    freeze(inner.get("key")), freeze(inner.get("value")),
-                                    int(inner.get("time", number)), inner.get("error")))
+                events.append(event({"time": number, **data[RECORD]}))
             elif "call" in data:  # a timeline's history.jsonl: operations already paired
-                paired.append(Operation(
-                    int(data["index"]), freeze(data["process"]), data["type"], data["f"],
-                    freeze(data.get("key")), freeze(data.get("value")),
-                    freeze(data.get("output")), int(data["call"]),
-                    None if data.get("ret") is None else int(data["ret"]), data.get("error")))
+                paired.append(Operation.from_json(data))
             else:
                 garbage += 1
         except (ValueError, KeyError, TypeError):

@@ -4,7 +4,7 @@ one that cannot take effect, as bars per client process on a time axis (inline S
 The longest linearizable order found is numbered on its last operations, the blocked
 operation is red, the others grey; an ``info`` operation (never completed) runs to the
 right edge. Placement only: ``report_templates/_history.svg.j2`` holds the markup and
-escapes the operations' text. Imports only ``html_templates``.
+escapes the operations' text. Imports only the standard library.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from composer.html_templates import environment
 
-__all__ = ["HistoryWindow", "window", "svg"]
+__all__ = ["HistoryWindow", "window"]
 
 _WIDTH, _LABEL, _LANE, _TOP = 900, 130, 26, 24
 #: most processes drawn; more are counted under the chart
@@ -94,7 +93,3 @@ def _since(ns: float, span: float) -> str:
             return f"+{ns / size:.3g} {unit}"
     return f"+{ns:.0f} ns"
 
-
-def svg(placed: HistoryWindow) -> str:
-    """The window as an inline SVG with its caption."""
-    return environment().get_template("_history.svg.j2").render(h=placed)

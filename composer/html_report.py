@@ -60,18 +60,22 @@ def render(summary: dict, run_dir: Path) -> str:
     props = [p for p in summary.get("properties") or [] if isinstance(p, dict)]
     findings = [f for f in summary.get("findings") or [] if isinstance(f, dict)]
     anchors = {str(f.get("property")): f"finding-{i}" for i, f in enumerate(findings, 1)}
-    failing = [p for p in props if p.get("status") == "fail"]
-    unreached = [p for p in props if p.get("status") == "unreached"]
-    unknown = [p for p in props if p.get("status") == "unknown"]
+    by_status: dict[str, list[dict]] = {}
+    for p in props:
+        by_status.setdefault(str(p.get("status")), []).append(p)
+
+    def named(status: str) -> list[dict]:
+        return [{"type": p.get("display_type", ""), "text": p.get("message", "")}
+                for p in by_status.get(status, [])]
+
     return environment().get_template("report.html.j2").render(
         title=f"composer: {summary.get('project', '?')}", header=_header(summary),
         properties=len(props),
-        passing=len(props) - len(failing) - len(unreached) - len(unknown),
-        unknown=[{"type": p.get("display_type", ""), "text": p.get("message", "")}
-                 for p in unknown],
-        failing=[_link(p, anchors) for p in failing],
-        unreached=[{"type": p.get("display_type", ""), "text": p.get("message", "")}
-                   for p in unreached], groups=_groups(props, anchors),
+        passing=len(props) - sum(len(by_status.get(s, [])) for s in ("fail", "unreached",
+                                                                       "unknown")),
+        failing=[_link(p, anchors) for p in by_status.get("fail", [])],
+        unreached=named("unreached"), unknown=named("unknown"),
+        groups=_groups(props, anchors),
         findings=[_finding_or_error(i, f, run_dir) for i, f in enumerate(findings, 1)],
         search=hs.section_data(summary.get("search")),
         utilization=_utilization(summary.get("utilization")),

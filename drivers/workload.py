@@ -38,8 +38,8 @@ class Adapter:
         self._buffer = b""
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     start_new_session=False)
+        # in the driver's process group: a kill at the phase's end takes the adapter too
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._buffer = b""
 
     def stop(self) -> None:

@@ -13,7 +13,7 @@ from composer.checkers.models import MODELS
 from composer.checkers.verdict import INVALID, UNKNOWN, VALID, Verdict
 from composer.history import History
 
-__all__ = ["CHECKERS", "default_name", "judge", "Verdict", "VALID", "INVALID", "UNKNOWN"]
+__all__ = ["CHECKERS", "default_name", "model_problem", "judge", "Verdict", "VALID", "INVALID", "UNKNOWN"]
 
 #: checker name -> the models it takes (empty: none)
 CHECKERS: dict[str, tuple[str, ...]] = {
@@ -38,6 +38,18 @@ DEFAULT_NAMES = {
 }
 
 
+def model_problem(checker: str, model: str | None) -> str | None:
+    """What is wrong with running ``checker`` with ``model`` (None: nothing)."""
+    if checker not in CHECKERS:
+        return f"unknown checker {checker!r}; choose one of {', '.join(CHECKERS)}"
+    models = CHECKERS[checker]
+    if models and model not in models:
+        return f"model {model!r}: the {checker} checker needs one of {', '.join(models)}"
+    if not models and model is not None:
+        return f"the {checker} checker takes no model"
+    return None
+
+
 def default_name(checker: str, model: str | None = None) -> str:
     """The name of a check whose table gives none."""
     if checker == "linearizable":
@@ -49,8 +61,9 @@ def judge(checker: str, history: History, model: str | None = None,
           time_limit: float = 60.0) -> Verdict:
     """Run ``checker`` on ``history``: its module's ``check``, with ``model`` if it takes
     one."""
-    if checker not in CHECKERS:
-        raise ValueError(f"unknown checker {checker!r}; choose one of {', '.join(CHECKERS)}")
+    problem = model_problem(checker, model)
+    if problem:
+        raise ValueError(problem)
     module = importlib.import_module(f"composer.checkers.{checker.replace('-', '_')}")
     if CHECKERS[checker]:
         return module.check(history, model, time_limit=time_limit)

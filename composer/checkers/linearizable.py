@@ -185,6 +185,4 @@ class _Search:
 
 
 def _shown(op: Operation) -> dict[str, Any]:
-    return {"index": op.index, "process": op.process, "type": op.type, "f": op.f,
-            "key": op.key, "value": op.value, "output": op.output, "call": op.call,
-            "ret": op.ret, "text": op.describe()}
+    return {**op.to_json(), "text": op.describe()}
