@@ -4,11 +4,13 @@ A CI job needs a bound. The search runs while a timeline still fits beside the r
 already owed to the failures found; each failure gets at most ``--shrink-budget`` of
 shrinking, cut short so its re-runs still fit; re-runs stop when the next would overrun.
 What a timeline costs is learnt as the exploration goes (the mean wall clock of those run
-so far). Imports nothing of composer.
+so far); with ``--jobs N`` the re-runs of a failure go N at once. Imports nothing of
+composer.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 __all__ = ["Budget"]
@@ -18,9 +20,10 @@ class Budget:
     """The deadline of one exploration and what is owed out of it."""
 
     def __init__(self, duration: float, shrink: float, reruns: int,
-                 longest_timeline: float) -> None:
+                 longest_timeline: float, jobs: int = 1) -> None:
         self.t0 = time.monotonic()
         self.duration, self.shrink, self.reruns = duration, shrink, reruns
+        self.jobs = jobs
         self.deadline = self.t0 + duration
         #: until a timeline has run: a mean drawn driver phase and a second of setup
         self._guess = longest_timeline / 2 + 1.0
@@ -41,7 +44,7 @@ class Budget:
 
     def owed(self, failures: int) -> float:
         """Seconds the re-runs of ``failures`` failures will take."""
-        return failures * self.reruns * self.per_timeline()
+        return failures * math.ceil(self.reruns / self.jobs) * self.per_timeline()
 
     def left(self) -> float:
         return self.deadline - time.monotonic()

@@ -149,7 +149,8 @@ def _print_event(entry: dict) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from composer import properties, schedule
-    from composer.explore import Exploration, run_one
+    from composer.explore import Exploration
+    from composer.judging import run_one
     from composer.interrupts import interrupts_deferred
     from composer.report import write_summary
 
@@ -205,16 +206,17 @@ def _explore(args: argparse.Namespace) -> int:
     caps = _capabilities(project, args.cluster)
     run_dir = _run_dir(project)
     out = sys.stderr if args.json else sys.stdout
-    print(f"exploring {project.name!r} on {args.cluster} for {args.duration:g}s "
+    jobs = f", {args.jobs} timelines at once" if args.jobs > 1 else ""
+    print(f"exploring {project.name!r} on {args.cluster}{jobs} for {args.duration:g}s "
           f"(templates: {', '.join(found)}; faults: "
           f"{', '.join(sorted(caps.faults)) if caps.fault_targets and caps.faults else 'none'}); "
-          f"{Budget(args.duration, args.shrink_budget, args.reruns, 0).describe()}",
+          f"{Budget(args.duration, args.shrink_budget, args.reruns, 0, args.jobs).describe()}",
           file=out, flush=True)
     progress = Progress(args.duration, quiet=args.quiet, live=False if args.json else None)
     result = explore(project, found, args.cluster, caps, run_dir, duration=args.duration,
                      seed=args.seed, generator=args.generator, reruns=args.reruns,
                      shrink_budget=args.shrink_budget, stop_on_failure=args.stop_on_failure,
-                     progress=progress)
+                     progress=progress, jobs=args.jobs)
     failing = result.table.failing()
     code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK
     if result.stopped_early:
@@ -306,13 +308,14 @@ def _check_replay_fits(path: Path, timeline, project: config.Project, template) 
 def _replay_runs(runs: int, replay, project: config.Project, found, backend: str,
                  run_dir: Path, progress) -> int:
     """Run the replay's timeline ``runs`` times; return how often its property failed."""
-    from composer.explore import run_one
+    from composer.judging import run_one
 
     reproduced = 0
     for i in range(1, runs + 1):
         progress.timeline_started(i, replay.timeline)
         judged = run_one(replay.timeline, project, found[replay.timeline.template], backend,
                          run_dir / "timelines" / f"{i:05d}", progress.event)
+        progress.timeline_ended(i)
         hit = replay.property in judged.violations
         reproduced += hit
         verdict = "reproduced" if hit else ("failed: " + ", ".join(judged.violations)

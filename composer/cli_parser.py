@@ -8,6 +8,7 @@ they define.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from composer import __version__, clusters, compose, config
@@ -37,6 +38,13 @@ def _whole(minimum: int, maximum: int | None = None):
             raise argparse.ArgumentTypeError(f"{value} must be {bounds}")
         return value
     return parse
+
+
+def _jobs(text: str) -> int:
+    """--jobs: a whole number from 1, or "auto" (one per CPU this process may use)."""
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    return _whole(1, 1024)(text)
 
 
 def _fault_kinds(text: str) -> tuple[str, ...]:
@@ -133,6 +141,10 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--shrink-budget", type=_duration, default=120.0, metavar="DURATION",
                      help="at most this long shrinking each failure, within --duration "
                      "(default: 2m)")
+    exp.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                     help="run N timelines at once, each on a cluster of its own, fed by one "
+                     "search; 'auto' for one per CPU (default: %(default)s). --seed still "
+                     "draws the same timelines")
     exp.add_argument("--stop-on-failure", action="store_true",
                      help="stop searching once a failure has been found and shrunk")
     exp.add_argument("--quiet", action="store_true", help="no live progress")

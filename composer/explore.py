@@ -2,96 +2,47 @@
 
 The only module where the search meets the runner: it runs what ``composer.search``
 proposes, turns each result into a behaviour signature for the corpus, and tells the
-search what was new. Imports search, corpus, behaviour, runner, properties, catalog,
-timeline, templates, config.
+search what was new. Timelines run on ``--jobs`` at once (``composer.jobs``); what fails
+is shrunk, re-run and saved (``composer.findings``). Imports search, corpus, behaviour,
+judging (and so the runner), jobs, findings, properties, catalog, timeline, templates,
+config.
 """
 
 from __future__ import annotations
 
-import asyncio
+import collections
 import dataclasses
+import functools
 import json
 import random
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from composer import catalog, properties
+from composer import catalog, findings, properties
 from composer.behaviour import observe
 from composer.budget import Budget
-from composer.builtin_properties import builtin_catalog, record_files
+from composer.builtin_properties import builtin_catalog
 from composer.config import Project
 from composer.corpus import Corpus
 from composer.faults import Capabilities
 from composer.interrupts import interrupts_deferred
+from composer.findings import Finding
+from composer.jobs import Done, ThreadJobs
+from composer.judging import Judged, run_and_judge
 from composer.linecover import lines_run
 from composer.logstates import logged_states
 from composer.mutate import Space
-from composer.runner import TimelineResult, run_timeline
 from composer.search import Arm, Candidate, GuidedSearch, RandomSearch
-from composer.shrink import shrink
 from composer.templates import Template
-from composer.timeline import Replay, Timeline, load_replay, save_replay
+from composer.timeline import Timeline, load_replay
 from composer.utilization import Utilization
 
-__all__ = ["Judged", "Finding", "Exploration", "judge", "run_one", "explore"]
+__all__ = ["Exploration", "explore"]
 
 #: Passing timeline directories kept per run (the most recent); failing ones are all kept.
 KEEP_PASSING = 10
-
-
-@dataclasses.dataclass
-class Judged:
-    """A timeline result with its verdicts."""
-
-    result: TimelineResult
-    records: list[dict]
-    garbage_lines: int
-    violations: list[str]
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.violations)
-
-
-def judge(result: TimelineResult) -> Judged:
-    """Read a timeline's records and find the safety properties it violated."""
-    records: list[dict] = []
-    garbage = 0
-    for path in record_files(result.directory):
-        found, bad = properties.read_records(path)
-        records += found
-        garbage += bad
-    return Judged(result, records, garbage, properties.violations(records))
-
-
-def run_one(timeline: Timeline, project: Project, template: Template, backend: str,
-            directory: Path, on_event: Callable | None = None) -> Judged:
-    """Run one timeline to completion (blocking) and judge it."""
-    result = asyncio.run(run_timeline(timeline, project, template, backend, directory,
-                                      on_event))
-    return judge(result)
-
-
-@dataclasses.dataclass
-class Finding:
-    """A failing property with the smallest timeline that showed it."""
-
-    property: str
-    first: Timeline
-    smallest: Timeline
-    directory: Path
-    found_after: float
-    #: number of the first timeline that showed it
-    number: int = 0
-    reproduced: int = 0
-    reruns: int = 0
-    replay: Path | None = None
-    #: the chain of timelines it was mutated from, newest first: (number, origin)
-    lineage: list[tuple[int, str]] = dataclasses.field(default_factory=list)
-    #: what was cut short by the budget or an interrupt ("shrinking: ...", "re-runs: ...")
-    cut_short: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -108,21 +59,31 @@ class Exploration:
     utilization: Utilization = dataclasses.field(default_factory=Utilization)
     #: "guided" or "random"
     generator: str = "guided"
+    #: timelines run at once (--jobs)
+    jobs: int = 1
     corpus: Corpus = dataclasses.field(default_factory=Corpus)
     #: each source of timelines (fresh draws, mutation operators) and how it did
     sources: dict[str, Arm] = dataclasses.field(default_factory=dict)
 
 
-#: How many runs in a row a smaller timeline must fail before the shrinker keeps it.
-_SHRINK_CONFIRMATIONS = 2
 #: Saved failures re-run first by a guided search without --seed, newest first.
 _SAVED_FAILURES = 20
+
+
+@dataclasses.dataclass
+class _Running:
+    """A timeline handed to a job, until its result is recorded."""
+
+    timeline: Timeline
+    directory: Path
+    candidate: Candidate | None
 
 
 class _Explorer:
     def __init__(self, project: Project, templates: Mapping[str, Template], backend: str,
                  caps: Capabilities, run_dir: Path, duration: float, seed: int | None,
-                 reruns: int, shrink_budget: float, stop_on_failure: bool, progress) -> None:
+                 reruns: int, shrink_budget: float, stop_on_failure: bool, progress,
+                 pool: ThreadJobs[Judged]) -> None:
         self.project = project
         self.templates = templates
         self.backend = backend
@@ -132,7 +93,9 @@ class _Explorer:
         self.reruns = reruns
         self.stop_on_failure = stop_on_failure
         self.progress = progress
-        self.budget = Budget(duration, shrink_budget, reruns, project.explore.timeline)
+        self.pool = pool
+        self.budget = Budget(duration, shrink_budget, reruns, project.explore.timeline,
+                             pool.jobs)
         self.t0 = self.budget.t0
         #: set by --stop-on-failure once the first failure is shrunk
         self.stopped = False
@@ -142,7 +105,8 @@ class _Explorer:
             options = project.options_for(template.name)
             declared += builtin_catalog(template, options.check_exit_code, stays_up,
                                         [check.name for check in options.checks])
-        self.result = Exploration(run_dir, properties.PropertyTable(declared), {})
+        self.result = Exploration(run_dir, properties.PropertyTable(declared), {},
+                                  jobs=pool.jobs)
         for template in templates.values():
             self.result.utilization.declare(template)
         self.closed: set[str] = set()
@@ -152,25 +116,60 @@ class _Explorer:
         self.logged_nodes = [n for s in project.services if s.log_states for n in s.node_names()]
         #: timeline number -> (origin, parent number), for the lineage of findings
         self.origins: dict[int, tuple[str, int | None]] = {}
+        #: numbers given so far (a timeline gets its number, and directory, when it starts)
+        self.numbers = 0
+        self.running: dict[int, _Running] = {}
 
-    # -- one timeline --------------------------------------------------------------------
+    # -- timelines on the jobs -----------------------------------------------------------
 
-    def execute(self, timeline: Timeline, candidate: Candidate | None = None,
-                search: RandomSearch | None = None) -> Judged:
-        """Run and judge one timeline; a search's candidate also feeds the corpus."""
-        number = self.result.timelines + 1
+    def _start(self, timeline: Timeline, candidate: Candidate | None) -> int:
+        self.numbers += 1
+        number = self.numbers
         directory = self.run_dir / "timelines" / f"{number:05d}"
+        self.running[number] = _Running(timeline, directory, candidate)
         self.progress.timeline_started(number, timeline)
-        began = time.monotonic()
-        judged = run_one(timeline, self.project, self.templates[timeline.template],
-                         self.backend, directory, self.progress.event)
-        self.budget.ran(time.monotonic() - began)
-        self.result.timelines = number
+        return number
+
+    def submit(self, timeline: Timeline, candidate: Candidate | None = None) -> int:
+        """Start ``timeline`` on a free job; return its number."""
+        number = self._start(timeline, candidate)
+        self.pool.submit(number, timeline, self.running[number].directory)
+        return number
+
+    def collect(self) -> list[Done[Judged]]:
+        """Wait until at least one started timeline has finished; raise what a job raised
+        (the pool's exit stops the others)."""
+        finished = self.pool.wait()
+        for done in finished:
+            if done.error is not None:
+                raise done.error
+        return finished
+
+    def run_now(self, timelines: list[Timeline]) -> list[Judged]:
+        """Run ``timelines`` at once (nothing else running, a job for each) and record
+        them; return their verdicts in order."""
+        numbers = [self._start(t, None) for t in timelines]
+        finished = self.pool.run_all([(n, t, self.running[n].directory)
+                                      for n, t in zip(numbers, timelines)])
+        for done in finished:
+            if done.error is not None:
+                raise done.error
+        return [self.record(done, None) for done in finished]
+
+    def record(self, done: Done[Judged], search: RandomSearch | None) -> Judged:
+        """Count a finished timeline: properties, findings, and (for a search's
+        candidate) the corpus."""
+        number = done.key
+        assert isinstance(number, int) and done.value is not None
+        judged, running = done.value, self.running.pop(number)
+        timeline, directory = running.timeline, running.directory
+        self.budget.ran(done.seconds)
+        self.result.timelines += 1
         self.result.utilization.add(judged.result.log)
         self.result.garbage_lines += judged.garbage_lines
         self.result.table.add_timeline(judged.records)
-        if candidate is not None and search is not None:
-            self.learn(number, candidate, judged, search)
+        if running.candidate is not None and search is not None:
+            self.learn(number, running.candidate, judged, search)
         for prop in judged.violations:
             finding = self.result.findings.get(prop)
             if finding is None:
@@ -220,13 +219,52 @@ class _Explorer:
     # -- the search ------------------------------------------------------------------------
 
     def search(self, search: RandomSearch) -> None:
-        """Run what ``search`` proposes until the budget is spent; shrink what fails."""
+        """Run what ``search`` proposes on every job until the budget is spent; shrink
+        what fails.
+
+        The search learns from results in the order its candidates were drawn, and draws
+        candidate k right after learning from result k - window, whichever job finishes
+        first: so a seeded exploration draws the same timelines whatever order its jobs
+        end in, as far as the system behaves the same (the baseline's draws, which learn
+        nothing, are the same for any number of jobs). With one job the window is one
+        (learn, then draw the next); with more it is twice the jobs, and drawn candidates
+        wait for a free job, so a slow timeline holds back no job until the window is
+        used up. A failure stops new
+        starts until what runs has finished and the failure is shrunk."""
         self.result.generator = search.name
         self.result.sources = search.arms
-        while not self.stopped and self.budget.may_search(len(self.result.findings)):
-            candidate = search.next()
-            self.execute(candidate.timeline, candidate, search)
-            self.shrink_new_findings()
+        window = 1 if self.pool.jobs == 1 else 2 * self.pool.jobs
+        drawn: collections.deque[Candidate] = collections.deque()
+        unlearnt: collections.deque[int] = collections.deque()  # started, in draw order
+        finished: dict[int, Done[Judged]] = {}
+        draws = learnt = 0
+
+        def draw() -> None:  # candidate k right after learning from result k - window
+            nonlocal draws
+            while draws < learnt + window:
+                drawn.append(search.next())
+                draws += 1
+
+        draw()
+        while True:
+            searching = (not self.stopped and not self.unshrunk()
+                         and self.budget.may_search(len(self.result.findings)))
+            while searching and drawn and self.pool.free():
+                candidate = drawn.popleft()
+                unlearnt.append(self.submit(candidate.timeline, candidate))
+            if not self.pool.running:
+                if not self.unshrunk():
+                    return
+                self.shrink_new_findings()
+                continue
+            finished.update((done.key, done) for done in self.collect())
+            while unlearnt and unlearnt[0] in finished:
+                self.record(finished.pop(unlearnt.popleft()), search)
+                learnt += 1
+                draw()
+
+    def unshrunk(self) -> bool:
+        return any(p not in self.closed for p in self.result.findings)
 
     def saved_failures(self) -> list[Timeline]:
         """Timelines of this project's saved replays on this backend, newest first."""
@@ -253,23 +291,13 @@ class _Explorer:
             finding.lineage = self.lineage(finding.number)
             self.progress.note(f"property failed: {finding.property!r}; shrinking a timeline "
                                f"of {len(finding.smallest.events)} events", stage="shrinking")
-
-            def fails(candidate: Timeline) -> bool:
-                # Timing decides many failures: a candidate must fail every time it is
-                # tried, or the shrinker drifts to a timeline that fails once in a while.
-                return all(finding.property in self.execute(candidate).violations
-                           for _ in range(_SHRINK_CONFIRMATIONS))
-
-            def step(smaller: Timeline) -> None:
-                finding.smallest = smaller
-                finding.directory = self.run_dir / "timelines" / f"{self.result.timelines:05d}"
-                self.progress.note(f"shrunk to {len(smaller.events)} events, "
-                                   f"{smaller.length:.1f}s")
-
             # a candidate starts only if its confirmations end before the deadline
             deadline = (self.budget.shrink_deadline(len(self.result.findings))
-                        - _SHRINK_CONFIRMATIONS * self.budget.per_timeline())
-            shrink(finding.smallest, fails, deadline, step)
+                        - findings.CONFIRMATIONS * self.budget.per_timeline())
+            findings.shrink_finding(finding, self.run_now, self.pool.jobs, deadline,
+                                    lambda smaller: self.progress.note(
+                                        f"shrunk to {len(smaller.events)} events, "
+                                        f"{smaller.length:.1f}s"))
             if time.monotonic() >= deadline:
                 finding.cut_short.append("shrinking: out of time (--duration or "
                                          "--shrink-budget)")
@@ -280,34 +308,17 @@ class _Explorer:
     # -- after the search ----------------------------------------------------------------------
 
     def reproduce(self, replays_dir: Path) -> None:
+        """Re-run each finding's smallest timeline, as many at once as there are jobs."""
         for finding in self.result.findings.values():
             self.progress.note(f"re-running the shrunk timeline of {finding.property!r} "
                                f"{self.reruns} times", stage="re-running")
-            for i in range(self.reruns):
-                if not self.budget.may_rerun():
-                    finding.cut_short.append(f"re-runs: {i} of {self.reruns} fit in --duration")
-                    break
-                directory = self.run_dir / "reruns" / f"{_slug(finding.property)}-{i + 1}"
-                judged = run_one(finding.smallest, self.project,
-                                 self.templates[finding.smallest.template], self.backend,
-                                 directory)
-                finding.reruns += 1
-                finding.reproduced += finding.property in judged.violations
+            findings.rerun(finding, self.pool, self.reruns, self.budget.may_rerun,
+                           self.run_dir / "reruns")
             self.save(finding, replays_dir)
 
     def save(self, finding: Finding, replays_dir: Path) -> None:
-        """Save ``finding``'s smallest timeline as a replay (also when not re-run)."""
-        finding.replay = save_replay(
-            Replay(self.project.location,
-                   self.backend, finding.property, finding.smallest,
-                   f"{finding.reproduced}/{finding.reruns}" if finding.reruns
-                   else "not re-run"),
-            replays_dir, f"{self.run_dir.name}-{_slug(finding.property)}")
-
-
-def _slug(text: str) -> str:
-    slug = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
-    return "-".join(filter(None, slug.split("-")))[:48] or "property"
+        findings.save(finding, self.project.location, self.backend, replays_dir,
+                      self.run_dir.name)
 
 
 def _mtime(path: Path) -> float:
@@ -320,14 +331,22 @@ def _mtime(path: Path) -> float:
 def explore(project: Project, templates: Mapping[str, Template], backend: str,
             caps: Capabilities, run_dir: Path, *, duration: float, seed: int | None = None,
             generator: str = "guided", reruns: int = 5, shrink_budget: float = 120.0,
-            stop_on_failure: bool = False, progress=None) -> Exploration:
-    """Explore timelines for ``duration`` seconds; shrink, re-run and save each failure."""
+            stop_on_failure: bool = False, progress=None, jobs: int = 1) -> Exploration:
+    """Explore timelines for ``duration`` seconds, ``jobs`` at once, each on a cluster of
+    its own; shrink, re-run and save each failure."""
     from composer.progress import Progress
 
     progress = progress or Progress(duration)
-    explorer = _Explorer(project, templates, backend, caps, run_dir, duration, seed,
-                         reruns, shrink_budget, stop_on_failure, progress)
-    rng = random.Random(seed)
+    work = functools.partial(run_and_judge, project, templates, backend)
+    with ThreadJobs(jobs, work, lambda key, entry: progress.event(entry, key)) as pool:
+        explorer = _Explorer(project, templates, backend, caps, run_dir, duration, seed,
+                             reruns, shrink_budget, stop_on_failure, progress, pool)
+        return _explore(explorer, generator)
+
+
+def _explore(explorer: _Explorer, generator: str) -> Exploration:
+    progress, project = explorer.progress, explorer.project
+    rng = random.Random(explorer.seed)
     corpus = explorer.result.corpus
     if generator == "random":
         search: RandomSearch = RandomSearch(explorer.space, corpus, rng)
@@ -340,6 +359,7 @@ def explore(project: Project, templates: Mapping[str, Template], backend: str,
             explorer.reproduce(replays)
         except KeyboardInterrupt:
             with interrupts_deferred():
+                explorer.pool.close()  # every job's cluster down before saving
                 explorer.result.stopped_early = True
                 progress.note("interrupted: saving what was found so far")
                 for finding in explorer.result.findings.values():

@@ -1,7 +1,8 @@
 """Live progress of a run: a rich panel on a terminal, ``key=value`` lines otherwise.
 
 Imports nothing from composer; it is told what happened (``timeline_started``, each
-runner event, ``timeline_done``, notes). Lines are for CI logs and scripts: every line
+runner event, ``timeline_done``, notes), for any number of timelines running at once
+(``--jobs``), always from one thread. Lines are for CI logs and scripts: every line
 is ``progress`` or ``note`` followed by ``key=value`` pairs (values quoted as a POSIX
 shell would), so ``shlex.split`` parses them.
 """
@@ -38,8 +39,8 @@ class Progress:
         self.quiet = quiet
         self.t0 = time.monotonic()
         self.timelines = 0
-        self.current: int | None = None
-        self.phase = "starting"
+        #: timelines running now -> their phase
+        self.running: dict[int, str] = {}
         self.stage = stage
         self.faults: collections.Counter = collections.Counter()
         self.counts = {"pass": 0, "fail": 0, "unreached": 0}
@@ -54,22 +55,32 @@ class Progress:
     # -- what happened -----------------------------------------------------------------
 
     def timeline_started(self, number: int, timeline: Any) -> None:
-        self.current, self.phase = number, "setup"
+        self.running[number] = "setup"
         self._refresh()
 
-    def event(self, entry: dict[str, Any]) -> None:
-        """One runner event (``run.json`` log entry) of the current timeline."""
+    def event(self, entry: dict[str, Any], number: int | None = None) -> None:
+        """One runner event (``run.json`` log entry) of timeline ``number`` (default: the
+        one running); events of runs that are not timelines (re-runs) are not shown."""
+        if number is None and len(self.running) == 1:
+            number = next(iter(self.running))
+        if number not in self.running:
+            return
         what = entry.get("what")
         if what == "fault" and entry.get("targets"):
             self.faults[entry.get("kind", "?")] += 1
-        self.phase = _PHASES.get(what, self.phase)
-        if what == "start" and self.phase == "after drivers":
-            self.phase = entry.get("command", self.phase)  # eventually_ or finally_
+        phase = self.running[number] = _PHASES.get(what, self.running[number])
+        if what == "start" and phase == "after drivers":
+            self.running[number] = entry.get("command", phase)  # eventually_ or finally_
+        self._refresh()
+
+    def timeline_ended(self, number: int) -> None:
+        """Timeline ``number`` is no longer running (``timeline_done`` says so too)."""
+        self.running.pop(number, None)
         self._refresh()
 
     def timeline_done(self, number: int, judged: Any, exploration: Any) -> None:
         self.timelines = exploration.timelines
-        self.current, self.phase = None, "done"
+        self.running.pop(number, None)
         statuses = collections.Counter(p.status for p in exploration.table.properties())
         self.counts = {k: statuses.get(k, 0) for k in self.counts}
         corpus = getattr(exploration, "corpus", None)
@@ -147,8 +158,14 @@ class Progress:
         bar = ProgressBar(total=self.duration or 1, completed=min(elapsed, self.duration or 0),
                           width=30)
         grid.add_row("[bold]composer[/]", bar, clock, self.stage)
-        current = (f"timeline {self.current}: {self.phase}" if self.current is not None
-                   else "between timelines")
+        running = dict(self.running)  # the panel refreshes from a thread of its own
+        if not running:
+            current = "between timelines"
+        elif len(running) == 1:
+            current = "timeline {}: {}".format(*next(iter(running.items())))
+        else:
+            current = f"{len(running)} running: " + ", ".join(
+                f"{number} {phase}" for number, phase in sorted(running.items()))
         grid.add_row("timelines", str(self.timelines), current, "")
         faults = ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "none yet"
         grid.add_row("faults", str(sum(self.faults.values())), faults, "")

@@ -88,6 +88,7 @@ def search_json(exploration: Any) -> dict[str, Any]:
         series.append(history[-1])
     return {
         "generator": exploration.generator,
+        "jobs": exploration.jobs,
         "behaviours": corpus.behaviours,
         "kept": len(corpus.entries),
         "driver_seconds": round(corpus.driver_seconds, 2),

@@ -7,34 +7,43 @@ for two failures in a row): a candidate that does not reproduce is simply passed
 delete chunks of events (halves, quarters, ... single events), drop the first /
 eventually / finally commands, narrow each fault to one target (or one node fewer),
 halve fault durations,
-cut the driver phase short after its last event.
+cut the driver phase short after its last event. With ``width`` above one, candidates are
+tried that many at a time (``--jobs``): the first of a batch that fails, in the order a
+one-at-a-time shrinker would have tried them, is kept, so the path does not depend on
+which run ends first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable, Iterator
 
 from composer.timeline import Fault, Timeline
 
-__all__ = ["shrink"]
+__all__ = ["shrink", "each"]
 
 
-def shrink(timeline: Timeline, fails: Callable[[Timeline], bool], deadline: float,
-           on_step: Callable[[Timeline], None] | None = None) -> Timeline:
-    """Return the smallest timeline found before ``deadline`` for which ``fails`` held."""
+def shrink(timeline: Timeline, first_failing: Callable[[list[Timeline]], int | None],
+           deadline: float, on_step: Callable[[Timeline], None] | None = None,
+           width: int = 1) -> Timeline:
+    """Return the smallest timeline found before ``deadline`` that failed.
+
+    ``first_failing`` tries a batch of at most ``width`` candidates and returns the index
+    of the first one that failed, or None."""
     current = timeline
     improved = True
     while improved and time.monotonic() < deadline:
         improved = False
-        for candidate in _candidates(current):
-            if time.monotonic() >= deadline:
+        smaller = (c for c in _candidates(current) if c.size() < current.size())
+        while time.monotonic() < deadline:
+            batch = list(itertools.islice(smaller, width))
+            if not batch:
                 break
-            if candidate.size() >= current.size():
-                continue
-            if fails(candidate):
-                current = candidate
+            failed = first_failing(batch)
+            if failed is not None:
+                current = batch[failed]
                 improved = True
                 if on_step:
                     on_step(current)
@@ -67,3 +76,11 @@ def _candidates(t: Timeline) -> Iterator[Timeline]:
     for length in (round(last + 0.1, 1), round((last + t.length) / 2, 1)):
         if 1.0 <= length < t.length and length > last:  # every event stays in the phase
             yield dataclasses.replace(t, length=length)
+
+
+def each(fails: Callable[[Timeline], bool]) -> Callable[[list[Timeline]], int | None]:
+    """A batch tester from a one-timeline test: the first in the batch for which
+    ``fails`` holds, trying them in order and stopping there."""
+    def first_failing(batch: list[Timeline]) -> int | None:
+        return next((i for i, candidate in enumerate(batch) if fails(candidate)), None)
+    return first_failing

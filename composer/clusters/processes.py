@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,14 +51,26 @@ class Reaper:
     """Kills the process groups composer started, and removes the namespaces, rules and
     cgroups of its address blocks, if composer dies without cleaning up. One per composer
     process: a forked worker starts its own on first use, so each worker's leftovers go
-    when that worker dies."""
+    when that worker dies. Jobs in threads share it (``composer.jobs``): a second reaper
+    started by a race would drop the first one's pipe, and a reaper whose pipe closes
+    sweeps, so starting and writing hold a lock."""
 
     def __init__(self) -> None:
         self._pipe = None
         self._pid: int | None = None
+        self._lock = threading.Lock()
+        # a child forked while another thread held the lock would never get it
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start the reaper now, so registering a process later is one quick write."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
         if self._pipe is None or self._pid != os.getpid():
             reaper = subprocess.Popen(
                 [sys.executable, "-c", _REAPER], stdin=subprocess.PIPE,
@@ -67,12 +80,13 @@ class Reaper:
 
     def tell(self, word: str, value: int) -> None:
         """Say "watch"/"forget" a process group, or "sweep"/"swept" an address block."""
-        self.start()
-        try:
-            self._pipe.write(f"{word} {value}\n".encode())
-            self._pipe.flush()
-        except (BrokenPipeError, ValueError):
-            self._pipe = None
+        with self._lock:
+            self._start()
+            try:
+                self._pipe.write(f"{word} {value}\n".encode())
+                self._pipe.flush()
+            except (BrokenPipeError, ValueError):
+                self._pipe = None
 
 
 #: the reaper of this composer process

@@ -9,7 +9,8 @@ import io
 
 import composer.explore
 from composer import config, templates
-from composer.explore import Judged, explore
+from composer.explore import explore
+from composer.judging import Judged
 from composer.faults import Capabilities
 from composer.progress import Progress
 from composer.runner import TimelineResult
@@ -33,7 +34,7 @@ def test_a_shrunk_timeline_is_one_that_failed_every_time_it_was_tried(project, m
     found = templates.discover(loaded.templates_dir)
     tries: collections.Counter = collections.Counter()
 
-    def run_one(timeline, project, template, backend, directory, on_event=None):
+    async def run_and_judge(project, templates, backend, timeline, directory, on_event):
         """Three events or more always fail; fewer fail on their first try only."""
         directory.mkdir(parents=True, exist_ok=True)
         tries[timeline] += 1
@@ -41,7 +42,7 @@ def test_a_shrunk_timeline_is_one_that_failed_every_time_it_was_tried(project, m
         result = TimelineResult(timeline, directory, True, None, [], 0.01)
         return Judged(result, [], 0, ["P"] if fails else [])
 
-    monkeypatch.setattr(composer.explore, "run_one", run_one)
+    monkeypatch.setattr(composer.explore, "run_and_judge", run_and_judge)
     result = explore(loaded, found, "local", CAPS, tmp_path / "run", duration=60, seed=3,
                      reruns=2, shrink_budget=30, stop_on_failure=True,
                      progress=Progress(60, io.StringIO(), quiet=True))

@@ -19,7 +19,8 @@ import xmlschema
 import composer
 from composer.behaviour import Behaviour
 from composer.corpus import Corpus
-from composer.explore import Exploration, Finding
+from composer.explore import Exploration
+from composer.findings import Finding
 from composer.junit import write_junit
 from composer.properties import PropertyTable
 from composer.report import replay_command, write_summary

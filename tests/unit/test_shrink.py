@@ -8,7 +8,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composer.shrink import shrink
+from composer.shrink import each, shrink
 from composer.timeline import Fault, Start, Timeline
 
 NODES = ("kv-1", "kv-2", "kv-3")
@@ -49,7 +49,7 @@ def test_shrinks_to_exactly_the_two_events_that_matter():
     original = big_timeline()
     assert len(original.events) == 30 and write_and_kill_kv1(original)
     steps = []
-    small = shrink(original, write_and_kill_kv1, FAR, on_step=steps.append)
+    small = shrink(original, each(write_and_kill_kv1), FAR, on_step=steps.append)
     assert write_and_kill_kv1(small)
     assert len(small.events) == 2
     start, fault = sorted(small.events, key=lambda e: isinstance(e, Fault))
@@ -76,7 +76,7 @@ def test_keeps_what_the_failure_needs():
                         events=(Start(1.0, "anytime_poke", "client-1", 1),
                                 Fault(2.0, "partition", NODES, 3.0)),
                         eventually="eventually_check", finally_="finally_verify")
-    small = shrink(original, needs_finally_and_two_targets, FAR)
+    small = shrink(original, each(needs_finally_and_two_targets), FAR)
     assert small.finally_ == "finally_verify" and small.first is None
     assert small.eventually is None
     # one node fewer passes; a single node would not
@@ -89,7 +89,7 @@ def test_removes_every_event_the_failure_does_not_need():
         original = big_timeline(n=n + 2)
         original = Timeline(template="main", length=5.0, seed=0, first="first_setup",
                             events=original.events[:n])
-        small = shrink(original, lambda t: t.first is not None, FAR)
+        small = shrink(original, each(lambda t: t.first is not None), FAR)
         assert small.events == () and small.first == "first_setup"
         assert 1.0 <= small.length < original.length
 
@@ -101,7 +101,7 @@ def test_driver_phase_never_cut_before_an_event():
     def needs_write(t: Timeline) -> bool:
         return any(isinstance(e, Start) for e in t.events)
 
-    small = shrink(original, needs_write, FAR)
+    small = shrink(original, each(needs_write), FAR)
     assert small == original  # 1.15 would round to 1.1, which would drop the start
 
 
@@ -114,7 +114,7 @@ def test_nothing_to_remove_returns_the_original():
         calls.append(t)
         return t == original
 
-    assert shrink(original, fails, FAR) == original
+    assert shrink(original, each(fails), FAR) == original
 
 
 def test_never_calls_fails_with_a_larger_candidate():
@@ -125,7 +125,7 @@ def test_never_calls_fails_with_a_larger_candidate():
         seen.append(t)
         return write_and_kill_kv1(t)
 
-    shrink(original, fails, FAR)
+    shrink(original, each(fails), FAR)
     assert seen and all(t.size() < original.size() for t in seen)
 
 
@@ -141,7 +141,7 @@ def test_flaky_predicate():
                 failed.append(t)
             return result
 
-        small = shrink(original, flaky, FAR)
+        small = shrink(original, each(flaky), FAR)
         assert small == original or small in failed
         assert small.size() <= original.size()
         assert write_and_kill_kv1(small)
@@ -158,7 +158,7 @@ def test_deadline_is_respected():
         return write_and_kill_kv1(t)
 
     begin = time.monotonic()
-    small = shrink(original, slow, begin + 0.3)
+    small = shrink(original, each(slow), begin + 0.3)
     elapsed = time.monotonic() - begin
     assert elapsed < 0.3 + 0.05 + 0.2  # at most one call past the deadline, plus slack
     assert 1 <= len(calls) <= 0.3 / 0.05 + 2
@@ -168,7 +168,7 @@ def test_deadline_is_respected():
 def test_past_deadline_returns_the_original_without_calling():
     original = big_timeline()
     calls = []
-    assert shrink(original, lambda t: calls.append(t) or True, time.monotonic() - 1) == original
+    assert shrink(original, each(lambda t: calls.append(t) or True), time.monotonic() - 1) == original
     assert calls == []
 
 
@@ -206,7 +206,7 @@ def test_result_never_larger_and_still_fails(timeline, seed, rule):
             failed.add(t)
         return result
 
-    small = shrink(timeline, fails, FAR)
+    small = shrink(timeline, each(fails), FAR)
     assert small in failed  # the original, or a candidate that failed at least once
     assert small.size() <= timeline.size()
     assert small.template == timeline.template and small.seed == timeline.seed
