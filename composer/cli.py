@@ -7,6 +7,7 @@ with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -206,17 +207,23 @@ def _explore(args: argparse.Namespace) -> int:
     caps = _capabilities(project, args.cluster)
     run_dir = _run_dir(project)
     out = sys.stderr if args.json else sys.stdout
-    jobs = f", {args.jobs} timelines at once" if args.jobs > 1 else ""
+    jobs = f", {args.jobs} timelines at once" if (args.jobs or 1) > 1 else ""
+    if args.ray:
+        jobs += f", as tasks of the Ray cluster at {args.ray}"
     print(f"exploring {project.name!r} on {args.cluster}{jobs} for {args.duration:g}s "
           f"(templates: {', '.join(found)}; faults: "
           f"{', '.join(sorted(caps.faults)) if caps.fault_targets and caps.faults else 'none'}); "
-          f"{Budget(args.duration, args.shrink_budget, args.reruns, 0, args.jobs).describe()}",
+          f"{Budget(args.duration, args.shrink_budget, args.reruns, 0).describe()}",
           file=out, flush=True)
     progress = Progress(args.duration, quiet=args.quiet, live=False if args.json else None)
-    result = explore(project, found, args.cluster, caps, run_dir, duration=args.duration,
-                     seed=args.seed, generator=args.generator, reruns=args.reruns,
-                     shrink_budget=args.shrink_budget, stop_on_failure=args.stop_on_failure,
-                     progress=progress, jobs=args.jobs)
+    # with --json, stdout is the summary alone, whatever a library prints meanwhile (Ray's
+    # raylet reports a lost worker on the driver's stdout)
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        result = explore(project, found, args.cluster, caps, run_dir, duration=args.duration,
+                         seed=args.seed, generator=args.generator, reruns=args.reruns,
+                         shrink_budget=args.shrink_budget,
+                         stop_on_failure=args.stop_on_failure, progress=progress,
+                         jobs=args.jobs, ray=args.ray)
     failing = result.table.failing()
     code = ExitCode.PROPERTY_FAILED if (failing or result.findings) else ExitCode.OK
     if result.stopped_early:

@@ -141,10 +141,14 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--shrink-budget", type=_duration, default=120.0, metavar="DURATION",
                      help="at most this long shrinking each failure, within --duration "
                      "(default: 2m)")
-    exp.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+    exp.add_argument("--jobs", type=_jobs, metavar="N",
                      help="run N timelines at once, each on a cluster of its own, fed by one "
-                     "search; 'auto' for one per CPU (default: %(default)s). --seed still "
-                     "draws the same timelines")
+                     "search; 'auto' for one per CPU (default: 1, or one per CPU of the Ray "
+                     "cluster with --ray). --seed still draws the same timelines")
+    exp.add_argument("--ray", metavar="ADDRESS",
+                     help="run each timeline as a task on a Ray cluster (host:port, or auto "
+                     "for the one 'ray start' made here): every worker builds the timeline's "
+                     "--cluster on its own machine; needs pip install 'composer-dst[ray]'")
     exp.add_argument("--stop-on-failure", action="store_true",
                      help="stop searching once a failure has been found and shrunk")
     exp.add_argument("--quiet", action="store_true", help="no live progress")

@@ -29,7 +29,7 @@ from composer.corpus import Corpus
 from composer.faults import Capabilities
 from composer.interrupts import interrupts_deferred
 from composer.findings import Finding
-from composer.jobs import Done, ThreadJobs
+from composer.jobs import Done, JobLost, Jobs, ThreadJobs
 from composer.judging import Judged, run_and_judge
 from composer.linecover import lines_run
 from composer.logstates import logged_states
@@ -61,6 +61,11 @@ class Exploration:
     generator: str = "guided"
     #: timelines run at once (--jobs)
     jobs: int = 1
+    #: timelines whose job was lost (a Ray worker or node died): number and why
+    lost: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    #: seconds the search itself took in this process (drawing and learning): what one
+    #: head can feed, however many jobs run the timelines
+    search_seconds: float = 0.0
     corpus: Corpus = dataclasses.field(default_factory=Corpus)
     #: each source of timelines (fresh draws, mutation operators) and how it did
     sources: dict[str, Arm] = dataclasses.field(default_factory=dict)
@@ -83,7 +88,7 @@ class _Explorer:
     def __init__(self, project: Project, templates: Mapping[str, Template], backend: str,
                  caps: Capabilities, run_dir: Path, duration: float, seed: int | None,
                  reruns: int, shrink_budget: float, stop_on_failure: bool, progress,
-                 pool: ThreadJobs[Judged]) -> None:
+                 pool: Jobs[Judged]) -> None:
         self.project = project
         self.templates = templates
         self.backend = backend
@@ -138,29 +143,32 @@ class _Explorer:
 
     def collect(self) -> list[Done[Judged]]:
         """Wait until at least one started timeline has finished; raise what a job raised
-        (the pool's exit stops the others)."""
+        (the pool's exit stops the others), but a lost job is only counted."""
         finished = self.pool.wait()
-        for done in finished:
-            if done.error is not None:
-                raise done.error
+        _raise_unless_lost(finished)
         return finished
 
-    def run_now(self, timelines: list[Timeline]) -> list[Judged]:
+    def run_now(self, timelines: list[Timeline]) -> list[Judged | None]:
         """Run ``timelines`` at once (nothing else running, a job for each) and record
-        them; return their verdicts in order."""
+        them; return their verdicts in order (None: its job was lost)."""
         numbers = [self._start(t, None) for t in timelines]
         finished = self.pool.run_all([(n, t, self.running[n].directory)
                                       for n, t in zip(numbers, timelines)])
-        for done in finished:
-            if done.error is not None:
-                raise done.error
+        _raise_unless_lost(finished)
         return [self.record(done, None) for done in finished]
 
-    def record(self, done: Done[Judged], search: RandomSearch | None) -> Judged:
+    def record(self, done: Done[Judged], search: RandomSearch | None) -> Judged | None:
         """Count a finished timeline: properties, findings, and (for a search's
-        candidate) the corpus."""
+        candidate) the corpus; a lost one only as lost (the search learns nothing)."""
         number = done.key
-        assert isinstance(number, int) and done.value is not None
+        assert isinstance(number, int)
+        if done.value is None:
+            self.running.pop(number)
+            self.result.lost.append((number, str(done.error)))
+            self.progress.timeline_ended(number)
+            self.progress.note(f"timeline {number} lost its job ({done.error}): no verdict; "
+                               "an infrastructure event, the search goes on")
+            return None
         judged, running = done.value, self.running.pop(number)
         timeline, directory = running.timeline, running.directory
         self.budget.ran(done.seconds)
@@ -169,7 +177,9 @@ class _Explorer:
         self.result.garbage_lines += judged.garbage_lines
         self.result.table.add_timeline(judged.records)
         if running.candidate is not None and search is not None:
+            began = time.monotonic()
             self.learn(number, running.candidate, judged, search)
+            self.result.search_seconds += time.monotonic() - began
         for prop in judged.violations:
             finding = self.result.findings.get(prop)
             if finding is None:
@@ -241,9 +251,11 @@ class _Explorer:
 
         def draw() -> None:  # candidate k right after learning from result k - window
             nonlocal draws
+            began = time.monotonic()
             while draws < learnt + window:
                 drawn.append(search.next())
                 draws += 1
+            self.result.search_seconds += time.monotonic() - began
 
         draw()
         while True:
@@ -321,6 +333,12 @@ class _Explorer:
                       self.run_dir.name)
 
 
+def _raise_unless_lost(finished: list[Done]) -> None:
+    for done in finished:
+        if done.error is not None and not isinstance(done.error, JobLost):
+            raise done.error
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -331,14 +349,27 @@ def _mtime(path: Path) -> float:
 def explore(project: Project, templates: Mapping[str, Template], backend: str,
             caps: Capabilities, run_dir: Path, *, duration: float, seed: int | None = None,
             generator: str = "guided", reruns: int = 5, shrink_budget: float = 120.0,
-            stop_on_failure: bool = False, progress=None, jobs: int = 1) -> Exploration:
-    """Explore timelines for ``duration`` seconds, ``jobs`` at once, each on a cluster of
-    its own; shrink, re-run and save each failure."""
+            stop_on_failure: bool = False, progress=None, jobs: int | None = None,
+            ray: str | None = None) -> Exploration:
+    """Explore timelines for ``duration`` seconds, ``jobs`` at once (default one, or one
+    per CPU of the Ray cluster at ``ray``), each on a cluster of its own; shrink, re-run
+    and save each failure."""
     from composer.progress import Progress
 
     progress = progress or Progress(duration)
-    work = functools.partial(run_and_judge, project, templates, backend)
-    with ThreadJobs(jobs, work, lambda key, entry: progress.event(entry, key)) as pool:
+    pool: Jobs[Judged]
+    if ray is not None:
+        from composer import ray_jobs
+
+        connected = ray_jobs.connect(ray)
+        jobs = jobs or ray_jobs.cluster_cpus(connected)
+        progress.note(f"Ray cluster at {ray}: {jobs} timelines at once",
+                      stage="exploring")
+        pool = ray_jobs.RayJobs(connected, jobs, project, templates, backend)
+    else:
+        work = functools.partial(run_and_judge, project, templates, backend)
+        pool = ThreadJobs(jobs or 1, work, lambda key, entry: progress.event(entry, key))
+    with pool:
         explorer = _Explorer(project, templates, backend, caps, run_dir, duration, seed,
                              reruns, shrink_budget, stop_on_failure, progress, pool)
         return _explore(explorer, generator)

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from composer.jobs import ThreadJobs
+from composer.jobs import JobLost, Jobs
 from composer.judging import Judged
 from composer.shrink import shrink
 from composer.timeline import Replay, Timeline, save_replay
@@ -44,11 +44,13 @@ class Finding:
     cut_short: list[str] = dataclasses.field(default_factory=list)
 
 
-def shrink_finding(finding: Finding, run_now: Callable[[list[Timeline]], list[Judged]],
+def shrink_finding(finding: Finding,
+                   run_now: Callable[[list[Timeline]], list[Judged | None]],
                    jobs: int, deadline: float,
                    on_step: Callable[[Timeline], None] | None = None) -> None:
     """Shrink ``finding.smallest`` until ``deadline``; ``run_now`` runs up to ``jobs``
-    timelines at once and returns their verdicts in order."""
+    timelines at once and returns their verdicts in order (None: no verdict, its job was
+    lost; the candidate is passed over)."""
     kept: list[Path] = []  # where the candidate kept last failed
 
     def first_failing(batch: list[Timeline]) -> int | None:
@@ -61,7 +63,7 @@ def shrink_finding(finding: Finding, run_now: Callable[[list[Timeline]], list[Ju
             times = min(at_once, CONFIRMATIONS - tried)
             runs = [i for i in alive for _ in range(times)]
             for i, judged in zip(runs, run_now([batch[i] for i in runs])):
-                if finding.property in judged.violations:
+                if judged is not None and finding.property in judged.violations:
                     failed_in[i] = judged.result.directory
                 elif i in alive:
                     alive.remove(i)
@@ -80,10 +82,11 @@ def shrink_finding(finding: Finding, run_now: Callable[[list[Timeline]], list[Ju
            width=max(1, jobs // CONFIRMATIONS))
 
 
-def rerun(finding: Finding, pool: ThreadJobs[Judged], times: int,
+def rerun(finding: Finding, pool: Jobs[Judged], times: int,
           may_rerun: Callable[[], bool], directory: Path) -> None:
     """Re-run ``finding.smallest`` up to ``times`` times in all, as many at once as
-    ``pool`` has jobs, while ``may_rerun()``; count how often it failed again."""
+    ``pool`` has jobs, while ``may_rerun()``; count how often it failed again (a re-run
+    whose job was lost is not counted)."""
     while finding.reruns < times:
         if not may_rerun():
             finding.cut_short.append(f"re-runs: {finding.reruns} of {times} fit in --duration")
@@ -92,6 +95,8 @@ def rerun(finding: Finding, pool: ThreadJobs[Judged], times: int,
         name = slug(finding.property)
         for done in pool.run_all([(("rerun", name, i), finding.smallest,
                                    directory / f"{name}-{i + 1}") for i in batch]):
+            if isinstance(done.error, JobLost):
+                continue
             if done.error is not None:
                 raise done.error
             assert done.value is not None

@@ -19,18 +19,23 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from composer.interrupts import interrupts_deferred
 from composer.run_record import OnEvent
 
-__all__ = ["Done", "ThreadJobs", "Work"]
+__all__ = ["Done", "JobLost", "Jobs", "ThreadJobs", "Work"]
 
 T = TypeVar("T")
 #: what a job does: run ``timeline`` writing to ``directory``, telling ``on_event``
 Work = Callable[[Any, Path, OnEvent], Awaitable[T]]
 #: how often a waiting caller looks up (Ctrl-C is seen at once either way)
 _POLL_SECONDS = 0.25
+
+
+class JobLost(Exception):
+    """The machine or process running a job went away (a Ray worker or node died): that
+    timeline has no verdict, which is an infrastructure event, not a property failure."""
 
 
 @dataclasses.dataclass
@@ -41,6 +46,26 @@ class Done(Generic[T]):
     value: T | None = None
     error: BaseException | None = None
     seconds: float = 0.0
+
+
+class Jobs(Protocol[T]):
+    """Where an exploration's timelines run: threads here, or Ray tasks
+    (``composer.ray_jobs``)."""
+
+    jobs: int
+
+    @property
+    def running(self) -> int: ...
+
+    def free(self) -> int: ...
+
+    def submit(self, key: Hashable, item: Any, directory: Path) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> list[Done[T]]: ...
+
+    def run_all(self, items: list[tuple[Hashable, Any, Path]]) -> list[Done[T]]: ...
+
+    def close(self) -> None: ...
 
 
 class ThreadJobs(Generic[T]):

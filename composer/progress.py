@@ -41,6 +41,8 @@ class Progress:
         self.timelines = 0
         #: timelines running now -> their phase
         self.running: dict[int, str] = {}
+        #: running timelines whose events come as they happen (not so for Ray tasks)
+        self._live_events: set[int] = set()
         self.stage = stage
         self.faults: collections.Counter = collections.Counter()
         self.counts = {"pass": 0, "fail": 0, "unreached": 0}
@@ -65,9 +67,9 @@ class Progress:
             number = next(iter(self.running))
         if number not in self.running:
             return
+        self._live_events.add(number)
+        self._count_fault(entry)
         what = entry.get("what")
-        if what == "fault" and entry.get("targets"):
-            self.faults[entry.get("kind", "?")] += 1
         phase = self.running[number] = _PHASES.get(what, self.running[number])
         if what == "start" and phase == "after drivers":
             self.running[number] = entry.get("command", phase)  # eventually_ or finally_
@@ -76,11 +78,16 @@ class Progress:
     def timeline_ended(self, number: int) -> None:
         """Timeline ``number`` is no longer running (``timeline_done`` says so too)."""
         self.running.pop(number, None)
+        self._live_events.discard(number)
         self._refresh()
 
     def timeline_done(self, number: int, judged: Any, exploration: Any) -> None:
         self.timelines = exploration.timelines
         self.running.pop(number, None)
+        if number not in self._live_events:  # its faults are known only now
+            for entry in judged.result.log:
+                self._count_fault(entry)
+        self._live_events.discard(number)
         statuses = collections.Counter(p.status for p in exploration.table.properties())
         self.counts = {k: statuses.get(k, 0) for k in self.counts}
         corpus = getattr(exploration, "corpus", None)
@@ -93,6 +100,10 @@ class Progress:
         self._line("progress", timeline=number, verdict=verdict,
                    failed=",".join(judged.violations) or None, **self._state())
         self._refresh()
+
+    def _count_fault(self, entry: dict[str, Any]) -> None:
+        if entry.get("what") == "fault" and entry.get("targets"):
+            self.faults[entry.get("kind", "?")] += 1
 
     def note(self, text: str, stage: str | None = None) -> None:
         """Something worth a line of its own; ``stage`` names what composer does now."""

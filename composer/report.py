@@ -66,6 +66,7 @@ def write_summary(run_dir: Path, *, project: Any, backend: str, seed: int | None
         "timelines": exploration.timelines,
         "garbage_sdk_lines": exploration.garbage_lines,
         "stopped_early": exploration.stopped_early,
+        "lost_timelines": [{"timeline": n, "why": why} for n, why in exploration.lost],
         "exit_code": exit_code,
         "properties": exploration.table.to_json(),
         "findings": findings,
@@ -89,6 +90,7 @@ def search_json(exploration: Any) -> dict[str, Any]:
     return {
         "generator": exploration.generator,
         "jobs": exploration.jobs,
+        "seconds": round(exploration.search_seconds, 3),
         "behaviours": corpus.behaviours,
         "kept": len(corpus.entries),
         "driver_seconds": round(corpus.driver_seconds, 2),

@@ -1,0 +1,119 @@
+"""A project as a content-hashed archive, for machines that do not share this filesystem.
+
+An exploration on a Ray cluster (``composer.ray_jobs``) sends the project directory once
+per run as bytes named by their hash; a worker machine unpacks it once per hash (a
+second run of an unchanged project reuses it) and points the parsed project at the
+copy (``rebase``), so every command-line override made here holds there too. What a run
+writes (``.composer``) and caches (``__pycache__``, ``.git``) stay home. Imports nothing
+of composer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["Bundle", "pack", "unpack", "rebase", "BUNDLES"]
+
+#: where worker machines keep unpacked projects, one directory per content hash
+BUNDLES = Path(tempfile.gettempdir()) / "composer-bundles"
+_LEFT_HOME = {".composer", "__pycache__", ".git", ".pytest_cache"}
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    """A project directory's files as a gzipped tar, and its content hash."""
+
+    digest: str
+    data: bytes
+    #: the directory it was packed from, on the machine that packed it
+    root: Path
+
+
+def pack(root: Path) -> Bundle:
+    """Archive ``root`` (file modes kept, symbolic links as links); the digest covers
+    every name, mode and content, so equal projects get equal digests."""
+    names = sorted(_files(root))
+    digest = hashlib.sha256()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for path in names:
+            relative = path.relative_to(root).as_posix()
+            info = tar.gettarinfo(str(path), arcname=relative)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            digest.update(f"{relative}\0{info.mode}\0{info.linkname}\0".encode())
+            if info.isfile():
+                data = path.read_bytes()
+                digest.update(hashlib.sha256(data).digest())
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return Bundle(digest.hexdigest()[:24], buffer.getvalue(), root)
+
+
+def _files(root: Path) -> list[Path]:
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        here = Path(directory)
+        links = [d for d in subdirs if (here / d).is_symlink()]  # kept as links
+        subdirs[:] = [d for d in subdirs if d not in _LEFT_HOME and d not in links]
+        found += [here / name for name in links + files]
+    return found
+
+
+def unpack(bundle: Bundle, under: Path = BUNDLES) -> Path:
+    """Return where ``bundle`` is unpacked on this machine, unpacking it the first time
+    (into a temporary directory renamed into place, so concurrent workers never see half
+    a project)."""
+    target = under / bundle.digest
+    if target.is_dir():
+        return target
+    under.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{bundle.digest}-", dir=under))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:gz") as tar:
+            tar.extractall(partial, filter="tar")
+        os.rename(partial, target)
+    except OSError:
+        if not target.is_dir():  # not another worker's rename winning the race
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def forget(digest: str, under: Path = BUNDLES) -> bool:
+    """Remove an unpacked bundle; return whether there was one."""
+    target = under / digest
+    existed = target.is_dir()
+    shutil.rmtree(target, ignore_errors=True)
+    return existed
+
+
+def rebase(value: T, old: Path, new: Path) -> T:
+    """``value`` (dataclasses, tuples, lists, dicts, paths) with every path at or under
+    ``old`` moved to the same place under ``new``."""
+    return _rebase(value, old, new)
+
+
+def _rebase(value: Any, old: Path, new: Path) -> Any:
+    if isinstance(value, Path):
+        return new / value.relative_to(old) if value.is_relative_to(old) else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _rebase(getattr(value, f.name), old, new)
+                   for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_rebase(v, old, new) for v in value)
+    if isinstance(value, dict):
+        return {k: _rebase(v, old, new) for k, v in value.items()}
+    return value

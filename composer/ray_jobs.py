@@ -1,0 +1,209 @@
+"""Timelines as Ray tasks: each runs on a worker machine that builds its cluster there.
+
+The same calls as ``composer.jobs.ThreadJobs`` (submit, wait, run_all, close), so the
+explorer does not know where its timelines run. A task gets the project as a
+content-hashed archive (``composer.project_bundle``, put in Ray's object store once per
+run), runs the timeline on the worker's own backend (netns, docker or local there) in a
+temporary directory, judges it, and returns the verdict with the directory as a
+compressed archive, unpacked here into the run directory as if it had run here. The
+worker process's reaper (``composer.clusters.processes``) cleans up that machine if the
+task dies; a lost worker or node comes back as ``JobLost``, an infrastructure event for
+that timeline, not a property failure. Every worker needs composer installed (the same
+version) and what its backend needs (root for netns, a Docker engine for docker).
+Imports jobs, judging, project_bundle, runner; ``ray`` only when used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import socket
+import tarfile
+import tempfile
+import time
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+from composer import __version__, project_bundle
+from composer.config import Project
+from composer.errors import ConfigError, InfraError
+from composer.jobs import Done, JobLost
+from composer.judging import Judged, judge
+from composer.templates import Template
+from composer.timeline import Timeline
+
+__all__ = ["RayJobs", "connect"]
+
+#: seconds a cancelled task gets to tear its cluster down before its worker is killed
+_CANCEL_GRACE = 30.0
+_POLL_SECONDS = 0.25
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs Ray on this machine and on every worker: "
+                          "pip install 'composer-dst[ray]'") from None
+    return ray
+
+
+def connect(address: str) -> Any:
+    """Connect to the Ray cluster at ``address`` ("auto": the one started on this machine
+    with ``ray start``); return the ray module."""
+    ray = _ray()
+    if not ray.is_initialized():
+        _answers(address)
+        try:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False,
+                     configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise InfraError(f"--ray {address}: no Ray cluster answered ({exc}); start one "
+                             "with 'ray start --head' (see the README)") from None
+    return ray
+
+
+def _answers(address: str) -> None:
+    """Fail fast where nothing listens at host:port (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray knows better
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise InfraError(f"--ray {address}: no Ray cluster answered ({exc.strerror or exc}); "
+                         "start one with 'ray start --head' (see the README)") from None
+
+
+def cluster_cpus(ray: Any) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+class RayJobs:
+    """Up to ``jobs`` timelines at once as Ray tasks on the connected cluster."""
+
+    def __init__(self, ray: Any, jobs: int, project: Project,
+                 templates: Mapping[str, Template], backend: str) -> None:
+        self._ray, self.jobs = ray, jobs
+        self.bundle = project_bundle.pack(project.root)
+        self._bundle_ref = ray.put(self.bundle)
+        self._project, self._templates, self._backend = project, dict(templates), backend
+        self._remote = ray.remote(num_cpus=1, max_retries=0)(run_on_worker)
+        #: task reference -> (key, local directory, submitted at)
+        self._refs: dict[Any, tuple[Hashable, Path, float]] = {}
+
+    def __enter__(self) -> RayJobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def running(self) -> int:
+        return len(self._refs)
+
+    def free(self) -> int:
+        return self.jobs - self.running
+
+    def submit(self, key: Hashable, item: Timeline, directory: Path) -> None:
+        if self.free() <= 0:
+            raise RuntimeError("no free job")
+        ref = self._remote.remote(self._bundle_ref, self._project, self._templates,
+                                  self._backend, item, __version__)
+        self._refs[ref] = (key, directory, time.monotonic())
+
+    def wait(self, timeout: float | None = None) -> list[Done[Judged]]:
+        if not self._refs:
+            return []
+        began = time.monotonic()
+        while True:
+            ready, _ = self._ray.wait(list(self._refs), num_returns=1, timeout=_POLL_SECONDS)
+            if ready or (timeout is not None and time.monotonic() - began >= timeout):
+                break
+        ready, _ = self._ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+        return [self._done(ref) for ref in ready]
+
+    def run_all(self, items: list[tuple[Hashable, Any, Path]]) -> list[Done[Judged]]:
+        if self.running or len(items) > self.jobs:
+            raise RuntimeError(f"{len(items)} works at once need as many idle jobs")
+        for key, item, directory in items:
+            self.submit(key, item, directory)
+        results: dict[Hashable, Done[Judged]] = {}
+        while len(results) < len(items):
+            results.update((done.key, done) for done in self.wait())
+        return [results[key] for key, _, _ in items]
+
+    def close(self) -> None:
+        """Cancel what still runs (each task tears its cluster down), kill what has not
+        ended after a grace period, and remove the project from every worker machine."""
+        refs = list(self._refs)
+        for ref in refs:
+            self._ray.cancel(ref, force=False)
+        if refs:
+            _, late = self._ray.wait(refs, num_returns=len(refs), timeout=_CANCEL_GRACE)
+            for ref in late:
+                self._ray.cancel(ref, force=True)
+        self._refs.clear()
+        self._forget_bundle()
+
+    def _forget_bundle(self) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        forget = self._ray.remote(num_cpus=0, max_retries=0)(project_bundle.forget)
+        refs = [forget.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                    node["NodeID"], soft=False)).remote(self.bundle.digest)
+                for node in self._ray.nodes() if node.get("Alive")]
+        try:
+            self._ray.wait(refs, num_returns=len(refs), timeout=30)
+        except Exception:  # a node gone meanwhile keeps its copy; gc of /tmp takes it
+            pass
+
+    def _done(self, ref: Any) -> Done[Judged]:
+        key, directory, submitted = self._refs.pop(ref)
+        seconds = time.monotonic() - submitted
+        try:
+            judged, archive = self._ray.get(ref)
+        except self._ray.exceptions.RayTaskError as exc:  # the task's own exception
+            return Done(key, error=exc.as_instanceof_cause(), seconds=seconds)
+        except self._ray.exceptions.TaskCancelledError as exc:
+            return Done(key, error=asyncio.CancelledError(str(exc)), seconds=seconds)
+        except self._ray.exceptions.RayError as exc:  # a worker or node lost
+            return Done(key, error=JobLost(f"{type(exc).__name__}: {exc}".splitlines()[0]),
+                        seconds=seconds)
+        _unpack_run(archive, directory)
+        result = project_bundle.rebase(judged.result, judged.result.directory, directory)
+        return Done(key, value=Judged(result, judged.records, judged.garbage_lines,
+                                      judged.violations), seconds=seconds)
+
+
+def _unpack_run(archive: bytes, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        tar.extractall(directory, filter="tar")
+
+
+def run_on_worker(bundle: Any, project: Project, templates: Mapping[str, Template],
+                  backend: str, timeline: Timeline, version: str) -> tuple[Judged, bytes]:
+    """On a worker: run ``timeline`` on a cluster of this machine, judge it, and return
+    the verdict with its directory as a gzipped tar (removed here)."""
+    from composer.runner import run_timeline
+
+    if version != __version__:
+        raise InfraError(f"this worker has composer {__version__}, the head {version}: "
+                         "install the same version on every machine")
+    root = project_bundle.unpack(bundle)
+    project = project_bundle.rebase(project, bundle.root, root)
+    templates = project_bundle.rebase(templates, bundle.root, root)
+    directory = Path(tempfile.mkdtemp(prefix="composer-task-"))
+    try:
+        result = asyncio.run(run_timeline(timeline, project, templates[timeline.template],
+                                          backend, directory))
+        judged = judge(result)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+            tar.add(str(directory), arcname=".")
+        return judged, buffer.getvalue()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
