@@ -373,9 +373,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
+    from composer import project_bundle
     from composer.clusters import leftovers
 
-    removed = leftovers.collect()
+    removed = leftovers.collect() + project_bundle.collect()
     for what in removed:
         print(f"removed {what}")
     print(f"{len(removed)} leftover(s) removed" if removed else "nothing to remove")

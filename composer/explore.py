@@ -239,8 +239,8 @@ class _Explorer:
         nothing, are the same for any number of jobs). With one job the window is one
         (learn, then draw the next); with more it is twice the jobs, and drawn candidates
         wait for a free job, so a slow timeline holds back no job until the window is
-        used up. A failure stops new
-        starts until what runs has finished and the failure is shrunk."""
+        used up. A failure stops new starts until what runs has finished and the failure
+        is shrunk."""
         self.result.generator = search.name
         self.result.sources = search.arms
         window = 1 if self.pool.jobs == 1 else 2 * self.pool.jobs

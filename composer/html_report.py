@@ -107,7 +107,14 @@ def _header(s: dict) -> dict[str, Any]:
             "versions": f"composer {s.get('composer', '?')}, Python {s.get('python', '?')}, "
                         f"{s.get('platform', '?')}; summary v{s.get('version', '?')}",
             "argv": shlex.join(["composer", *map(str, s.get("argv") or [])]),
-            "garbage": s.get("garbage_sdk_lines") or None}
+            "garbage": s.get("garbage_sdk_lines") or None,
+            "jobs": _jobs(s.get("search")),
+            "lost": [t for t in s.get("lost_timelines") or [] if isinstance(t, dict)]}
+
+
+def _jobs(search: Any) -> int:
+    jobs = search.get("jobs") if isinstance(search, dict) else None
+    return jobs if isinstance(jobs, int) and jobs > 0 else 1
 
 
 def _group(prop: dict) -> str:

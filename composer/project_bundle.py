@@ -4,26 +4,34 @@ An exploration on a Ray cluster (``composer.ray_jobs``) sends the project direct
 per run as bytes named by their hash; a worker machine unpacks it once per hash (a
 second run of an unchanged project reuses it) and points the parsed project at the
 copy (``rebase``), so every command-line override made here holds there too. What a run
-writes (``.composer``) and caches (``__pycache__``, ``.git``) stay home. Imports nothing
-of composer.
+writes (``.composer``) and caches (``__pycache__``, ``.git``) stay home. A run removes
+its copies at its end; ``composer gc`` removes those of runs whose head died (a task
+holds its copy with a shared lock, so neither removes one in use). Imports nothing of
+composer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import io
 import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Bundle", "pack", "unpack", "rebase", "BUNDLES"]
+__all__ = ["Bundle", "pack", "unpack", "in_use", "forget", "scratch",
+           "collect", "collect_tasks", "after_run", "rebase", "BUNDLES"]
 
 #: where worker machines keep unpacked projects, one directory per content hash
 BUNDLES = Path(tempfile.gettempdir()) / "composer-bundles"
+#: where tasks run their timelines on worker machines, one directory per task
+TASKS = Path(tempfile.gettempdir()) / "composer-tasks"
 _LEFT_HOME = {".composer", "__pycache__", ".git", ".pytest_cache"}
 
 T = TypeVar("T")
@@ -91,12 +99,78 @@ def unpack(bundle: Bundle, under: Path = BUNDLES) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def in_use(digest: str, under: Path = BUNDLES) -> Iterator[None]:
+    """Hold a bundle while a task uses it: ``forget`` and ``collect`` leave it alone."""
+    under.mkdir(parents=True, exist_ok=True)
+    with open(under / f"{digest}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield
+
+
 def forget(digest: str, under: Path = BUNDLES) -> bool:
-    """Remove an unpacked bundle; return whether there was one."""
-    target = under / digest
-    existed = target.is_dir()
-    shutil.rmtree(target, ignore_errors=True)
-    return existed
+    """Remove an unpacked bundle no task holds; return whether one was removed."""
+    lock_path = under / f"{digest}.lock"
+    if not (under / digest).is_dir():
+        return False
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a task of another run uses it; that run removes it
+        shutil.rmtree(under / digest, ignore_errors=True)
+        lock_path.unlink(missing_ok=True)
+    return True
+
+
+@contextlib.contextmanager
+def scratch(under: Path = TASKS) -> Iterator[Path]:
+    """A task's own directory, locked while the task runs and removed after it: one a
+    killed worker left is unlocked, and ``collect`` removes it."""
+    under.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(dir=under))
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.close(fd)
+
+
+def collect(bundles: Path = BUNDLES, tasks: Path = TASKS) -> list[str]:
+    """Remove every unpacked bundle and task directory no task holds (what a run whose
+    head died, or a killed worker, left on a worker machine); return what was removed,
+    for ``composer gc``."""
+    removed = []
+    if bundles.is_dir():
+        removed += [f"unpacked project {path}" for path in sorted(bundles.iterdir())
+                    if path.is_dir() and not path.name.startswith(".")
+                    and forget(path.name, bundles)]
+    return removed + collect_tasks(tasks)
+
+
+def after_run(digest: str, bundles: Path = BUNDLES, tasks: Path = TASKS) -> None:
+    """What a run removes from each worker machine at its end: its project copy, and
+    the directories of its tasks whose worker was killed."""
+    forget(digest, bundles)
+    collect_tasks(tasks)
+
+
+def collect_tasks(tasks: Path = TASKS) -> list[str]:
+    """Remove the task directories no task holds; return what was removed."""
+    removed = []
+    for path in sorted(tasks.iterdir()) if tasks.is_dir() else []:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a task runs in it
+        finally:
+            os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(f"task directory {path}")
+    return removed
 
 
 def rebase(value: T, old: Path, new: Path) -> T:

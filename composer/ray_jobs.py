@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 import socket
 import tarfile
-import tempfile
 import time
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -137,7 +135,8 @@ class RayJobs:
 
     def close(self) -> None:
         """Cancel what still runs (each task tears its cluster down), kill what has not
-        ended after a grace period, and remove the project from every worker machine."""
+        ended after a grace period, and remove the project (and the directories of
+        killed tasks) from every worker machine."""
         refs = list(self._refs)
         for ref in refs:
             self._ray.cancel(ref, force=False)
@@ -151,7 +150,7 @@ class RayJobs:
     def _forget_bundle(self) -> None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        forget = self._ray.remote(num_cpus=0, max_retries=0)(project_bundle.forget)
+        forget = self._ray.remote(num_cpus=0, max_retries=0)(project_bundle.after_run)
         refs = [forget.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
                     node["NodeID"], soft=False)).remote(self.bundle.digest)
                 for node in self._ray.nodes() if node.get("Alive")]
@@ -188,16 +187,21 @@ def run_on_worker(bundle: Any, project: Project, templates: Mapping[str, Templat
                   backend: str, timeline: Timeline, version: str) -> tuple[Judged, bytes]:
     """On a worker: run ``timeline`` on a cluster of this machine, judge it, and return
     the verdict with its directory as a gzipped tar (removed here)."""
-    from composer.runner import run_timeline
-
     if version != __version__:
         raise InfraError(f"this worker has composer {__version__}, the head {version}: "
                          "install the same version on every machine")
-    root = project_bundle.unpack(bundle)
-    project = project_bundle.rebase(project, bundle.root, root)
-    templates = project_bundle.rebase(templates, bundle.root, root)
-    directory = Path(tempfile.mkdtemp(prefix="composer-task-"))
-    try:
+    with project_bundle.in_use(bundle.digest):
+        root = project_bundle.unpack(bundle)
+        project = project_bundle.rebase(project, bundle.root, root)
+        templates = project_bundle.rebase(templates, bundle.root, root)
+        return _run_here(project, templates, backend, timeline)
+
+
+def _run_here(project: Project, templates: Mapping[str, Template], backend: str,
+              timeline: Timeline) -> tuple[Judged, bytes]:
+    from composer.runner import run_timeline
+
+    with project_bundle.scratch() as directory:
         result = asyncio.run(run_timeline(timeline, project, templates[timeline.template],
                                           backend, directory))
         judged = judge(result)
@@ -205,5 +209,3 @@ def run_on_worker(bundle: Any, project: Project, templates: Mapping[str, Templat
         with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
             tar.add(str(directory), arcname=".")
         return judged, buffer.getvalue()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)

@@ -176,6 +176,8 @@ def test_a_replay_that_no_longer_fits_its_project_is_a_usage_error_naming_what(p
     (["--faults", "kill,,stop"], "or 'none' for no faults"),
     (["--faults", "kil"], "unknown fault kind 'kil'"),
     (["--reruns", "-1"], "-1 must be at least 0"),
+    (["--jobs", "0"], "--jobs: 0 must be 1 to 1024"),
+    (["--jobs", "many"], "--jobs: 'many' is not a whole number"),
 ])
 def test_bad_option_values_are_usage_errors_not_ignored(project, args, expected):
     project.config(SIMPLE)

@@ -200,6 +200,20 @@ def test_a_summary_before_version_3_has_no_search_nor_lineage(tmp_path: Path) ->
     assert "found by" not in page and '<section class="finding"' in page
 
 
+def test_jobs_and_lost_timelines_are_in_the_header(tmp_path: Path) -> None:
+    run_dir = synthetic_run(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    page = write_report(run_dir).read_text()
+    assert "at once" not in page and "lost their job" not in page  # one job, none lost
+    summary["search"]["jobs"] = 4
+    summary["lost_timelines"] = [{"timeline": 6, "why": "WorkerCrashedError: <b>gone</b>"}]
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    page = write_report(run_dir).read_text()
+    assert "<dd>7, 4 at once</dd>" in page
+    assert "1 timeline(s) lost their job" in page
+    assert "6 (WorkerCrashedError: &lt;b&gt;gone&lt;/b&gt;)" in page
+
+
 def test_planned_timeline_when_the_directory_is_gone(tmp_path: Path) -> None:
     page = write_report(synthetic_run(tmp_path, keep_directory=False)).read_text()
     section = page[page.index('<section class="finding"'):]

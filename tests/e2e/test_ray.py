@@ -129,6 +129,39 @@ def test_a_worker_killed_mid_timeline_is_an_infrastructure_event(project, ray_cl
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_with(marker) == [], "the killed worker's services outlived it"
+    assert not list(Path("/tmp/composer-tasks").glob("*")), "the killed task's directory"
+    assert not list(Path("/tmp/composer-bundles").glob("*")), "a worker kept the project"
+
+
+def test_a_head_killed_mid_timeline_leaves_nothing_running_on_the_workers(project,
+                                                                          ray_cluster):
+    marker = f"ray-head-{os.urandom(4).hex()}"
+    project.config(f"""
+        [services.db]
+        replicas = 2
+        command = "python3 -c 'import time; time.sleep(600)' {marker}"
+
+        [explore]
+        timeline = "30s"
+    """)
+    project.command("parallel_driver_ok", "print('ok')\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "composer.cli", "explore", "--ray", ray_cluster, "--quiet",
+         "--duration", "5m", "--faults", "none"], cwd=project.root, env=ENV,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(processes_with(marker)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)  # two timelines' services, on the head node and the worker
+        assert len(processes_with(marker)) >= 4, "two timelines never ran at once"
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with(marker) == [], "a dead head's timelines kept running on Ray"
+    assert not _task_workers()
 
 
 def test_no_ray_cluster_at_the_address_is_a_clear_error(project):

@@ -71,3 +71,46 @@ def test_quiet_prints_nothing_and_a_terminal_gets_the_live_panel():
     assert "faults" in shown and "kill 1" in shown and "unreached" in shown
     assert "42 behaviours" in shown and "3 timelines kept as seeds" in shown
     assert "note " in shown  # notes still get a line of their own
+
+
+def _exploration(timelines: int) -> SimpleNamespace:
+    return SimpleNamespace(timelines=timelines, table=PropertyTable(),
+                           corpus=SimpleNamespace(behaviours=0, entries=[]))
+
+
+def test_the_panel_shows_every_timeline_running_at_once_with_its_phase():
+    progress = Progress(60.0, stream=io.StringIO(), quiet=True)
+    for number in (4, 5, 6):
+        progress.timeline_started(number, None)
+    progress.event({"what": "setup complete"}, 5)
+    progress.event({"what": "driver phase over"}, 6)
+    progress.event({"what": "setup complete"})  # whose? three run: not guessed
+    assert progress.running == {4: "setup", 5: "drivers", 6: "after drivers"}
+    assert "3 running: 4 setup, 5 drivers, 6 after drivers" in _text(progress)
+    progress.timeline_done(5, SimpleNamespace(failed=False, violations=[], result=None),
+                           _exploration(1))
+    progress.timeline_ended(6)
+    assert "timeline 4: setup" in _text(progress)
+
+
+def test_faults_of_a_timeline_whose_events_came_only_at_its_end_are_counted_once():
+    progress = Progress(60.0, stream=io.StringIO(), quiet=True)
+    kill = {"what": "fault", "kind": "kill", "targets": ["kv-1"]}
+    progress.timeline_started(1, None)  # live events (threads): counted as they come
+    progress.event(kill, 1)
+    progress.timeline_done(1, SimpleNamespace(failed=False, violations=[],
+                                              result=SimpleNamespace(log=[kill])),
+                           _exploration(1))
+    progress.timeline_started(2, None)  # a Ray task: its log arrives with its verdict
+    progress.timeline_done(2, SimpleNamespace(failed=False, violations=[],
+                                              result=SimpleNamespace(log=[kill, kill])),
+                           _exploration(2))
+    assert progress.faults["kill"] == 3
+
+
+def _text(progress: Progress) -> str:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=200)
+    console.print(progress._panel())
+    return console.file.getvalue()

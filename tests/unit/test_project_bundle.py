@@ -72,3 +72,24 @@ def test_the_parsed_project_is_pointed_at_the_copy(tmp_path):
     assert command.path == copy / "drivers" / "main" / "parallel_driver_put"
     outside = dataclasses.replace(loaded, source=Path("/elsewhere/composer.toml"))
     assert project_bundle.rebase(outside, root, copy).source == Path("/elsewhere/composer.toml")
+
+
+def test_gc_removes_copies_and_task_directories_no_task_holds(tmp_path):
+    bundles, tasks = tmp_path / "bundles", tmp_path / "tasks"
+    held = project_bundle.pack(_project(tmp_path / "held"))
+    left = project_bundle.pack(_project(tmp_path / "left"))
+    (tmp_path / "left" / "composer.toml").write_text("# changed\n")
+    left = project_bundle.pack(tmp_path / "left")
+    for bundle in (held, left):
+        project_bundle.unpack(bundle, bundles)
+    (tasks / "killed-worker").mkdir(parents=True)  # a task directory nobody holds
+    with project_bundle.in_use(held.digest, bundles), \
+            project_bundle.scratch(tasks) as running:
+        (running / "run.json").write_text("{}")
+        removed = project_bundle.collect(bundles, tasks)
+        assert sorted(removed) == [f"task directory {tasks / 'killed-worker'}",
+                                   f"unpacked project {bundles / left.digest}"]
+        assert (bundles / held.digest).is_dir() and running.is_dir()
+        assert not project_bundle.forget(held.digest, bundles), "removed while in use"
+    assert not running.exists(), "a task's directory outlived it"
+    assert project_bundle.collect(bundles, tasks) == [f"unpacked project {bundles / held.digest}"]

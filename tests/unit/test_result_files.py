@@ -79,7 +79,8 @@ def exploration(run_dir: Path, details: dict | None = None) -> Exploration:
                       reproduced=3, reruns=5, replay=run_dir / "replays" / "bad.json",
                       lineage=[(2, "fault after hit+move"), (1, "fresh")])
     return Exploration(run_dir, table, {NASTY: finding}, timelines=2, elapsed=12.345,
-                       utilization=used, corpus=corpus, sources=sources)
+                       utilization=used, corpus=corpus, sources=sources, jobs=3,
+                       lost=[(3, "WorkerCrashedError: " + NASTY)], search_seconds=0.25)
 
 
 def summary_of(run_dir: Path, **kwargs) -> dict:
