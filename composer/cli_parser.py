@@ -169,8 +169,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_parser("gc", help="remove what runs killed with SIGKILL left behind",
                    description="remove the network namespaces, hosts files, nftables tables, "
-                   "cgroups, processes, containers, docker networks and volumes of composer runs that are no longer alive (runs "
-                   "still going are left alone); needs root for what root created")
+                   "cgroups, processes, containers, docker networks and volumes of composer "
+                   "runs that are no longer alive, and on a Ray worker the project copies and "
+                   "task directories of dead runs (runs still going are left alone); needs "
+                   "root for what root created")
 
     chk = add_parser("check", help="judge a history file with one checker",
                      description="run a checker on a history: composer's JSONL (an SDK output "

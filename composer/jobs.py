@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from composer.interrupts import interrupts_deferred
 from composer.run_record import OnEvent
@@ -48,31 +48,54 @@ class Done(Generic[T]):
     seconds: float = 0.0
 
 
-class Jobs(Protocol[T]):
-    """Where an exploration's timelines run: threads here, or Ray tasks
-    (``composer.ray_jobs``)."""
+class Jobs(Generic[T]):
+    """Where an exploration's timelines run, ``jobs`` at once: threads here
+    (``ThreadJobs``), or Ray tasks (``composer.ray_jobs``). A context manager: leaving
+    the block, on any path, stops what still runs and waits for its cleanup."""
 
     jobs: int
 
+    def __enter__(self) -> Jobs[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
-    def running(self) -> int: ...
+    def running(self) -> int:
+        """Jobs started whose result has not been collected yet."""
+        raise NotImplementedError
 
-    def free(self) -> int: ...
+    def free(self) -> int:
+        return self.jobs - self.running
 
-    def submit(self, key: Hashable, item: Any, directory: Path) -> None: ...
+    def submit(self, key: Hashable, item: Any, directory: Path) -> None:
+        """Start the work on ``item`` as job ``key`` (a job must be free, the key new)."""
+        raise NotImplementedError
 
-    def wait(self, timeout: float | None = None) -> list[Done[T]]: ...
+    def wait(self, timeout: float | None = None) -> list[Done[T]]:
+        """Return the jobs that finished, waiting until one has (or ``timeout`` passed)."""
+        raise NotImplementedError
 
-    def run_all(self, items: list[tuple[Hashable, Any, Path]]) -> list[Done[T]]: ...
+    def close(self) -> None:
+        raise NotImplementedError
 
-    def close(self) -> None: ...
+    def run_all(self, items: list[tuple[Hashable, Any, Path]]) -> list[Done[T]]:
+        """Run every (key, item, directory) at once, nothing else running and a free job
+        for each; return their results in the order given."""
+        if self.running or len(items) > self.jobs:
+            raise RuntimeError(f"{len(items)} works at once need as many idle jobs")
+        for key, item, directory in items:
+            self.submit(key, item, directory)
+        results: dict[Hashable, Done[T]] = {}
+        while len(results) < len(items):
+            results.update((done.key, done) for done in self.wait())
+        return [results[key] for key, _, _ in items]
 
 
-class ThreadJobs(Generic[T]):
-    """Up to ``jobs`` works at once, each in a thread with its own event loop.
-
-    Use as a context manager: leaving the block, on any path, cancels what still runs
-    and waits until each job's own cleanup is over."""
+class ThreadJobs(Jobs[T]):
+    """Up to ``jobs`` works at once, each in a thread with its own event loop; closing
+    cancels what still runs and waits until each job's own cleanup is over."""
 
     def __init__(self, jobs: int, work: Work,
                  on_event: Callable[[Hashable, dict], None] | None = None) -> None:
@@ -88,22 +111,11 @@ class ThreadJobs(Generic[T]):
         self._tasks: dict[Hashable, tuple[asyncio.AbstractEventLoop, asyncio.Task]] = {}
         self._stopping = False
 
-    def __enter__(self) -> ThreadJobs[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
     def running(self) -> int:
-        """Jobs started whose result has not been collected yet."""
         return len(self._threads)
 
-    def free(self) -> int:
-        return self.jobs - self.running
-
     def submit(self, key: Hashable, item: Any, directory: Path) -> None:
-        """Start the work on ``item`` as job ``key`` (a slot must be free, the key new)."""
         if self.free() <= 0 or key in self._threads:
             raise RuntimeError(f"no free job, or job {key!r} runs already")
         thread = threading.Thread(target=self._job, args=(key, item, directory),
@@ -135,18 +147,6 @@ class ThreadJobs(Generic[T]):
                 except queue.Empty:
                     break
         return finished
-
-    def run_all(self, items: list[tuple[Hashable, Any, Path]]) -> list[Done[T]]:
-        """Run every (key, item, directory) at once, nothing else running and a free job
-        for each; return their results in the order given."""
-        if self.running or len(items) > self.jobs:
-            raise RuntimeError(f"{len(items)} works at once need as many idle jobs")
-        for key, item, directory in items:
-            self.submit(key, item, directory)
-        results: dict[Hashable, Done[T]] = {}
-        while len(results) < len(items):
-            results.update((done.key, done) for done in self.wait())
-        return [results[key] for key, _, _ in items]
 
     def close(self) -> None:
         """Cancel every job still running and wait until each has cleaned up; a second

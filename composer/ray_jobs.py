@@ -27,7 +27,7 @@ from typing import Any
 from composer import __version__, project_bundle
 from composer.config import Project
 from composer.errors import ConfigError, InfraError
-from composer.jobs import Done, JobLost
+from composer.jobs import Done, JobLost, Jobs
 from composer.judging import Judged, judge
 from composer.templates import Template
 from composer.timeline import Timeline
@@ -79,7 +79,7 @@ def cluster_cpus(ray: Any) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-class RayJobs:
+class RayJobs(Jobs[Judged]):
     """Up to ``jobs`` timelines at once as Ray tasks on the connected cluster."""
 
     def __init__(self, ray: Any, jobs: int, project: Project,
@@ -92,18 +92,9 @@ class RayJobs:
         #: task reference -> (key, local directory, submitted at)
         self._refs: dict[Any, tuple[Hashable, Path, float]] = {}
 
-    def __enter__(self) -> RayJobs:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
     def running(self) -> int:
         return len(self._refs)
-
-    def free(self) -> int:
-        return self.jobs - self.running
 
     def submit(self, key: Hashable, item: Timeline, directory: Path) -> None:
         if self.free() <= 0:
@@ -122,16 +113,6 @@ class RayJobs:
                 break
         ready, _ = self._ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
         return [self._done(ref) for ref in ready]
-
-    def run_all(self, items: list[tuple[Hashable, Any, Path]]) -> list[Done[Judged]]:
-        if self.running or len(items) > self.jobs:
-            raise RuntimeError(f"{len(items)} works at once need as many idle jobs")
-        for key, item, directory in items:
-            self.submit(key, item, directory)
-        results: dict[Hashable, Done[Judged]] = {}
-        while len(results) < len(items):
-            results.update((done.key, done) for done in self.wait())
-        return [results[key] for key, _, _ in items]
 
     def close(self) -> None:
         """Cancel what still runs (each task tears its cluster down), kill what has not

@@ -5,7 +5,6 @@ and neither Ctrl-C nor SIGKILL of composer leaves a process or a namespace of an
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need, processes_with
-from tests.e2e.test_leftovers import _mine, _of, _resources
+from tests.e2e.test_leftovers import _mine, _of, _project, _resources
 
 pytestmark = pytest.mark.slow
 
@@ -68,20 +67,6 @@ def test_two_jobs_find_kvstore_bug_on_clusters_of_their_own(tmp_path, backend):
         assert not data[0] & data[1], (one, other)
 
 
-def _project_with_two_long_timelines(project) -> str:
-    marker = f"jobs-marker-{os.urandom(4).hex()}"
-    project.config(f"""
-        [services.db]
-        replicas = 2
-        command = "python3 -c 'import time; time.sleep(600)' {marker}"
-
-        [explore]
-        timeline = "30s"
-    """)
-    project.command("parallel_driver_ok", "print('ok')\n")
-    return marker
-
-
 def _explore_until_two_clusters_run(project, backend: str, marker: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "composer.cli", "explore", "--cluster", backend, "--jobs", "2",
@@ -106,7 +91,7 @@ def _blocks(project) -> set[int]:
 @pytest.mark.parametrize("backend", ["local", "netns"])
 def test_ctrl_c_stops_every_job(project, backend):
     need(backend)
-    marker = _project_with_two_long_timelines(project)
+    marker = _project(project, timeline="30s")
     proc = _explore_until_two_clusters_run(project, backend, marker)
     blocks = _blocks(project)
     assert len(blocks) == 2
@@ -119,7 +104,7 @@ def test_ctrl_c_stops_every_job(project, backend):
 
 def test_sigkill_of_composer_leaves_nothing_of_any_job(project):
     need("netns")
-    marker = _project_with_two_long_timelines(project)
+    marker = _project(project, timeline="30s")
     proc = _explore_until_two_clusters_run(project, "netns", marker)
     blocks = _blocks(project)
     assert len(blocks) == 2 and _of(_resources(), blocks)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import processes_with
+from tests.e2e.test_leftovers import _project
 
 if not os.environ.get("CI"):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'composer-dst[ray]'")
@@ -96,16 +97,7 @@ def _task_workers() -> list[int]:
 
 
 def test_a_worker_killed_mid_timeline_is_an_infrastructure_event(project, ray_cluster):
-    marker = f"ray-marker-{os.urandom(4).hex()}"
-    project.config(f"""
-        [services.db]
-        replicas = 2
-        command = "python3 -c 'import time; time.sleep(600)' {marker}"
-
-        [explore]
-        timeline = "3s"
-    """)
-    project.command("parallel_driver_ok", "print('ok')\n")
+    marker = _project(project, timeline="3s")
     proc = subprocess.Popen(
         [sys.executable, "-m", "composer.cli", "explore", "--ray", ray_cluster, "--json",
          "--duration", "40s", "--faults", "none"], cwd=project.root, env=ENV,
@@ -133,30 +125,38 @@ def test_a_worker_killed_mid_timeline_is_an_infrastructure_event(project, ray_cl
     assert not list(Path("/tmp/composer-bundles").glob("*")), "a worker kept the project"
 
 
-def test_a_head_killed_mid_timeline_leaves_nothing_running_on_the_workers(project,
-                                                                          ray_cluster):
-    marker = f"ray-head-{os.urandom(4).hex()}"
-    project.config(f"""
-        [services.db]
-        replicas = 2
-        command = "python3 -c 'import time; time.sleep(600)' {marker}"
-
-        [explore]
-        timeline = "30s"
-    """)
-    project.command("parallel_driver_ok", "print('ok')\n")
+def _two_long_timelines_on_ray(project, address: str) -> tuple[subprocess.Popen, str]:
+    marker = _project(project, timeline="30s")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "composer.cli", "explore", "--ray", ray_cluster, "--quiet",
+        [sys.executable, "-m", "composer.cli", "explore", "--ray", address, "--quiet",
          "--duration", "5m", "--faults", "none"], cwd=project.root, env=ENV,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(processes_with(marker)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)  # two timelines' services, on the head node and the worker
+    if len(processes_with(marker)) < 4:
+        proc.kill()
+        pytest.fail("two timelines never ran at once")
+    return proc, marker
+
+
+def test_ctrl_c_tears_down_every_task(project, ray_cluster):
+    proc, marker = _two_long_timelines_on_ray(project, ray_cluster)
+    proc.send_signal(signal.SIGINT)
     try:
-        deadline = time.monotonic() + 60
-        while len(processes_with(marker)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.1)  # two timelines' services, on the head node and the worker
-        assert len(processes_with(marker)) >= 4, "two timelines never ran at once"
+        assert proc.wait(timeout=120) == 130, proc.stderr.read()
     finally:
         proc.kill()
-        proc.wait()
+    assert processes_with(marker) == [], "Ctrl-C returned before the tasks tore down"
+    assert not _task_workers()
+    assert json.loads((project.last_run() / "summary.json").read_text())["stopped_early"]
+
+
+def test_a_head_killed_mid_timeline_leaves_nothing_running_on_the_workers(project,
+                                                                          ray_cluster):
+    proc, marker = _two_long_timelines_on_ray(project, ray_cluster)
+    proc.kill()
+    proc.wait()
     deadline = time.monotonic() + 60
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -93,3 +93,4 @@ def test_gc_removes_copies_and_task_directories_no_task_holds(tmp_path):
         assert not project_bundle.forget(held.digest, bundles), "removed while in use"
     assert not running.exists(), "a task's directory outlived it"
     assert project_bundle.collect(bundles, tasks) == [f"unpacked project {bundles / held.digest}"]
+
