@@ -3,14 +3,15 @@
 Drivers and the system under test report properties with ``always``,
 ``sometimes``, ``reachable``, ...; say setup is done with ``setup_complete``; and draw
 randomness with ``get_random``/``random_choice`` (deterministic under
-``$COMPOSER_SEED``). Records go as protocol-1.1.0 JSONL to ``$COMPOSER_SDK_OUTPUT``,
+``$COMPOSER_SEED``); coordinate nodes with ``sdk.sync`` (barriers, topics). Records go
+as protocol-1.1.0 JSONL to ``$COMPOSER_SDK_OUTPUT``,
 else ``$ANTITHESIS_SDK_LOCAL_OUTPUT``, else nowhere. Use it flat (``sdk.always``) or
 as the official modules (``from composer_sdk.assertions import always``).
 
 Imports the standard library only; never ``composer``.
 """
 
-from . import assertions, history, lifecycle, random
+from . import assertions, history, lifecycle, random, sync
 from .assertions import (
     always,
     always_greater_than,
