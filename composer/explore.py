@@ -26,6 +26,7 @@ from composer.budget import Budget
 from composer.builtin_properties import builtin_catalog
 from composer.config import Project
 from composer.corpus import Corpus
+from composer.errors import InfraError
 from composer.faults import Capabilities
 from composer.interrupts import interrupts_deferred
 from composer.findings import Finding
@@ -36,7 +37,7 @@ from composer.logstates import logged_states
 from composer.mutate import Space
 from composer.search import Arm, Candidate, GuidedSearch, RandomSearch
 from composer.templates import Template
-from composer.timeline import Timeline, load_replay
+from composer.timeline import Timeline
 from composer.utilization import Utilization
 
 __all__ = ["Exploration", "explore"]
@@ -71,8 +72,8 @@ class Exploration:
     sources: dict[str, Arm] = dataclasses.field(default_factory=dict)
 
 
-#: Saved failures re-run first by a guided search without --seed, newest first.
-_SAVED_FAILURES = 20
+#: Timelines in a row whose job was lost before the exploration gives up (exit 3).
+_LOST_IN_A_ROW = 10
 
 
 @dataclasses.dataclass
@@ -124,6 +125,7 @@ class _Explorer:
         #: numbers given so far (a timeline gets its number, and directory, when it starts)
         self.numbers = 0
         self.running: dict[int, _Running] = {}
+        self.lost_in_a_row = 0
 
     # -- timelines on the jobs -----------------------------------------------------------
 
@@ -168,7 +170,13 @@ class _Explorer:
             self.progress.timeline_ended(number)
             self.progress.note(f"timeline {number} lost its job ({done.error}): no verdict; "
                                "an infrastructure event, the search goes on")
+            self.lost_in_a_row += 1
+            if self.lost_in_a_row >= _LOST_IN_A_ROW:
+                raise InfraError(f"{self.lost_in_a_row} timelines in a row lost their job "
+                                 f"(the last: {done.error}): the cluster runs none; see "
+                                 "its workers' logs")
             return None
+        self.lost_in_a_row = 0
         judged, running = done.value, self.running.pop(number)
         timeline, directory = running.timeline, running.directory
         self.budget.ran(done.seconds)
@@ -278,22 +286,6 @@ class _Explorer:
     def unshrunk(self) -> bool:
         return any(p not in self.closed for p in self.result.findings)
 
-    def saved_failures(self) -> list[Timeline]:
-        """Timelines of this project's saved replays on this backend, newest first."""
-        if self.seed is not None:  # a seeded exploration repeats; old files would not
-            return []
-        source = self.project.location
-        found = []
-        replays = self.project.root / ".composer" / "replays"
-        for path in sorted(replays.glob("*.json"), key=_mtime, reverse=True):
-            try:
-                replay = load_replay(path)
-            except ValueError:
-                continue
-            if replay.backend == self.backend and Path(replay.project) == Path(source):
-                found.append(replay.timeline)
-        return found[:_SAVED_FAILURES]
-
     def shrink_new_findings(self) -> None:
         """Shrink every failure found since the last call, then stop treating it as new."""
         for finding in list(self.result.findings.values()):
@@ -339,13 +331,6 @@ def _raise_unless_lost(finished: list[Done]) -> None:
             raise done.error
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 def explore(project: Project, templates: Mapping[str, Template], backend: str,
             caps: Capabilities, run_dir: Path, *, duration: float, seed: int | None = None,
             generator: str = "guided", reruns: int = 5, shrink_budget: float = 120.0,
@@ -379,11 +364,13 @@ def _explore(explorer: _Explorer, generator: str) -> Exploration:
     progress, project = explorer.progress, explorer.project
     rng = random.Random(explorer.seed)
     corpus = explorer.result.corpus
+    replays = project.root / ".composer" / "replays"
     if generator == "random":
         search: RandomSearch = RandomSearch(explorer.space, corpus, rng)
-    else:
-        search = GuidedSearch(explorer.space, corpus, rng, explorer.saved_failures())
-    replays = project.root / ".composer" / "replays"
+    else:  # a seeded exploration repeats; old failures would not
+        saved = (findings.saved(replays, project.location, explorer.backend)
+                 if explorer.seed is None else [])
+        search = GuidedSearch(explorer.space, corpus, rng, saved)
     try:
         try:
             explorer.search(search)

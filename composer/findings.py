@@ -2,7 +2,8 @@
 
 A timeline fails on timing as much as on its events, so a smaller candidate counts only
 when it failed every time it was tried (``CONFIRMATIONS`` runs in a row), and the shrunk
-timeline is re-run for a reproduction rate before it is saved. With ``--jobs N``,
+timeline is re-run for a reproduction rate before it is saved; saved ones are read back
+for the next exploration to try first. With ``--jobs N``,
 candidates and their confirmations, and re-runs, go N at once. Imports shrink, timeline,
 jobs and judging.
 """
@@ -16,12 +17,14 @@ from pathlib import Path
 from composer.jobs import JobLost, Jobs
 from composer.judging import Judged
 from composer.shrink import shrink
-from composer.timeline import Replay, Timeline, save_replay
+from composer.timeline import Replay, Timeline, load_replay, save_replay
 
-__all__ = ["CONFIRMATIONS", "Finding", "shrink_finding", "rerun", "save", "slug"]
+__all__ = ["CONFIRMATIONS", "Finding", "shrink_finding", "rerun", "save", "saved", "slug"]
 
 #: How many runs in a row a smaller timeline must fail before the shrinker keeps it.
 CONFIRMATIONS = 2
+#: Saved failures a guided search re-runs first, newest first.
+SAVED = 20
 
 
 @dataclasses.dataclass
@@ -111,6 +114,28 @@ def save(finding: Finding, project: str, backend: str, replays_dir: Path,
         Replay(project, backend, finding.property, finding.smallest,
                f"{finding.reproduced}/{finding.reruns}" if finding.reruns else "not re-run"),
         replays_dir, f"{run_name}-{slug(finding.property)}")
+
+
+def saved(replays_dir: Path, project: Path, backend: str) -> list[Timeline]:
+    """The timelines of ``project``'s saved replays on ``backend``, newest first (a
+    guided search without --seed re-runs them first: a seeded one repeats, old files
+    would not)."""
+    found = []
+    for path in sorted(replays_dir.glob("*.json"), key=_mtime, reverse=True):
+        try:
+            replay = load_replay(path)
+        except ValueError:
+            continue
+        if replay.backend == backend and Path(replay.project) == Path(project):
+            found.append(replay.timeline)
+    return found[:SAVED]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def slug(text: str) -> str:

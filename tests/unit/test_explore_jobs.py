@@ -18,7 +18,9 @@ import pytest
 import composer.explore
 from composer import config, templates
 from composer.explore import explore
+from composer.errors import InfraError
 from composer.faults import Capabilities
+from composer.jobs import JobLost
 from composer.judging import Judged
 from composer.progress import Progress
 from composer.runner import TimelineResult
@@ -144,3 +146,27 @@ def test_with_jobs_a_failure_is_shrunk_and_re_run_side_by_side(loaded, tmp_path,
     assert finding.reproduced == finding.reruns == 5
     assert two_kills(ran[int(finding.directory.name)])
     assert (tmp_path / "run-4-3" / "reruns").is_dir()
+
+
+def test_a_lost_job_costs_its_timeline_only_and_a_cluster_that_runs_none_is_an_error(
+        loaded, tmp_path, monkeypatch):
+    ran, _, _ = _fake_runs(monkeypatch)
+    fake = composer.explore.run_and_judge
+
+    async def every_third_lost(project, found, backend, timeline, directory, on_event):
+        if directory.name.isdigit() and int(directory.name) % 3 == 0:
+            raise JobLost("WorkerCrashedError: the worker died")
+        return await fake(project, found, backend, timeline, directory, on_event)
+
+    monkeypatch.setattr(composer.explore, "run_and_judge", every_third_lost)
+    result = _explore(loaded, tmp_path, 2, seed=5, duration=2)
+    assert result.lost and all(n % 3 == 0 for n, _ in result.lost)
+    assert result.lost[0][1] == "WorkerCrashedError: the worker died"
+    assert result.timelines == len(ran) and result.timelines >= 2 * len(result.lost) - 2
+
+    async def all_lost(*args):
+        raise JobLost("NodeDiedError: gone")
+
+    monkeypatch.setattr(composer.explore, "run_and_judge", all_lost)
+    with pytest.raises(InfraError, match="10 timelines in a row lost their job"):
+        _explore(loaded, tmp_path, 2, seed=6, duration=30)
