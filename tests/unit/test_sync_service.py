@@ -179,3 +179,31 @@ def test_no_service_is_a_clear_error(monkeypatch):
         SyncClient()
     with pytest.raises(SyncError, match="cannot reach the sync service"):
         SyncClient("ws://127.0.0.1:9")
+
+
+def _sync_command(url: str, *args: str, prefix_env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COMPOSER_SYNC_URL": url, "TEST_RUN": "shell", **(prefix_env or {})}
+    return subprocess.run([sys.executable, "-m", "composer_sdk.sync_cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_shell_command_does_what_the_sdk_does(sync):
+    assert _sync_command(sync.url, "signal-entry", "up").stdout == "1\n"
+    assert _sync_command(sync.url, "signal-and-wait", "up", "2").stdout == "2\n"
+    assert _sync_command(sync.url, "barrier", "up", "2").returncode == 0
+    assert _sync_command(sync.url, "publish", "peers", '{"ip": "10.77.3.2"}').stdout == "1\n"
+    assert _sync_command(sync.url, "publish", "peers", "7").stdout == "2\n"
+    got = _sync_command(sync.url, "subscribe", "peers", "--count", "2")
+    assert got.stdout.splitlines() == ['{"ip": "10.77.3.2"}', "7"]
+    with SyncClient(sync.url, prefix="run:shell:plan:composer:case:default") as client:
+        assert client.signal_entry("up") == 3, "the shell and the SDK scope names alike"
+    late = _sync_command(sync.url, "--timeout", "0.3", "barrier", "up", "9")
+    assert late.returncode == 1 and "barrier 'up' (waiting for 9) not done in 0.3s" in late.stderr
+    bad = _sync_command(sync.url, "publish", "peers", "{not json")
+    assert bad.returncode == 2 and "not JSON" in bad.stderr
+    nowhere = _sync_command("ws://127.0.0.1:9", "signal-entry", "x")
+    assert nowhere.returncode == 1 and "cannot reach the sync service" in nowhere.stderr
