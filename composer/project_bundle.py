@@ -21,7 +21,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,8 +85,8 @@ def unpack(bundle: Bundle, under: Path = BUNDLES) -> Path:
     target = under / bundle.digest
     if target.is_dir():
         return target
-    under.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{bundle.digest}-", dir=under))
+    partial = _make(lambda: Path(tempfile.mkdtemp(prefix=f".{bundle.digest}-", dir=under)),
+                    under)
     try:
         with tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:gz") as tar:
             tar.extractall(partial, filter="tar")
@@ -102,8 +102,7 @@ def unpack(bundle: Bundle, under: Path = BUNDLES) -> Path:
 @contextlib.contextmanager
 def in_use(digest: str, under: Path = BUNDLES) -> Iterator[None]:
     """Hold a bundle while a task uses it: ``forget`` and ``collect`` leave it alone."""
-    under.mkdir(parents=True, exist_ok=True)
-    with open(under / f"{digest}.lock", "a") as lock:
+    with _make(lambda: open(under / f"{digest}.lock", "a"), under) as lock:
         fcntl.flock(lock, fcntl.LOCK_SH)
         yield
 
@@ -120,6 +119,7 @@ def forget(digest: str, under: Path = BUNDLES) -> bool:
             return False  # a task of another run uses it; that run removes it
         shutil.rmtree(under / digest, ignore_errors=True)
         lock_path.unlink(missing_ok=True)
+    _remove_if_empty(under)
     return True
 
 
@@ -127,8 +127,7 @@ def forget(digest: str, under: Path = BUNDLES) -> bool:
 def scratch(under: Path = TASKS) -> Iterator[Path]:
     """A task's own directory, locked while the task runs and removed after it: one a
     killed worker left is unlocked, and ``collect`` removes it."""
-    under.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(dir=under))
+    directory = _make(lambda: Path(tempfile.mkdtemp(dir=under)), under)
     fd = os.open(directory, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -136,6 +135,27 @@ def scratch(under: Path = TASKS) -> Iterator[Path]:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
         os.close(fd)
+        _remove_if_empty(under)
+
+
+def _make(make: Callable[[], T], under: Path) -> T:
+    """``make()`` something in ``under``, creating it first: another task may remove
+    ``under`` (empty) in between, so try again then."""
+    for _ in range(10):
+        under.mkdir(parents=True, exist_ok=True)
+        try:
+            return make()
+        except FileNotFoundError:
+            continue
+    return make()
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """Nothing stays in /tmp once no run uses it (a task making it again wins)."""
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
 
 
 def collect(bundles: Path = BUNDLES, tasks: Path = TASKS) -> list[str]:
@@ -170,6 +190,7 @@ def collect_tasks(tasks: Path = TASKS) -> list[str]:
             os.close(fd)
         shutil.rmtree(path, ignore_errors=True)
         removed.append(f"task directory {path}")
+    _remove_if_empty(tasks)
     return removed
 
 

@@ -56,7 +56,7 @@ def test_workers_unpacking_at_once_share_one_copy(tmp_path):
     assert len(found) == 6 and len(set(found)) == 1
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [bundle.digest]
     assert project_bundle.forget(bundle.digest, tmp_path / "cache")
-    assert not list((tmp_path / "cache").iterdir())
+    assert not (tmp_path / "cache").exists()
 
 
 def test_the_parsed_project_is_pointed_at_the_copy(tmp_path):
@@ -93,4 +93,5 @@ def test_gc_removes_copies_and_task_directories_no_task_holds(tmp_path):
         assert not project_bundle.forget(held.digest, bundles), "removed while in use"
     assert not running.exists(), "a task's directory outlived it"
     assert project_bundle.collect(bundles, tasks) == [f"unpacked project {bundles / held.digest}"]
+    assert not bundles.exists() and not tasks.exists(), "empty directories stayed in /tmp"
 
