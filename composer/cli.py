@@ -33,6 +33,14 @@ _INTERRUPTED = 130
 def main(argv: list[str] | None = None) -> int:
     """Run the ``composer`` command with ``argv``; return the exit code."""
     args = cli_parser.parser().parse_args(argv)
+    if getattr(args, "ray", None):  # Ray may end its driver: not as a property failure
+        from composer.ray_jobs import in_child
+
+        return in_child(lambda: _handle(args))
+    return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay,
                "gc": _gc, "report": _report, "check": check_command.run,
                "workload": workload_command.run}

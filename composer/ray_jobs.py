@@ -16,11 +16,15 @@ Imports jobs, judging, project_bundle, runner; ``ray`` only when used.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import io
+import os
+import signal
 import socket
+import sys
 import tarfile
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,9 @@ from composer.judging import Judged, judge
 from composer.templates import Template
 from composer.timeline import Timeline
 
-__all__ = ["RayJobs", "connect"]
+__all__ = ["RayJobs", "connect", "in_child"]
 
+_PR_SET_PDEATHSIG = 1
 #: seconds a cancelled task gets to tear its cluster down before its worker is killed
 _CANCEL_GRACE = 30.0
 _POLL_SECONDS = 0.25
@@ -73,6 +78,54 @@ def _answers(address: str) -> None:
     except OSError as exc:
         raise InfraError(f"--ray {address}: no Ray cluster answered ({exc.strerror or exc}); "
                          "start one with 'ray start --head' (see the README)") from None
+
+
+def in_child(run: Callable[[], int]) -> int:
+    """Return ``run()``'s exit code, run in a forked child.
+
+    Ray ends its driver process with exit code 1 when it loses the cluster (its GCS or
+    the local raylet), from a thread of its own, and composer's exit 1 means a property
+    failed. So the exploration runs in a child that reports its own code on a pipe
+    before exiting; a child that ended without reporting was ended under composer, and
+    its exit is 3 with a message. The child has a process group of its own, so Ctrl-C
+    and SIGTERM reach it once, passed on by this process, and it dies with this one
+    (SIGKILL included: the kernel's parent-death signal)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read, write = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        os.setpgid(0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(int(InfraError.exit_code))
+        code = 3
+        try:
+            code = run()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.write(write, str(code).encode())
+            os._exit(code)
+    os.close(write)
+    handlers = {number: signal.signal(number, lambda got, _: os.kill(pid, got))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _, status = os.waitpid(pid, 0)
+        reported = os.read(read, 16)
+    finally:
+        os.close(read)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    code = os.waitstatus_to_exitcode(status)
+    if reported:
+        return code
+    print(f"composer: error: the exploration ended without finishing (exit status {code}):"
+          " Ray ends its driver when it loses the Ray cluster; see the cluster's logs "
+          "(/tmp/ray/session_latest/logs on its head)", file=sys.stderr)
+    return int(InfraError.exit_code)
 
 
 def cluster_cpus(ray: Any) -> int:

@@ -99,7 +99,8 @@ def start_ray() -> str:
     address = f"127.0.0.1:{port}"
     for extra in (["--head", f"--port={port}", "--include-dashboard=false"],
                   [f"--address={address}"]):
-        subprocess.run([RAY, "start", *extra, "--num-cpus=1", "--disable-usage-stats"],
+        subprocess.run([RAY, "start", *extra, "--num-cpus=1", "--disable-usage-stats",
+                        "--node-ip-address=127.0.0.1"],
                        env=ENV, check=True, capture_output=True, timeout=120)
     return address
 

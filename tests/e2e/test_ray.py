@@ -39,19 +39,42 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ray_cluster():
-    """host:port of a head and one worker node on this machine, one CPU each."""
+    """host:port of a head and one worker node on this machine, one CPU each, on
+    loopback; a fresh one per test (a test may kill its workers, and pytest may tear a
+    module's fixture down between tests that other modules' tests interleave)."""
     port = _free_port()
     address = f"127.0.0.1:{port}"
     try:
         for extra in (["--head", f"--port={port}", "--include-dashboard=false"],
                       [f"--address={address}"]):
-            subprocess.run([RAY, "start", *extra, "--num-cpus=1", "--disable-usage-stats"],
+            subprocess.run([RAY, "start", *extra, "--num-cpus=1", "--disable-usage-stats",
+                            "--node-ip-address=127.0.0.1"],
                            env=ENV, check=True, capture_output=True, timeout=120)
         yield address
     finally:
         subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+        deadline = time.monotonic() + 30
+        while _ray_processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def _ray_processes() -> list[int]:
+    """pids of this machine's Ray processes (workers are named ray::...)."""
+    return [pid for pid, cmdline in _processes() if cmdline.startswith(b"ray::")
+            or b"/ray/core/src/ray/" in cmdline or b"raylet" in cmdline]
+
+
+def _processes() -> list[tuple[int, bytes]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes()))
+            except OSError:
+                pass
+    return found
 
 
 def _explore(root: Path, address: str, *args: str, timeout: float = 600):
@@ -85,15 +108,7 @@ def test_a_ray_cluster_finds_kvstore_bug(tmp_path, ray_cluster):
 
 def _task_workers() -> list[int]:
     """pids of Ray worker processes running a timeline now (Ray names them after it)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::run_on_worker"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
+    return [pid for pid, cmdline in _processes() if cmdline.startswith(b"ray::run_on_worker")]
 
 
 def test_a_worker_killed_mid_timeline_is_an_infrastructure_event(project, ray_cluster):
@@ -148,7 +163,6 @@ def test_ctrl_c_tears_down_every_task(project, ray_cluster):
     finally:
         proc.kill()
     assert processes_with(marker) == [], "Ctrl-C returned before the tasks tore down"
-    assert not _task_workers()
     assert json.loads((project.last_run() / "summary.json").read_text())["stopped_early"]
 
 
@@ -161,7 +175,32 @@ def test_a_head_killed_mid_timeline_leaves_nothing_running_on_the_workers(projec
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_with(marker) == [], "a dead head's timelines kept running on Ray"
-    assert not _task_workers()
+    deadline = time.monotonic() + 30
+    while _task_workers() and time.monotonic() < deadline:
+        time.sleep(0.2)  # Ray kills a dead driver's workers on its own schedule
+    assert not _task_workers(), "Ray kept a dead head's tasks running"
+    gc = subprocess.run([sys.executable, "-m", "composer.cli", "gc"], env=ENV,
+                        capture_output=True, text=True, timeout=120)
+    assert gc.returncode == 0 and "unpacked project" in gc.stdout, gc.stdout + gc.stderr
+    assert not list(Path("/tmp/composer-bundles").glob("*"))
+
+
+def test_a_ray_cluster_gone_mid_run_is_an_infrastructure_error(project, ray_cluster):
+    marker = _project(project, timeline="30s")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "composer.cli", "explore", "--ray", ray_cluster, "--quiet",
+         "--duration", "5m", "--faults", "none"], cwd=project.root,
+        env={**ENV, "RAY_gcs_rpc_server_reconnect_timeout_s": "3"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+        code = proc.wait(timeout=180)
+    finally:
+        proc.kill()
+    assert code == 3, proc.stderr.read()
 
 
 def test_no_ray_cluster_at_the_address_is_a_clear_error(project):

@@ -24,3 +24,14 @@ def test_nothing_listening_at_the_address_fails_at_once():
         port = sock.getsockname()[1]  # closed again: nothing listens there
     with pytest.raises(InfraError, match="no Ray cluster answered.*ray start --head"):
         ray_jobs.connect(f"127.0.0.1:{port}")
+
+
+def test_a_driver_ended_under_composer_is_exit_3_not_a_property_failure(capsys):
+    """Ray ends its driver with exit 1 when it loses the cluster; composer's 1 means a
+    property failed, so the exploration runs in a child that reports its own code."""
+    import os
+
+    assert ray_jobs.in_child(lambda: 1) == 1  # a property failed: reported, kept
+    assert ray_jobs.in_child(lambda: 0) == 0
+    assert ray_jobs.in_child(lambda: os._exit(1)) == 3  # as Ray's QuickExit does
+    assert "ended without finishing (exit status 1)" in capsys.readouterr().err
