@@ -3,9 +3,8 @@
 A timeline fails on timing as much as on its events, so a smaller candidate counts only
 when it failed every time it was tried (``CONFIRMATIONS`` runs in a row), and the shrunk
 timeline is re-run for a reproduction rate before it is saved; saved ones are read back
-for the next exploration to try first. With ``--jobs N``,
-candidates and their confirmations, and re-runs, go N at once. Imports shrink, timeline,
-jobs and judging.
+for the next exploration to try first. With ``--jobs N``, candidates and their
+confirmations, and re-runs, go N at once. Imports shrink, timeline, jobs and judging.
 """
 
 from __future__ import annotations

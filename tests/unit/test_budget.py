@@ -45,3 +45,13 @@ def test_a_re_run_starts_only_if_it_ends_in_time():
     budget.ran(20.0)  # timelines got slower: a mean of 12 s no longer fits
     assert not budget.may_rerun()
     assert "budget 10s in all" in budget.describe()
+
+
+def test_with_jobs_the_re_runs_owed_go_that_many_at_once():
+    one = Budget(duration=60.0, shrink=120, reruns=5, longest_timeline=5)
+    four = Budget(duration=60.0, shrink=120, reruns=5, longest_timeline=5, jobs=4)
+    for budget in (one, four):
+        budget.ran(3.0)
+    assert one.owed(2) == 2 * 5 * 3.0
+    assert four.owed(2) == 2 * 2 * 3.0  # 5 re-runs in batches of 4: two rounds
+    assert not one.may_search(4) and four.may_search(4)
