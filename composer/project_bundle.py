@@ -28,10 +28,12 @@ from typing import Any, TypeVar
 __all__ = ["Bundle", "pack", "unpack", "in_use", "forget", "scratch",
            "collect", "collect_tasks", "after_run", "rebase", "BUNDLES"]
 
+#: a worker machine's composer state, while tasks of some run use it
+WORKER = Path(tempfile.gettempdir()) / ".composer-ray"
 #: where worker machines keep unpacked projects, one directory per content hash
-BUNDLES = Path(tempfile.gettempdir()) / "composer-bundles"
+BUNDLES = WORKER / "bundles"
 #: where tasks run their timelines on worker machines, one directory per task
-TASKS = Path(tempfile.gettempdir()) / "composer-tasks"
+TASKS = WORKER / "tasks"
 _LEFT_HOME = {".composer", "__pycache__", ".git", ".pytest_cache"}
 
 T = TypeVar("T")
@@ -152,10 +154,11 @@ def _make(make: Callable[[], T], under: Path) -> T:
 
 def _remove_if_empty(directory: Path) -> None:
     """Nothing stays in /tmp once no run uses it (a task making it again wins)."""
-    try:
-        directory.rmdir()
-    except OSError:
-        pass
+    for empty in (directory, directory.parent):
+        try:
+            empty.rmdir()
+        except OSError:
+            return
 
 
 def collect(bundles: Path = BUNDLES, tasks: Path = TASKS) -> list[str]:

@@ -6,6 +6,7 @@ it is not installed, never in CI (the test extra installs it)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -18,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from composer import project_bundle
 from tests.conftest import processes_with
 from tests.e2e.test_leftovers import _project
 
 if not os.environ.get("CI"):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'composer-dst[ray]'")
 
-# one Ray cluster on this machine at a time: `ray stop` stops every Ray here
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).parent / "ray")
@@ -44,6 +45,10 @@ def ray_cluster():
     """host:port of a head and one worker node on this machine, one CPU each, on
     loopback; a fresh one per test (a test may kill its workers, and pytest may tear a
     module's fixture down between tests that other modules' tests interleave)."""
+    # one Ray cluster on this machine at a time, whichever xdist worker asks: `ray stop`
+    # stops every Ray here (xdist_group does not group under pytest 9.2)
+    lock = open("/tmp/.composer-tests-ray.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     port = _free_port()
     address = f"127.0.0.1:{port}"
     try:
@@ -58,6 +63,7 @@ def ray_cluster():
         deadline = time.monotonic() + 30
         while _ray_processes() and time.monotonic() < deadline:
             time.sleep(0.2)
+        lock.close()
 
 
 def _ray_processes() -> list[int]:
@@ -103,7 +109,7 @@ def test_a_ray_cluster_finds_kvstore_bug(tmp_path, ray_cluster):
     directory = Path(finding["directory"])
     assert (directory / "run.json").is_file() and list((directory / "sdk").iterdir())
     assert Path(finding["replay"]).is_file()
-    assert not list(Path("/tmp/composer-bundles").glob("*")), "a worker kept the project"
+    assert not list(project_bundle.BUNDLES.glob("*")), "a worker kept the project"
 
 
 def _task_workers() -> list[int]:
@@ -136,8 +142,8 @@ def test_a_worker_killed_mid_timeline_is_an_infrastructure_event(project, ray_cl
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_with(marker) == [], "the killed worker's services outlived it"
-    assert not list(Path("/tmp/composer-tasks").glob("*")), "the killed task's directory"
-    assert not list(Path("/tmp/composer-bundles").glob("*")), "a worker kept the project"
+    assert not list(project_bundle.TASKS.glob("*")), "the killed task's directory"
+    assert not list(project_bundle.BUNDLES.glob("*")), "a worker kept the project"
 
 
 def _two_long_timelines_on_ray(project, address: str) -> tuple[subprocess.Popen, str]:
@@ -182,7 +188,7 @@ def test_a_head_killed_mid_timeline_leaves_nothing_running_on_the_workers(projec
     gc = subprocess.run([sys.executable, "-m", "composer.cli", "gc"], env=ENV,
                         capture_output=True, text=True, timeout=120)
     assert gc.returncode == 0 and "unpacked project" in gc.stdout, gc.stdout + gc.stderr
-    assert not list(Path("/tmp/composer-bundles").glob("*"))
+    assert not list(project_bundle.BUNDLES.glob("*"))
 
 
 def test_a_ray_cluster_gone_mid_run_is_an_infrastructure_error(project, ray_cluster):
@@ -201,6 +207,11 @@ def test_a_ray_cluster_gone_mid_run_is_an_infrastructure_error(project, ray_clus
     finally:
         proc.kill()
     assert code == 3, proc.stderr.read()
+    # the cluster took its tasks down with it: what they held on this machine is gc's
+    gc = subprocess.run([sys.executable, "-m", "composer.cli", "gc"], env=ENV,
+                        capture_output=True, text=True, timeout=120)
+    assert gc.returncode == 0, gc.stdout + gc.stderr
+    assert not project_bundle.WORKER.exists(), gc.stdout
 
 
 def test_no_ray_cluster_at_the_address_is_a_clear_error(project):
