@@ -127,10 +127,10 @@ class ThreadJobs(Jobs[T]):
         """Return the jobs that finished, waiting until one has (or ``timeout`` passed);
         runner events that came meanwhile go to ``on_event`` first, in this thread."""
         finished: list[Done[T]] = []
-        block, waited = True, 0.0
+        waited = 0.0
         while not finished and self._threads:
             try:
-                message = self._messages.get(block=block, timeout=_POLL_SECONDS)
+                message = self._messages.get(timeout=_POLL_SECONDS)
             except queue.Empty:
                 waited += _POLL_SECONDS
                 if timeout is not None and waited >= timeout:

@@ -55,7 +55,8 @@ def run_one(timeline: Timeline, project: Project, template: Template, backend: s
 
 
 async def run_and_judge(project: Project, templates: Mapping[str, Template], backend: str,
-                        timeline: Timeline, directory: Path, on_event: Callable) -> Judged:
+                        timeline: Timeline, directory: Path,
+                        on_event: Callable | None = None) -> Judged:
     """What an exploration's job does: run one timeline on a cluster of its own, judge it."""
     return judge(await run_timeline(timeline, project, templates[timeline.template],
                                     backend, directory, on_event))

@@ -10,7 +10,7 @@ worker process's reaper (``composer.clusters.processes``) cleans up that machine
 task dies; a lost worker or node comes back as ``JobLost``, an infrastructure event for
 that timeline, not a property failure. Every worker needs composer installed (the same
 version) and what its backend needs (root for netns, a Docker engine for docker).
-Imports jobs, judging, project_bundle, runner; ``ray`` only when used.
+Imports jobs, judging, project_bundle; ``ray`` only when used.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from composer import __version__, project_bundle
 from composer.config import Project
 from composer.errors import ConfigError, InfraError
 from composer.jobs import Done, JobLost, Jobs
-from composer.judging import Judged, judge
+from composer.judging import Judged, run_and_judge
 from composer.templates import Template
 from composer.timeline import Timeline
 
@@ -233,12 +233,8 @@ def run_on_worker(bundle: Any, project: Project, templates: Mapping[str, Templat
 
 def _run_here(project: Project, templates: Mapping[str, Template], backend: str,
               timeline: Timeline) -> tuple[Judged, bytes]:
-    from composer.runner import run_timeline
-
     with project_bundle.scratch() as directory:
-        result = asyncio.run(run_timeline(timeline, project, templates[timeline.template],
-                                          backend, directory))
-        judged = judge(result)
+        judged = asyncio.run(run_and_judge(project, templates, backend, timeline, directory))
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
             tar.add(str(directory), arcname=".")

@@ -44,17 +44,7 @@ class WebSocket:
         self._sock.settimeout(seconds)
 
     def send(self, text: str) -> None:
-        data = text.encode()
-        mask = os.urandom(4)
-        n = len(data)
-        if n < 126:
-            head = struct.pack("!BB", 0x80 | _TEXT, 0x80 | n)
-        elif n < 1 << 16:
-            head = struct.pack("!BBH", 0x80 | _TEXT, 0x80 | 126, n)
-        else:
-            head = struct.pack("!BBQ", 0x80 | _TEXT, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-        self._sock.sendall(head + mask + masked)
+        self._send_frame(_TEXT, text.encode())
 
     def recv(self) -> str:
         """The next text message (``socket.timeout`` past the timeout; ``ConnectionError``
@@ -74,7 +64,7 @@ class WebSocket:
             if opcode == _CLOSE:
                 raise ConnectionError(f"{self.url}: the sync service closed the connection")
             if opcode == _PING:
-                self._control(_PONG, payload)
+                self._send_frame(_PONG, payload)
                 continue
             if opcode == _PONG:
                 continue
@@ -84,15 +74,23 @@ class WebSocket:
 
     def close(self) -> None:
         try:
-            self._control(_CLOSE, struct.pack("!H", 1000))
+            self._send_frame(_CLOSE, struct.pack("!H", 1000))
         except OSError:
             pass
         self._sock.close()
 
-    def _control(self, opcode: int, payload: bytes) -> None:
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        """One final frame, masked as a client's must be."""
         mask = os.urandom(4)
+        n = len(payload)
+        if n < 126:
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        elif n < 1 << 16:
+            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self._sock.sendall(struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + mask + masked)
+        self._sock.sendall(head + mask + masked)
 
     def _read(self, n: int) -> bytes:
         while len(self._buffer) < n:
