@@ -25,7 +25,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 #: needs beyond process faults, budget of the guided search)
 DEEP = {
     "ledger": ("Acknowledged appends survive a crash", "LEDGER_BUG", None, "6m"),
-    "leader": ("Acknowledged writes survive leader changes", "LEADER_BUG", "partition", "6m"),
+    # found at 69 s on seed 1 with a core kept busy, yet CI's load once ran 54 timelines
+    # (356 s) without it: its window depends on timing; the budget holds the slow case
+    "leader": ("Acknowledged writes survive leader changes", "LEADER_BUG", "partition", "10m"),
     "lease": ("Acknowledged updates are never lost", "LEASE_BUG", None, "6m"),
 }
 #: The deep bugs the guided search finds within its budget today: since focused faults
