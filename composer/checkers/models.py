@@ -51,12 +51,19 @@ def prune(spec: Model, ops: list[Operation]) -> list[Operation]:
     if spec.leaves is None or spec.sees is None:
         return ops
     seen = {value for op in ops if op.type == "ok" for value in spec.sees(op)}
-    kept = []
-    for op in ops:
-        left = spec.leaves(op) if op.type == "info" else ()
-        if not left or any(value in seen for value in left):
-            kept.append(op)  # (an operation that leaves no value, a dequeue, always stays)
-    return kept
+    pending = [op for op in ops if op.type == "info" and spec.leaves(op)]
+    needed: set[int] = set()
+    grown = True
+    while grown:  # a kept info compare-and-set needs the value it expects: keep its writer
+        grown = False
+        for op in pending:
+            if id(op) not in needed and any(v in seen for v in spec.leaves(op)):
+                needed.add(id(op))
+                seen.update(spec.sees(op))
+                grown = True
+    # (an operation that leaves no value, a dequeue, always stays)
+    return [op for op in ops
+            if op.type != "info" or not spec.leaves(op) or id(op) in needed]
 
 
 def _known(op: Operation) -> bool:

@@ -91,6 +91,16 @@ def test_cas_register():
     assert verdict(bad, "cas-register").outcome == "invalid"
 
 
+def test_an_info_write_stays_when_a_kept_info_cas_expected_its_value():
+    """Found by the sequential-history property: pruning dropped the crashed write of 1
+    (no completed operation read 1), though the crashed cas 1 -> 0 it enabled was kept
+    for the read of 0, and the valid history was judged invalid."""
+    h = history(op(0, "write", 1, call=30, ret=None, kind="info"),
+                op(0, "cas", (1, 0), call=40, ret=None, kind="info"),
+                op(0, "read", None, 0, call=50, ret=50))
+    assert verdict(h, "cas-register").outcome == "valid"
+
+
 def test_set_queue_and_mutex_models():
     assert verdict(history(op(0, "add", 1, call=0, ret=1), op(1, "add", 2, call=0, ret=1),
                            op(2, "read", None, (2, 1), call=2, ret=3)), "set").valid
