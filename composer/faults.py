@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["PROCESS_FAULTS", "NETWORK_FAULTS", "FAULT_KINDS", "ALL_FAULTS", "PARTITION_SHAPES", "AMOUNTS",
+__all__ = ["PROCESS_FAULTS", "PACKET_FAULTS", "NETWORK_FAULTS", "FAULT_KINDS", "ALL_FAULTS", "PARTITION_SHAPES", "AMOUNTS",
            "Capabilities", "Network", "network_of", "describe_fault"]
 
 #: Faults applied to a node's service processes by signals: kill (SIGKILL, restart at
 #: heal), stop (SIGTERM, restart at heal), pause (SIGSTOP, SIGCONT at heal).
 PROCESS_FAULTS = frozenset({"kill", "stop", "pause"})
+#: Faults on what a node sends, one packet at a time: delayed (with jitter), reordered,
+#: duplicated, corrupted. netem where the kernel has it, else composer's packet shaper.
+PACKET_FAULTS = frozenset({"latency", "reorder", "duplicate", "corrupt"})
 #: Faults applied to a node's network.
-NETWORK_FAULTS = frozenset({"partition", "loss", "latency", "bandwidth"})
+NETWORK_FAULTS = frozenset({"partition", "loss", "bandwidth"}) | PACKET_FAULTS
 #: Every fault kind, in the order help and errors list them (the one source of the names).
-FAULT_KINDS = ("partition", "loss", "latency", "bandwidth", "kill", "stop", "pause", "clock")
+FAULT_KINDS = ("partition", "loss", "latency", "reorder", "duplicate", "corrupt", "bandwidth",
+               "kill", "stop", "pause", "clock")
 ALL_FAULTS = frozenset(FAULT_KINDS)
 assert ALL_FAULTS == PROCESS_FAULTS | NETWORK_FAULTS | {"clock"}
 
@@ -30,15 +34,22 @@ assert ALL_FAULTS == PROCESS_FAULTS | NETWORK_FAULTS | {"clock"}
 #: only A still joins; one-way: A's packets to P-A are dropped, the other way passes.
 PARTITION_SHAPES = ("halves", "isolate", "bridge", "one-way")
 
-#: The amounts a schedule draws for each parameterised kind: loss in percent of the
-#: target's packets, bandwidth in kbit/s, latency in ms, clock offset in seconds.
+#: The amounts a schedule draws for each parameterised kind: loss, reorder, duplicate and
+#: corrupt in percent of the target's packets, bandwidth in kbit/s, latency in ms (with a
+#: tenth of it as jitter), clock offset in seconds.
 AMOUNTS: Mapping[str, tuple[int, ...]] = {
     "loss": (10, 30, 50, 90),
     "bandwidth": (64, 512, 4096),
     "latency": (20, 200, 1000),
+    "reorder": (10, 25, 50),
+    "duplicate": (1, 10, 25),
+    "corrupt": (1, 5, 10),
     "clock": (-3600, -300, -30, -5, 5, 30, 300, 3600),
 }
-_UNITS = {"loss": "%", "bandwidth": "kbit/s", "latency": "ms", "clock": "s"}
+#: jitter a latency fault adds, as a share of its latency
+LATENCY_JITTER = 0.1
+_UNITS = {"loss": "%", "bandwidth": "kbit/s", "latency": "ms", "clock": "s", "reorder": "%",
+          "duplicate": "%", "corrupt": "%"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,21 +100,40 @@ class Network:
     loss: Mapping[str, float] = dataclasses.field(default_factory=dict)
     #: node -> kbit/s its sending is limited to
     bandwidth: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    #: node -> ms of delay added to what it sends
+    #: node -> ms of delay added to what it sends (jitter: ``LATENCY_JITTER`` of it)
     latency: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: node -> percent of what it sends that is reordered, duplicated, corrupted
+    reorder: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    duplicate: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    corrupt: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: node -> the link it asked for itself (``sdk.sync.configure_network``), which the
+    #: faults above add to: a ``composer.links.Link``
+    links: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.blocked or self.loss or self.bandwidth or self.latency)
+        return any(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def packets(self, node: str) -> dict[str, float]:
+        """The packet faults on what ``node`` sends (``composer_agent.packet_shaper``'s
+        shape: latency, jitter, reorder, duplicate, corrupt); empty: none."""
+        shape = {kind: getattr(self, kind)[node] for kind in ("latency", "reorder",
+                 "duplicate", "corrupt") if node in getattr(self, kind)}
+        if "latency" in shape:
+            shape["jitter"] = shape["latency"] * LATENCY_JITTER
+        return shape
 
 
-def network_of(faults: Iterable[FaultLike], participants: Sequence[str]) -> Network:
-    """Combine the network ``faults`` in effect over the nodes ``participants`` may cut.
+def network_of(faults: Iterable[FaultLike], participants: Sequence[str],
+               links: Mapping[str, Any] | None = None) -> Network:
+    """Combine the network ``faults`` in effect over the nodes ``participants`` may cut,
+    on top of the ``links`` nodes configured for themselves.
 
-    Partitions add up (the union of blocked pairs); for loss, bandwidth and latency on
-    one node the harshest fault wins.
+    Partitions add up (the union of blocked pairs); for the other kinds on one node the
+    harshest fault wins.
     """
     blocked: set[tuple[str, str]] = set()
-    harshest: dict[str, dict[str, float]] = {"loss": {}, "bandwidth": {}, "latency": {}}
+    harshest: dict[str, dict[str, float]] = {
+        kind: {} for kind in ("loss", "bandwidth", "latency", "reorder", "duplicate", "corrupt")}
     for fault in faults:
         if fault.kind == "partition":
             blocked |= _partition(fault.shape or "halves", fault.targets, participants)
@@ -113,7 +143,7 @@ def network_of(faults: Iterable[FaultLike], participants: Sequence[str]) -> Netw
             for node in fault.targets:
                 old = harshest[fault.kind].get(node)
                 harshest[fault.kind][node] = amount if old is None else worst(old, amount)
-    return Network(frozenset(blocked), **harshest)
+    return Network(frozenset(blocked), **harshest, links=dict(links or {}))
 
 
 def _partition(shape: str, targets: Sequence[str], participants: Sequence[str]

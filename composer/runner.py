@@ -6,8 +6,10 @@ rules) and the nemesis (faults), then heals, restarts and runs the ``eventually_
 ``finally_`` checks, and tears everything down on every exit path, Ctrl-C included.
 What happened goes to the timeline's directory through ``RunRecord``: ``run.json``, the
 built-in properties' ``composer.jsonl``, beside the SDK records (``sdk/*.jsonl``) and
-logs of every process. Imports the pieces of a run (run_record, invocations,
-driver_phase, nemesis, services, hits), timeline, templates, config and clusters; never
+logs of every process. Each timeline has its own sync service (``timeline_sync``),
+whose ``configure_network`` requests the nemesis applies (``link_requests``). Imports
+the pieces of a run (run_record, invocations, driver_phase, nemesis, services, hits,
+timeline_sync, link_requests), timeline, templates, config and clusters; never
 Hypothesis, schedule or properties.
 """
 
@@ -29,11 +31,13 @@ from composer.driver_phase import run_driver_phase
 from composer.errors import InfraError
 from composer.hits import Hit, HitWatcher
 from composer.invocations import Invocations
+from composer.link_requests import serve_link_requests
 from composer.nemesis import Nemesis
 from composer.run_record import OnEvent, RunRecord
 from composer.services import Environment, ServiceNode, SetupFailed
 from composer.templates import Template
 from composer.timeline import Fault, Timeline
+from composer.timeline_sync import TimelineSync
 
 __all__ = ["TimelineResult", "run_timeline"]
 
@@ -66,14 +70,26 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
     cluster = clusters.create(backend, directory, shared=[project.root],
                               **project.cluster_options)
     run: _Run | None = None
+    names = [n for s in project.services for n in s.node_names()]
+    sync = TimelineSync(cluster, project.name, template.name,
+                        {n: s.name for s in project.services if s.runs_process
+                         for n in s.node_names()}, label=directory.name,
+                        shaping="latency" in cluster.capabilities)
     try:
-        names = [n for s in project.services for n in s.node_names()]
+        per_node = sync.environment(names)
+        if hasattr(cluster, "node_env"):  # compose: containers are made with their variables
+            cluster.node_env = per_node
         nodes = {n.name: n for n in await cluster.new_nodes(names)}
-        run = _Run(timeline, project, template, record, hits, cluster, nodes)
+        await sync.start()
+        run = _Run(timeline, project, template, record, hits, cluster, nodes, per_node)
+        if sync.service is not None:
+            run.link_task = asyncio.ensure_future(serve_link_requests(
+                sync.state, sync.prefix, names, run.nemesis.network.configure_link,
+                cluster.capabilities, backend, clusters.limitations(backend), record.note))
         await run.main()
     finally:
         try:
-            await asyncio.shield(_teardown(cluster, run))
+            await asyncio.shield(_teardown(cluster, run, sync))
             if run is not None:
                 await run.check_history()
         finally:
@@ -87,10 +103,11 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
                           record.log, record.now(), hits.hits, run.phase_start)
 
 
-async def _teardown(cluster: clusters.Cluster, run: _Run | None) -> None:
-    """Kill every command, heal every fault, remove the cluster; raise what failed."""
+async def _teardown(cluster: clusters.Cluster, run: _Run | None, sync: TimelineSync) -> None:
+    """End the sync service's waits, kill every command, heal every fault, remove the
+    cluster; raise what failed."""
     errors = []
-    steps = [cluster.cleanup]
+    steps = [sync.close, cluster.cleanup]
     if run is not None:
         run.services_stayed_up()  # before anything is killed
         run.nemesis.closing()
@@ -103,6 +120,8 @@ async def _teardown(cluster: clusters.Cluster, run: _Run | None) -> None:
             errors.append(exc)
     if run is not None:
         await run.commands.wait_all()
+        if run.link_task is not None:
+            run.link_task.cancel()
         if run.hit_task is not None:
             run.hit_task.cancel()
             run.hits.poll()  # what the last processes wrote before they ended
@@ -115,10 +134,10 @@ class _Run:
 
     def __init__(self, timeline: Timeline, project: Project, template: Template,
                  record: RunRecord, hits: HitWatcher, cluster: clusters.Cluster,
-                 nodes: dict[str, Node]) -> None:
+                 nodes: dict[str, Node], per_node: dict[str, dict[str, str]]) -> None:
         self.timeline, self.project, self.template = timeline, project, template
         self.record, self.hits, self.nodes = record, hits, nodes
-        self.env = Environment(project, nodes, record.directory, timeline.seed)
+        self.env = Environment(project, nodes, record.directory, timeline.seed, per_node)
         self.services: dict[str, ServiceNode] = {}
         for service in project.services:
             if service.runs_process:
@@ -131,6 +150,8 @@ class _Run:
                                     project.options_for(template.name).check_exit_code)
         self.setup_error: str | None = None
         self.hit_task: asyncio.Future | None = None
+        #: serves the nodes' configure_network requests
+        self.link_task: asyncio.Future | None = None
         self.phase_start: float | None = None
         #: services that exited on their own
         self.crashed: list[str] = []

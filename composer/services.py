@@ -65,8 +65,11 @@ class Environment:
     """Builds the environment of every process of one timeline (see DESIGN.md)."""
 
     def __init__(self, project: Project, nodes: Mapping[str, Node], directory: Path,
-                 seed: int = 0) -> None:
+                 seed: int = 0, per_node: Mapping[str, Mapping[str, str]] | None = None
+                 ) -> None:
         self.project = project
+        #: node -> variables of its processes only (the sync service's, per group)
+        self.per_node = per_node or {}
         #: seed of the timeline; service processes get it as COMPOSER_SEED
         self.seed = seed
         self.directory = directory
@@ -92,7 +95,10 @@ class Environment:
         )
         self.stop_faults.chmod(0o755)
         base = dict(os.environ)
-        base["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", "")])
+        # composer's own commands (composer-sync): the console scripts beside this
+        # Python, else (in a container, where that path is not) the SDK's shims
+        base["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", ""),
+                                        str(_SDK_ROOT / "composer_sdk" / "bin")])
         base["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_SDK_ROOT), _IMPORT_PATHS, base.get("PYTHONPATH", "")) if p
         )
@@ -107,6 +113,7 @@ class Environment:
     def for_process(self, node: Node, seed: int, label: str, extra=()) -> dict[str, str]:
         """Return the environment of one process; ``label`` names its SDK output file."""
         env = dict(self._base)
+        env.update(self.per_node.get(node.name, {}))
         env.update(extra)
         output = str(self.sdk_dir / f"{label}.jsonl")
         env.update({

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 from composer.sync_state import SyncError, SyncState
@@ -43,12 +44,15 @@ class SyncService:
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    async def start(self) -> SyncService:
+    async def start(self, sock: socket.socket | None = None) -> SyncService:
+        """Listen on ``host:port``, or on ``sock`` (bound where the nodes reach it: in
+        the hub namespace of a netns cluster, say)."""
         from websockets.asyncio.server import serve
 
-        self._server = await serve(self._connection, self.host, self.port,
-                                   max_size=16 << 20, compression=None)
-        self.port = self._server.sockets[0].getsockname()[1]
+        where: dict[str, Any] = {"sock": sock} if sock else {"host": self.host, "port": self.port}
+        self._server = await serve(self._connection, max_size=16 << 20, compression=None,
+                                   **where)
+        self.host, self.port = self._server.sockets[0].getsockname()[:2]
         return self
 
     async def stop(self) -> None:

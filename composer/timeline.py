@@ -58,7 +58,8 @@ class Fault:
     duration: float
     #: how a partition cuts (``composer.faults.PARTITION_SHAPES``); None for other kinds
     shape: str | None = None
-    #: loss %, bandwidth kbit/s, latency ms or clock offset s; None for other kinds
+    #: loss, reorder, duplicate, corrupt %, bandwidth kbit/s, latency ms or clock offset s;
+    #: None for other kinds
     amount: float | None = None
     after: Trigger | None = None
 

@@ -16,11 +16,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import json
 import shutil
 import subprocess
 from collections.abc import Sequence
 
-__all__ = ["NodeNetwork", "NetworkFaults", "replace_chain", "qdisc_commands", "have_netem"]
+from composer_agent.shaper_process import ShaperProcess
+
+__all__ = ["NodeNetwork", "NetworkFaults", "replace_chain", "qdisc_commands", "have_netem",
+           "PACKET_KINDS", "packet_faults_missing", "netem_arguments"]
 
 TABLE = "composer_agent"
 
@@ -40,22 +44,26 @@ class NodeNetwork:
     #: peer -> percent of its packets to this node that are lost
     loss_from: tuple[tuple[str, float], ...] = ()
     bandwidth: float | None = None  # kbit/s out of the peers' device
-    latency: float | None = None  # ms added on the peers' device
+    #: what is done to packets sent to the peers: ``composer_agent.packet_shaper``'s
+    #: configuration (a default shape and per-subnet rules); None: nothing
+    packets: dict | None = None
 
     @classmethod
     def from_json(cls, data: object) -> NodeNetwork:
         """Parse and check a request body; ``ValueError`` saying what is wrong."""
         if not isinstance(data, dict) or set(data) - {f.name for f in dataclasses.fields(cls)}:
             raise ValueError("expected an object with peers, drop_from, loss_from, "
-                             "bandwidth and latency")
+                             "bandwidth and packets")
         lists = {k: tuple(str(ipaddress.ip_address(a)) for a in data.get(k) or ())
                  for k in ("peers", "drop_from")}
         loss = tuple((str(ipaddress.ip_address(a)), float(p)) for a, p in data.get("loss_from") or ())
-        numbers = {k: None if data.get(k) is None else float(data[k])
-                   for k in ("bandwidth", "latency")}
-        if any(v is not None and v < 0 for v in numbers.values()) or any(p < 0 for _, p in loss):
-            raise ValueError("loss, bandwidth and latency must not be negative")
-        return cls(**lists, loss_from=loss, **numbers)
+        bandwidth = None if data.get("bandwidth") is None else float(data["bandwidth"])
+        if (bandwidth or 0) < 0 or any(p < 0 for _, p in loss):
+            raise ValueError("loss and bandwidth must not be negative")
+        packets = data.get("packets")
+        if packets is not None and not isinstance(packets, dict):
+            raise ValueError("packets: expected the packet shaper's configuration object")
+        return cls(**lists, loss_from=loss, bandwidth=bandwidth, packets=packets)
 
 
 def replace_chain(family: str, table: str, chain: str, hook: str, rules: Sequence[str]) -> str:
@@ -68,22 +76,68 @@ def replace_chain(family: str, table: str, chain: str, hook: str, rules: Sequenc
     return "\n".join(lines) + "\n"
 
 
-def qdisc_commands(device: str, bandwidth: float | None, latency: float | None) -> list[list[str]]:
-    """Return the tc commands that give ``device`` this egress limit and delay (None: none).
+def qdisc_commands(device: str, bandwidth: float | None, netem: dict | None = None
+                   ) -> list[list[str]]:
+    """Return the tc commands that give ``device`` this egress limit and, through netem,
+    this packet shape (the shaper's default shape; None: none).
 
     The first removes what was there before; it fails harmlessly when nothing was.
     """
     commands = [["qdisc", "del", "dev", device, "root"]]
     tbf = ["tbf", "rate", f"{round(bandwidth or 0)}kbit", "burst", "32kbit", "latency", "400ms"]
-    if latency is not None:
+    if netem:
         commands.append(["qdisc", "add", "dev", device, "root", "handle", "1:", "netem",
-                         "delay", f"{round(latency)}ms", f"{round(latency / 4)}ms"])
+                         *netem_arguments(netem)])
         if bandwidth is not None:
             commands.append(["qdisc", "add", "dev", device, "parent", "1:1", "handle", "10:",
                              *tbf])
     elif bandwidth is not None:
         commands.append(["qdisc", "add", "dev", device, "root", *tbf])
     return commands
+
+
+def netem_arguments(shape: dict) -> list[str]:
+    """netem's words for a shaper shape (netem reorders only what it delays)."""
+    words = []
+    if shape.get("latency") or shape.get("reorder"):
+        words += ["delay", f"{shape.get('latency', 0):g}ms", f"{shape.get('jitter', 0):g}ms"]
+    for name in ("loss", "duplicate", "corrupt", "reorder"):
+        if shape.get(name):
+            words += [name, f"{shape[name]:g}%"]
+    return words
+
+
+def netem_can(packets: dict | None) -> bool:
+    """Whether netem alone gives ``packets``: no per-subnet rules or filters, a kernel
+    with netem."""
+    return bool(packets) and not packets.get("rules") and "filter" not in packets.get(
+        "default", {}) and have_netem()
+
+
+#: fault kinds done to single packets: netem, or the packet shaper
+PACKET_KINDS = ("latency", "reorder", "duplicate", "corrupt")
+_packets_missing: list[str | None] = []
+
+
+def packet_faults_missing() -> str | None:
+    """Why packet faults cannot be applied here (None: they can, with netem or with
+    the packet shaper's NFQUEUE rule, tried in a throwaway namespace)."""
+    if not _packets_missing:
+        reason = None
+        if not have_netem():
+            unshare, iptables = shutil.which("unshare"), shutil.which("iptables")
+            if not (unshare and iptables):
+                reason = ("no netem qdisc, and no iptables for the packet shaper "
+                          "(apt-get install iptables)")
+            else:
+                tried = subprocess.run(
+                    [unshare, "-n", iptables, "-w", "-t", "mangle", "-A", "OUTPUT", "-j",
+                     "NFQUEUE", "--queue-num", "1", "--queue-bypass"], capture_output=True)
+                if tried.returncode != 0:
+                    reason = ("no netem qdisc and no NFQUEUE target ("
+                              + " ".join(tried.stderr.decode(errors="replace").split()) + ")")
+        _packets_missing.append(reason)
+    return _packets_missing[0]
 
 
 _netem: bool | None = None
@@ -114,35 +168,67 @@ class NetworkFaults:
     def __init__(self, enter: Sequence[str] = ()) -> None:
         self._enter = list(enter)
         self._shaped: str | None = None  # the device carrying a qdisc of ours
+        self._qdisc: tuple = (None, None)  # (bandwidth, netem) it carries
+        self._inbound: list[str] | None = None  # the input chain's rules in force
+        self._shaper: ShaperProcess | None = None
         self._lock = asyncio.Lock()
 
     async def _run(self, argv: list[str], stdin: str | None = None, check: bool = True) -> str:
         return await _run([*self._enter, *argv], stdin, check)
 
     async def apply(self, view: NodeNetwork) -> None:
-        """Enforce ``view``; ``RuntimeError`` with the tool's message if the kernel refuses."""
+        """Enforce ``view``, changing only what differs from the last; ``RuntimeError``
+        with the tool's message if the kernel refuses."""
         async with self._lock:
             inbound = [f"ip saddr {_set(view.drop_from)} drop"] if view.drop_from else []
             for address, percent in view.loss_from:
                 share = "" if percent >= 100 else f"numgen random mod 100 < {round(percent)} "
                 inbound.append(f"ip saddr {address} {share}drop")
-            script = replace_chain("ip", TABLE, "input", "type filter hook input priority -10",
-                                   inbound)
-            await self._run(["nft", "-f", "-"], script)
-            device = await self._device(view.peers[0]) if view.peers else None
-            if self._shaped and (device != self._shaped or (view.bandwidth, view.latency) == (None, None)):
-                await self._run(["tc", *qdisc_commands(self._shaped, None, None)[0]], check=False)
-                self._shaped = None
-            if device and (view.bandwidth is not None or view.latency is not None):
-                remove, *add = qdisc_commands(device, view.bandwidth, view.latency)
-                await self._run(["tc", *remove], check=False)
-                for command in add:
-                    await self._run(["tc", *command])
-                self._shaped = device
+            if inbound != self._inbound:
+                script = replace_chain("ip", TABLE, "input",
+                                       "type filter hook input priority -10", inbound)
+                await self._run(["nft", "-f", "-"], script)
+                self._inbound = inbound
+            netem = view.packets["default"] if netem_can(view.packets) else None
+            await self._shape_device(view, netem)
+            if view.packets and netem is None:
+                if self._shaper is None:
+                    self._shaper = ShaperProcess(self._enter, view.peers)
+                await self._shaper.configure(view.packets)
+            elif self._shaper is not None:
+                await self._shaper.stop()
+                self._shaper = None
+
+    async def _shape_device(self, view: NodeNetwork, netem: dict | None) -> None:
+        """The qdisc of the device leading to the peers: tbf for bandwidth, netem."""
+        wanted = (view.bandwidth, json.dumps(netem, sort_keys=True) if netem else None)
+        if wanted == self._qdisc:
+            return
+        device = await self._device(view.peers[0]) if view.peers else None
+        if self._shaped and (device != self._shaped or wanted == (None, None)):
+            await self._run(["tc", *qdisc_commands(self._shaped, None)[0]], check=False)
+            self._shaped = None
+        if device and wanted != (None, None):
+            remove, *add = qdisc_commands(device, view.bandwidth, netem)
+            await self._run(["tc", *remove], check=False)
+            for command in add:
+                await self._run(["tc", *command])
+            self._shaped = device
+        self._qdisc = wanted
+
+    async def close(self) -> None:
+        """Stop the shaper only: the namespace is gone or going, with its rules."""
+        if self._shaper is not None:
+            await self._shaper.stop()
+            self._shaper = None
 
     async def clear(self) -> None:
-        """Remove the table and the qdisc, if there are any."""
+        """Stop the shaper, remove the table and the qdisc, if there are any."""
         async with self._lock:
+            if self._shaper is not None:
+                await self._shaper.stop()
+                self._shaper = None
+            self._inbound, self._qdisc = None, (None, None)
             await self._run(["nft", "delete", "table", "ip", TABLE], check=False)
             if self._shaped:
                 await self._run(["tc", "qdisc", "del", "dev", self._shaped, "root"], check=False)

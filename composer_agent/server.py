@@ -24,7 +24,7 @@ from aiohttp import web
 from composer_agent import clock, dial, files, streaming
 from composer_agent.tls import Credentials, server_context
 from composer_agent.heartbeat import Heartbeat
-from composer_agent.network import NetworkFaults, NodeNetwork, have_netem
+from composer_agent.network import PACKET_KINDS, NetworkFaults, NodeNetwork, packet_faults_missing
 from composer_agent.processes import ProcessTable
 from composer_agent.protocol import VERSION
 
@@ -62,11 +62,12 @@ async def _heartbeat(request: web.Request) -> web.Response:
 
 def _fault_kinds() -> list[str]:
     """The faults this machine can apply: clock with libfaketime; network faults as root
-    with nft and tc (netem for latency)."""
+    with nft and tc (packet faults with netem or the packet shaper)."""
     kinds = ["clock"] if clock.missing() is None else []
     if os.geteuid() != 0 or not all(map(shutil.which, ("nft", "tc", "ip"))):
         return kinds
-    return kinds + ["partition", "loss", "bandwidth"] + (["latency"] if have_netem() else [])
+    packets = list(PACKET_KINDS) if packet_faults_missing() is None else []
+    return kinds + ["partition", "loss", "bandwidth"] + packets
 
 
 async def _network(request: web.Request) -> web.Response:

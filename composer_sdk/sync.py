@@ -18,13 +18,13 @@ import os
 import socket
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ._websocket import WebSocket
 
 __all__ = ["SyncClient", "SyncError", "signal_entry", "barrier", "signal_and_wait",
-           "publish", "subscribe", "publish_subscribe"]
+           "publish", "subscribe", "publish_subscribe", "configure_network"]
 
 #: seconds a wait lasts unless told otherwise
 DEFAULT_TIMEOUT = 60.0
@@ -130,6 +130,35 @@ class SyncClient:
         seq = self.publish(topic, payload, timeout)
         return seq, list(self.subscribe(topic, count, timeout))
 
+    def configure_network(self, *, latency: float = 0.0, jitter: float = 0.0,
+                          bandwidth: float = 0.0, loss: float = 0.0, corrupt: float = 0.0,
+                          reorder: float = 0.0, duplicate: float = 0.0,
+                          filter: str = "accept", enabled: bool = True,
+                          rules: Sequence[Mapping[str, Any]] = (),
+                          callback_state: str = "", timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Shape this node's own link (what it sends to its peers) and return once
+        composer applied it: ``latency`` and ``jitter`` in seconds, ``bandwidth`` in
+        bits/s (0: unlimited), ``loss``, ``corrupt``, ``reorder``, ``duplicate`` in
+        percent, ``filter`` accept/reject/drop; ``rules``: the same per subnet
+        (``{"subnet": "10.77.3.2/32", "filter": "drop"}``), first match wins;
+        ``enabled=False`` cuts the link. ``SyncError`` names a field the backend cannot
+        apply. Testground's ``ConfigureNetwork``: the same request on the same topic."""
+        host = os.environ.get("COMPOSER_NODE") or socket.gethostname()
+        config = {"network": "default", "enable": enabled, "callback_state": callback_state,
+                  "default": _link_shape(dict(latency=latency, jitter=jitter,
+                                              bandwidth=bandwidth, loss=loss, corrupt=corrupt,
+                                              reorder=reorder, duplicate=duplicate,
+                                              filter=filter)),
+                  "rules": [{**_link_shape(rule), "subnet": rule.get("subnet")} for rule in rules]}
+        began = time.monotonic()
+        seq = self.publish(f"network:{host}", config, timeout)
+        left = max(0.1, timeout - (time.monotonic() - began))
+        for answer in self.subscribe(f"network-result:{host}", timeout=left):
+            if answer.get("seq") == seq:
+                if answer.get("error"):
+                    raise SyncError(answer["error"])
+                return
+
     # -- the wire ----------------------------------------------------------------------
 
     def _send(self, body: dict) -> str:
@@ -158,6 +187,25 @@ class SyncClient:
         if reply.get("error"):
             raise SyncError(f"sync: {what}: {reply['error']}")
         return reply
+
+
+_FILTERS = {"accept": 0, "reject": 1, "drop": 2}
+
+
+def _link_shape(shape: Mapping[str, Any]) -> dict[str, Any]:
+    """Testground's LinkShape JSON (nanoseconds, bits/s, filter as a number)."""
+    unknown = set(shape) - {"latency", "jitter", "bandwidth", "loss", "corrupt", "reorder",
+                            "duplicate", "filter", "subnet"}
+    if unknown:
+        raise ValueError(f"configure_network: unknown field {sorted(unknown)[0]!r}")
+    action = shape.get("filter", "accept")
+    if action not in _FILTERS:
+        raise ValueError(f"configure_network: filter must be accept, reject or drop, not {action!r}")
+    return {"latency": round(float(shape.get("latency", 0)) * 1e9),
+            "jitter": round(float(shape.get("jitter", 0)) * 1e9),
+            "bandwidth": round(float(shape.get("bandwidth", 0))),
+            "filter": _FILTERS[action],
+            **{k: float(shape.get(k, 0)) for k in ("loss", "corrupt", "reorder", "duplicate")}}
 
 
 _client: SyncClient | None = None
@@ -194,3 +242,10 @@ def subscribe(topic: str, count: int | None = None,
 def publish_subscribe(topic: str, payload: Any, count: int,
                       timeout: float = DEFAULT_TIMEOUT) -> tuple[int, list[Any]]:
     return _default().publish_subscribe(topic, payload, count, timeout)
+
+
+def configure_network(**shape: Any) -> None:
+    _default().configure_network(**shape)
+
+
+configure_network.__doc__ = SyncClient.configure_network.__doc__

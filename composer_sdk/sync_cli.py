@@ -25,18 +25,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="composer-sync", description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="give up after this long (default: %(default)g)")
+    # --timeout before or after the verb: the verbs' copy leaves the default to the top
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
+                       help="give up after this long")
     verbs = parser.add_subparsers(dest="verb", required=True)
-    verbs.add_parser("signal-entry", help="enter a state; print how many have").add_argument(
-        "state")
+    verbs.add_parser("signal-entry", help="enter a state; print how many have",
+                     parents=[after]).add_argument("state")
     for name in ("barrier", "signal-and-wait"):
-        verb = verbs.add_parser(name, help="wait until N have entered a state" + (
-            " (after entering it)" if name != "barrier" else ""))
+        verb = verbs.add_parser(name, parents=[after], help="wait until N have entered a state"
+                                + (" (after entering it)" if name != "barrier" else ""))
         verb.add_argument("state")
         verb.add_argument("target", type=int, metavar="N")
-    publish = verbs.add_parser("publish", help="append a JSON message to a topic")
+    publish = verbs.add_parser("publish", help="append a JSON message to a topic",
+                               parents=[after])
     publish.add_argument("topic")
     publish.add_argument("payload", metavar="JSON")
-    subscribe = verbs.add_parser("subscribe", help="print a topic's messages from the first")
+    subscribe = verbs.add_parser("subscribe", help="print a topic's messages from the first",
+                                 parents=[after])
     subscribe.add_argument("topic")
     subscribe.add_argument("--count", type=int, required=True, metavar="N")
     return parser

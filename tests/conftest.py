@@ -103,7 +103,7 @@ def need(backend: str, kind: str | None = None) -> None:
     if not missing:
         return
     required = "COMPOSER_REQUIRE_DOCKER" if backend in ("docker", "compose") else "COMPOSER_REQUIRE_NETWORK"
-    if os.environ.get(required) and not (kind == "latency"):
+    if os.environ.get(required):
         pytest.fail(f"{backend} {kind or ''}: {reason} ({required} is set)")
     pytest.skip(f"{backend} {kind or ''}: {reason}")
 

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import json
 import signal
+import socket
 import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -33,7 +34,8 @@ from urllib.parse import urlsplit
 
 from composer.clusters.base import ProbeByDial, ProcessSpec
 from composer.errors import ConfigError, InfraError
-from composer.faults import Network
+from composer.faults import PACKET_FAULTS, Network
+from composer.links import shaper_config
 
 __all__ = ["AgentsCluster", "AgentNode", "AgentsFile", "load_agents_file", "node_views"]
 
@@ -142,12 +144,14 @@ class AgentsCluster:
                               "agents (pytest --composer-agents FILE, Cluster(agents=FILE))")
         self.workdir = workdir
         self.capabilities = self.supported()
+        #: no sync service yet: the agents' projects come with issue 17
+        self.control_host: str | None = None
         self._file = load_agents_file(agents)
         self._run = uuid.uuid4().hex[:8]
         self._nodes: list[AgentNode] = []
         self._processes: list = []
         self._heartbeats: asyncio.Task | None = None
-        self._network_kinds = frozenset({"partition", "loss", "bandwidth", "latency"})
+        self._network_kinds = frozenset({"partition", "loss", "bandwidth", *PACKET_FAULTS})
         self._shaped = False
 
     @staticmethod
@@ -158,7 +162,7 @@ class AgentsCluster:
 
     @staticmethod
     def limitations() -> dict[str, str]:
-        why = dict.fromkeys(("partition", "loss", "bandwidth", "latency"),
+        why = dict.fromkeys(("partition", "loss", "bandwidth", *sorted(PACKET_FAULTS)),
                             "needs agents running as root with nftables and tc")
         why["clock"] = "clock faults through the agent are not built yet"
         return why
@@ -212,6 +216,9 @@ class AgentsCluster:
         if failed:
             raise InfraError(f"agents backend: network faults failed: {'; '.join(failed)}")
 
+    def control_socket(self) -> socket.socket:
+        raise InfraError("the agents backend has no sync service yet")
+
     async def cleanup(self) -> None:
         errors: list[BaseException] = []
         for process in self._processes:
@@ -240,18 +247,29 @@ class AgentsCluster:
             raise InfraError(f"agents cleanup failed: {'; '.join(map(repr, errors))}")
 
 
-def node_views(network: Network, address: Mapping[str, str]) -> dict:
+def node_views(network: Network, address: Mapping[str, str], drops: bool = True) -> dict:
     """Split ``network`` into what each node's agent enforces on its machine (node name
     -> ``composer_agent.network.NodeNetwork``): what a node sends is dropped or lost where it
-    arrives, by each receiver."""
+    arrives, by each receiver (``drops=False``: partitions and loss are enforced elsewhere),
+    shaped and delayed where it leaves."""
     from composer_agent.network import NodeNetwork
 
     return {node: NodeNetwork(
         peers=tuple(a for name, a in address.items() if name != node),
-        drop_from=tuple(sorted(address[s] for s, d in network.blocked if d == node)),
-        loss_from=tuple(sorted((address[s], p) for s, p in network.loss.items() if s != node)),
-        bandwidth=network.bandwidth.get(node),
-        latency=network.latency.get(node)) for node in address}
+        drop_from=tuple(sorted(address[s] for s, d in network.blocked if d == node)
+                        ) if drops else (),
+        loss_from=tuple(sorted((address[s], p) for s, p in network.loss.items() if s != node)
+                        ) if drops else (),
+        bandwidth=_bandwidth(network, node),
+        packets=shaper_config(network.links.get(node), network.packets(node)))
+        for node in address}
+
+
+def _bandwidth(network: Network, node: str) -> float | None:
+    """The tighter of the fault's limit and the node's own link's (None: unlimited)."""
+    link = network.links.get(node)
+    limits = [v for v in (network.bandwidth.get(node), link and link.default.bandwidth) if v]
+    return min(limits) if limits else None
 
 
 async def _command(node: AgentNode, argv: list[str]) -> None:

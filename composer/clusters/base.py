@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -113,6 +114,9 @@ class Cluster(Protocol):
 
     #: fault kinds this backend can apply (see ``composer.faults``)
     capabilities: frozenset[str]
+    #: the address every node reaches the run's control plane (the sync service) at,
+    #: never cut by faults (``composer.clusters.control``); None: the backend has none
+    control_host: str | None
 
     async def new_nodes(self, names: Sequence[str]) -> list[Node]:
         """Create one node per name, in order."""
@@ -120,6 +124,10 @@ class Cluster(Protocol):
     async def shape_network(self, network: Network) -> None:
         """Make traffic between this cluster's nodes behave as ``network`` says, replacing
         what an earlier call asked; only called with kinds in ``capabilities``."""
+
+    def control_socket(self) -> socket.socket:
+        """Return a TCP socket bound to ``control_host`` (once nodes exist), for the
+        sync service to listen on."""
 
     async def cleanup(self) -> None:
         """Kill every process and remove every node; safe to call twice; collects all errors."""

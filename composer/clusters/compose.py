@@ -275,6 +275,9 @@ class ComposeCluster(DockerCluster):
     def __init__(self, workdir: Path, shared: Sequence[Path] = (), *,
                  compose: ComposeFile) -> None:
         self.compose = compose
+        #: node -> variables its container gets beyond the compose file's (the sync
+        #: service's), set before ``new_nodes``
+        self.node_env: dict[str, dict[str, str]] = {}
         super().__init__(workdir, shared)
 
     @staticmethod
@@ -286,7 +289,7 @@ class ComposeCluster(DockerCluster):
         service = self.compose.service(name)
         address, root = self._place(name, index)
         output = str(self.workdir / "sdk" / f"{name}-main.jsonl")
-        env = {**dict(service.environment), "COMPOSER_NODE": name, "COMPOSER_HOST": address,
+        env = {**dict(service.environment), **self.node_env.get(name, {}), "COMPOSER_NODE": name, "COMPOSER_HOST": address,
                "COMPOSER_SDK_OUTPUT": output, "ANTITHESIS_SDK_LOCAL_OUTPUT": output,
                "ANTITHESIS_OUTPUT_DIR": str(self.workdir)}
         options = {"environment": env, "entrypoint": service.entrypoint,

@@ -22,11 +22,12 @@ import asyncio
 import functools
 import os
 import shutil
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from composer_agent.network import NetworkFaults, have_netem
-from composer.clusters import leftovers
+from composer_agent.network import PACKET_KINDS, NetworkFaults, packet_faults_missing
+from composer.clusters import control, leftovers
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in
@@ -67,6 +68,8 @@ class DockerNode(HostNode):
     def left(self) -> None:
         """The container stopped: its namespaces are gone, and its pid may be reused."""
         self.pid = 0
+        if self.network is not None:  # its packet shaper ends at cleanup
+            self._cluster._left_behind.append(self.network)
         self.network = None
 
     def entered(self, pid: int) -> None:
@@ -112,14 +115,18 @@ class DockerCluster:
         self._mounts = sorted({str(p) for p in (workdir, *shared, _SOURCES)})
         self._processes: list[HostProcess] = []
         self._nodes: list[DockerNode] = []
+        #: network faults of containers that stopped (their shapers still to end)
+        self._left_behind: list[NetworkFaults] = []
         self._network_id: str | None = None
         self._claim, self.block = leftovers.claim_free_block()
+        self.control_host = f"10.78.{self.block}.1"  # the network's gateway, on the host
         REAPER.start()
         REAPER.tell("sweep", self.block)
 
     @staticmethod
     def supported() -> frozenset[str]:
-        """Process and network faults (latency where the kernel has netem); not clock yet."""
+        """Process and network faults (packet faults with netem or the packet shaper);
+        not clock yet."""
         need_image(engine(), node_image(), "build it with bash docker/build-node (or set "
                    "COMPOSER_NODE_IMAGE)")
         return fault_kinds()
@@ -127,8 +134,9 @@ class DockerCluster:
     @staticmethod
     def limitations() -> dict[str, str]:
         why = {"clock": "clock faults in containers are not built yet"}
-        if not have_netem():
-            why["latency"] = "this kernel has no netem qdisc (sch_netem)"
+        missing = packet_faults_missing()
+        if missing:
+            why.update(dict.fromkeys(PACKET_KINDS, missing))
         return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[DockerNode]:
@@ -203,7 +211,17 @@ class DockerCluster:
         if failed:
             raise InfraError(f"docker network faults failed: {'; '.join(failed)}")
 
+    def control_socket(self) -> socket.socket:
+        """A host socket on the run network's gateway: containers reach it through the
+        host's input hook, not the forward hook Docker filters."""
+        if self._network_id is None:
+            raise InfraError("docker: the run's network does not exist yet")
+        return control.listen_socket(self.control_host)
+
     async def cleanup(self) -> None:
+        shapers = self._left_behind + [n.network for n in self._nodes if n.network]
+        self._left_behind = []
+        await asyncio.gather(*(s.close() for s in shapers), return_exceptions=True)
         errors = await destroy_all(self._processes)
         if self._claim is not None:
             api = self._client.api
@@ -223,9 +241,10 @@ class DockerCluster:
 
 
 def fault_kinds() -> frozenset[str]:
-    """Process and network faults (latency where the kernel has netem); not clock yet."""
+    """Process and network faults (packet faults with netem or the packet shaper); not
+    clock yet."""
     kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
-    return frozenset(kinds | ({"latency"} if have_netem() else set()))
+    return frozenset(kinds | (set(PACKET_KINDS) if packet_faults_missing() is None else set()))
 
 
 @functools.cache

@@ -19,12 +19,13 @@ import asyncio
 import functools
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from composer_agent import clock
-from composer.clusters import leftovers, nft
+from composer.clusters import control, leftovers, nft
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode
 from composer.clusters.processes import REAPER, HostProcess, destroy_all
@@ -73,6 +74,7 @@ class LocalCluster:
         self._processes: list[HostProcess] = []
         self._nodes: list[LocalNode] = []
         self._claim, self.block = leftovers.claim_free_block()
+        self.control_host = f"127.0.{self.block}.254"
         REAPER.start()
         self._network = "partition" in self.capabilities
         if self._network:
@@ -106,8 +108,8 @@ class LocalCluster:
 
     async def new_nodes(self, names: Sequence[str]) -> list[LocalNode]:
         start = len(self._nodes)
-        if start + len(names) > 254:
-            raise InfraError(f"the local backend holds at most 254 nodes, {start + len(names)} asked")
+        if start + len(names) > 253:  # .254 is the control address
+            raise InfraError(f"the local backend holds at most 253 nodes, {start + len(names)} asked")
         nodes = []
         for i, name in enumerate(names, start=start + 1):
             root = self.workdir / "nodes" / name
@@ -145,6 +147,9 @@ class LocalCluster:
                               nft.drop_rules(network, address, tracked=True)),
         ])
         await nft.run(["nft", "-f", "-"], script, what="local network faults")
+
+    def control_socket(self) -> socket.socket:
+        return control.listen_socket(self.control_host)
 
     async def cleanup(self) -> None:
         errors = await destroy_all(self._processes)

@@ -11,8 +11,10 @@ traffic, and the host's routes stay untouched.
 
 Processes start through ``nsenter`` (hostname) and ``ip netns exec`` (network, hosts
 file), which exec in turn: the process composer signals is the command itself.
-Partitions and loss are nftables rules on the hub's bridge; bandwidth (tbf) and latency
-(netem, where the kernel has it) are qdiscs on each node's ``eth0``.
+Partitions and loss are nftables rules on the hub's bridge; bandwidth (tbf) is a qdisc
+on each node's ``eth0``, and packet faults (latency, reorder, duplicate, corrupt) are
+netem there where the kernel has it, else the node's packet shaper
+(``composer_agent.network``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
 from composer_agent import clock
-from composer.clusters import leftovers, nft
+from composer_agent.network import PACKET_KINDS, NetworkFaults, packet_faults_missing
+from composer.clusters import control, leftovers, nft
+from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec
 from composer.clusters.hostnode import HostNode, dial_in
 from composer.clusters.processes import REAPER, HostProcess, destroy_all
@@ -48,6 +53,8 @@ class NetnsNode(HostNode):
         self.data_dir = root / "data"
         self.namespace = leftovers.netns_name(cluster.block, name)
         self.uts = leftovers.uts_dir(cluster.block) / name
+        #: what it sends: bandwidth (tbf) and packet faults (netem or the packet shaper)
+        self.network = NetworkFaults(enter=["ip", "netns", "exec", self.namespace])
 
     async def start(self, spec: ProcessSpec) -> HostProcess:
         argv = ["nsenter", f"--uts={self.uts}", "ip", "netns", "exec", self.namespace,
@@ -69,13 +76,14 @@ class NetnsCluster:
         self._nodes: list[NetnsNode] = []
         self._claim, self.block = leftovers.claim_free_block()
         self.hub = leftovers.netns_name(self.block, "hub")
-        self._qdiscs: dict[str, tuple[float | None, float | None]] = {}
+        self.control_host = f"10.77.{self.block}.254"
         REAPER.start()
         REAPER.tell("sweep", self.block)
 
     @staticmethod
     def supported() -> frozenset[str]:
-        """Every fault but latency without netem and clock without libfaketime."""
+        """Every fault but packet faults without netem or NFQUEUE and clock without
+        libfaketime."""
         missing = [tool for tool in _TOOLS if not shutil.which(tool)]
         if os.geteuid() != 0 or missing:
             raise ConfigError(
@@ -84,8 +92,8 @@ class NetnsCluster:
                    "util-linux)" if missing else f" (running as uid {os.geteuid()})")
                 + "; run as root or use --cluster local")
         kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
-        if nft.have_netem():
-            kinds.add("latency")
+        if packet_faults_missing() is None:
+            kinds |= set(PACKET_KINDS)
         if clock.missing() is None:
             kinds.add("clock")
         return frozenset(kinds)
@@ -93,22 +101,24 @@ class NetnsCluster:
     @staticmethod
     def limitations() -> dict[str, str]:
         why = {}
-        if not nft.have_netem():
-            why["latency"] = "this kernel has no netem qdisc (sch_netem)"
+        missing = packet_faults_missing()
+        if missing:
+            why.update(dict.fromkeys(PACKET_KINDS, missing))
         if clock.missing() is not None:
             why["clock"] = clock.missing()
         return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[NetnsNode]:
         start = len(self._nodes)
-        if start + len(names) > 254:
-            raise InfraError(f"the netns backend holds at most 254 nodes, {start + len(names)} asked")
+        if start + len(names) > 253:  # .254 is the control address, on the bridge
+            raise InfraError(f"the netns backend holds at most 253 nodes, {start + len(names)} asked")
         nodes = [NetnsNode(self, name, i, self.workdir / "nodes" / name)
                  for i, name in enumerate(names, start=start + 1)]
         created = ([] if self._nodes else [self.hub]) + [n.namespace for n in nodes]
         await _ip(["-batch", "-"], "".join(f"netns add {ns}\n" for ns in created))
         self._nodes.extend(nodes)  # from here on, cleanup removes them
-        hub = [] if start else ["link add br0 type bridge", "link set br0 up"]
+        hub = [] if start else ["link add br0 type bridge",
+                                f"addr add {self.control_host}/24 dev br0", "link set br0 up"]
         for node in nodes:
             hub += [f"link add v{node.index} type veth peer name eth0 netns {node.namespace}",
                     f"link set v{node.index} master br0 up"]
@@ -140,24 +150,20 @@ class NetnsCluster:
                                   nft.drop_rules(network, address))
         changes = [nft.run(["ip", "netns", "exec", self.hub, "nft", "-f", "-"], rules,
                            what="netns partition/loss")]
-        for node in self._nodes:
-            wanted = (network.bandwidth.get(node.name), network.latency.get(node.name))
-            if self._qdiscs.get(node.name, (None, None)) != wanted:
-                self._qdiscs[node.name] = wanted
-                changes.append(self._qdisc(node, *wanted))
-        await asyncio.gather(*changes)
+        views = node_views(network, address, drops=False)
+        changes += [node.network.apply(views[node.name]) for node in self._nodes]
+        results = await asyncio.gather(*changes, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise InfraError(f"netns network faults failed: {'; '.join(map(str, failed))}")
 
-    async def _qdisc(self, node: NetnsNode, bandwidth: float | None,
-                     latency: float | None) -> None:
-        remove, *add = nft.qdisc_commands("eth0", bandwidth, latency)
-        try:
-            await nft.run(["tc", "-n", node.namespace, *remove])
-        except InfraError:
-            pass  # there was no qdisc to remove
-        for command in add:
-            await nft.run(["tc", "-n", node.namespace, *command], what=f"{node.name}: tc")
+    def control_socket(self) -> socket.socket:
+        """A socket of the hub namespace, on the bridge's own address: nodes reach it
+        without crossing the bridge's forward hook, where partitions and loss are."""
+        return control.listen_socket(self.control_host, f"/run/netns/{self.hub}")
 
     async def cleanup(self) -> None:
+        await asyncio.gather(*(n.network.close() for n in self._nodes), return_exceptions=True)
         errors = await destroy_all(self._processes)
         if self._claim is not None:
             namespaces = ([self.hub] if self._nodes else []) + [n.namespace for n in self._nodes]

@@ -1,9 +1,11 @@
-"""Network faults (partitions, loss, delay, bandwidth): overlapping freely, enforced
-together by the cluster as one network view."""
+"""Network faults (partitions, loss, bandwidth and packet faults): overlapping freely,
+enforced together by the cluster as one network view, on top of the links nodes asked
+for themselves (``configure_network``)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from composer.clusters.base import Cluster
 from composer.faults import network_of
@@ -19,6 +21,8 @@ class NetworkFaults(Family):
         self.cluster, self.nodes = cluster, nodes
         #: network faults in effect, in the order they began
         self.in_effect: list[Fault] = []
+        #: node -> the link it configured for itself (``composer.links.Link``)
+        self.links: dict[str, Any] = {}
         self.lock = asyncio.Lock()
 
     async def hold(self, fault: Fault, due: float) -> None:
@@ -38,9 +42,14 @@ class NetworkFaults(Family):
         self.note("heal", kind=fault.kind, targets=list(fault.targets),
                   planned_t=self.planned(due + fault.duration))
 
+    async def configure_link(self, node: str, link: Any) -> None:
+        """Give ``node`` the link it asked for; faults keep adding to it."""
+        self.links[node] = link
+        await self.reshape()
+
     async def reshape(self) -> None:
         """Enforce the network faults in effect now. One change at a time, each computed
         once the previous is in force: two heals at once must not let the older state,
         applied last, bring back a healed fault."""
         async with self.lock:
-            await self.cluster.shape_network(network_of(self.in_effect, self.nodes))
+            await self.cluster.shape_network(network_of(self.in_effect, self.nodes, self.links))

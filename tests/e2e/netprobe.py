@@ -3,8 +3,11 @@
     netprobe.py serve HOST PORT       TCP accept on HOST:PORT; print "udp NAME" per datagram there
     netprobe.py tcp HOST:PORT ...     print "ok HOST" or "fail HOST" per TCP connect (0.5 s timeout)
     netprobe.py udp COUNT GAP NAME HOST:PORT ...   send COUNT datagrams "NAME" to each, GAP s apart
+                                      ("{i}" in NAME: the datagram's number)
     netprobe.py send BYTES HOST:PORT  send BYTES over TCP, wait until the server read them all,
                                       print the seconds it took
+    netprobe.py rtt COUNT HOST:PORT   print the seconds each of COUNT TCP connects took (one
+                                      round trip: SYN out, SYN-ACK back)
 """
 
 import socket
@@ -50,7 +53,7 @@ def udp(count: int, gap: float, source: str, targets: list[str]) -> None:
     for i in range(count):
         for target in targets:
             host, port = target.rsplit(":", 1)
-            sock.sendto(f"{source}".encode(), (host, int(port)))
+            sock.sendto(source.replace("{i}", str(i)).encode(), (host, int(port)))
         time.sleep(gap)
 
 
@@ -64,9 +67,20 @@ def send(size: int, target: str) -> None:
     print(f"{time.monotonic() - started:.3f}", flush=True)
 
 
+def rtt(count: int, target: str) -> None:
+    host, port = target.rsplit(":", 1)
+    for _ in range(count):
+        started = time.monotonic()
+        socket.create_connection((host, int(port)), timeout=30).close()
+        print(f"{time.monotonic() - started:.4f}", flush=True)
+        time.sleep(0.05)
+
+
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
-    if mode == "serve":
+    if mode == "rtt":
+        rtt(int(rest[0]), rest[1])
+    elif mode == "serve":
         serve(rest[0], int(rest[1]))
     elif mode == "tcp":
         tcp(rest)

@@ -170,12 +170,66 @@ def test_bandwidth_limit_caps_throughput(tmp_path, backend):
     _with(tmp_path, backend, test)
 
 
-def test_netns_reports_latency_unsupported_without_netem():
+def test_netns_applies_packet_faults_with_netem_or_the_packet_shaper_or_says_why_not():
     need("netns", "partition")
-    from composer.clusters import nft
+    from composer_agent.network import PACKET_KINDS, packet_faults_missing
 
-    if nft.have_netem():
-        assert "latency" in clusters.capabilities("netns")
+    if packet_faults_missing() is None:
+        assert set(PACKET_KINDS) <= clusters.capabilities("netns")
     else:
-        assert "latency" not in clusters.capabilities("netns")
-        assert "netem" in clusters.limitations("netns")["latency"]
+        assert not set(PACKET_KINDS) & clusters.capabilities("netns")
+        assert "NFQUEUE" in clusters.limitations("netns")["latency"]
+
+
+def _median(text: str) -> float:
+    values = sorted(float(line) for line in text.split())
+    return values[len(values) // 2]
+
+
+@pytest.mark.parametrize("backend", ["netns", "docker"])
+def test_latency_delays_what_its_target_sends_and_heal_restores_it(tmp_path, backend):
+    """200 ms on n-1's packets: a connect from n-1 (its SYN delayed) takes 200 ms more,
+    one from n-3 does not; without netem this is the packet shaper's doing."""
+    need(backend, "latency")
+
+    async def test(probed: Probed) -> None:
+        base = _median(await probed.output("n-1", "rtt", "5", probed.target("n-2")))
+        await probed.cluster.shape_network(
+            network_of([Fault(0, "latency", ("n-1",), 1, amount=200)], NODES))
+        slow = _median(await probed.output("n-1", "rtt", "7", probed.target("n-2")))
+        other = _median(await probed.output("n-3", "rtt", "5", probed.target("n-2")))
+        assert 0.16 <= slow - base <= 0.24, (base, slow)
+        assert other < 0.1, other
+        await probed.cluster.shape_network(Network())
+        healed = _median(await probed.output("n-1", "rtt", "5", probed.target("n-2")))
+        assert healed < 0.1, (base, slow, healed)
+
+    _with(tmp_path, backend, test)
+
+
+@pytest.mark.parametrize("kind", ["reorder", "duplicate"])
+def test_reorder_and_duplicate_show_in_a_udp_sequence(tmp_path, kind):
+    need("netns", kind)
+    sent = 300
+
+    async def test(probed: Probed) -> None:
+        await probed.cluster.shape_network(
+            network_of([Fault(0, kind, ("n-1",), 1, amount=25)], NODES))
+        # numbered datagrams, sent in order 2 ms apart from one socket
+        await probed.output("n-1", "udp", str(sent), "0.002", "s{i}", probed.target("n-2"))
+        await asyncio.sleep(0.3)
+        numbers = [int(name[1:]) for name in probed.received()["n-2"] if name.startswith("s")]
+        late = sum(1 for a, b in zip(numbers, numbers[1:]) if b < a)
+        if kind == "duplicate":
+            assert sent * 1.1 <= len(numbers) <= sent * 1.4, len(numbers)
+            assert set(numbers) == set(range(sent))
+        else:
+            assert sorted(numbers) == list(range(sent)) and late >= sent * 0.05, late
+        await probed.cluster.shape_network(Network())
+        before = len(probed.received()["n-2"])
+        await probed.output("n-1", "udp", "50", "0.002", "h{i}", probed.target("n-2"))
+        await asyncio.sleep(0.3)
+        healed = [int(n[1:]) for n in probed.received()["n-2"][before:] if n.startswith("h")]
+        assert healed == list(range(50))
+
+    _with(tmp_path, backend="netns", test=test)

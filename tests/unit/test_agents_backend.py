@@ -24,8 +24,9 @@ def test_limits_go_to_their_node_only_and_a_healthy_network_clears_everything():
     views = node_views(Network(loss={"c": 30}, bandwidth={"a": 512}, latency={"b": 50}), ADDRESS)
     assert views["a"].loss_from == views["b"].loss_from == (("10.0.0.3", 30),)
     assert views["c"].loss_from == ()  # c's own packets are lost by their receivers
-    assert (views["a"].bandwidth, views["b"].latency) == (512, 50)
-    assert views["c"].bandwidth is None
+    assert views["a"].bandwidth == 512
+    assert views["b"].packets == {"default": {"latency": 50, "jitter": 5}, "rules": []}
+    assert views["c"].bandwidth is None and views["c"].packets is None
     healthy = node_views(Network(), ADDRESS)
     assert all(v == NodeNetwork(peers=v.peers) for v in healthy.values())
 

@@ -203,6 +203,8 @@ def test_the_shell_command_does_what_the_sdk_does(sync):
         assert client.signal_entry("up") == 3, "the shell and the SDK scope names alike"
     late = _sync_command(sync.url, "--timeout", "0.3", "barrier", "up", "9")
     assert late.returncode == 1 and "barrier 'up' (waiting for 9) not done in 0.3s" in late.stderr
+    after = _sync_command(sync.url, "barrier", "up", "9", "--timeout", "0.3")  # either place
+    assert after.returncode == 1 and "not done in 0.3s" in after.stderr
     bad = _sync_command(sync.url, "publish", "peers", "{not json")
     assert bad.returncode == 2 and "not JSON" in bad.stderr
     nowhere = _sync_command("ws://127.0.0.1:9", "signal-entry", "x")
