@@ -32,6 +32,7 @@ STATUS_COLOURS = {
 }
 FAULT_COLOURS = {"kill": "#d32f2f", "stop": "#f57c00", "pause": "#c0a000", "partition": "#7b1fa2",
                  "loss": "#0277bd", "latency": "#00897b", "bandwidth": "#5d4037",
+                 "reorder": "#00695c", "duplicate": "#4527a0", "corrupt": "#ad1457",
                  "clock": "#c2185b"}
 _OTHER_FAULT = "#616161"
 _MAX_LANES = 64

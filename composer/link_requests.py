@@ -49,7 +49,7 @@ async def _serve(state: SyncState, prefix: str, node: str, apply: Apply,
             except Exception as exc:  # the backend failed to apply it
                 error = f"configure_network: {node}: {exc}"
             note("configure network", node=node, seq=seq,
-                 **({"error": error} if error else {"link": request}))
+                 **({"error": error} if error else {"link": link.describe()}))
             if error is None and link.callback_state:
                 state.signal_entry(f"{prefix}:states:{link.callback_state}")
             state.publish(f"{prefix}:topics:network-result:{node}",

@@ -46,6 +46,13 @@ class Shape:
         return [f.name for f in dataclasses.fields(self)
                 if getattr(self, f.name) != f.default]
 
+    def describe(self) -> str:
+        """In a few words: "latency 100ms jitter 10ms loss 5%"; "as is" when nothing."""
+        units = {"latency": "ms", "jitter": "ms", "bandwidth": "kbit/s"}
+        words = [self.filter if name == "filter" else
+                 f"{name} {getattr(self, name):g}{units.get(name, '%')}" for name in self.used()]
+        return " ".join(words) or "as is"
+
 
 @dataclasses.dataclass(frozen=True)
 class Link:
@@ -55,6 +62,13 @@ class Link:
     rules: tuple[tuple[str, Shape], ...] = ()
     enabled: bool = True
     callback_state: str = ""
+
+    def describe(self) -> str:
+        """The link in a line, for the timeline's log."""
+        if not self.enabled:
+            return "disabled"
+        rules = "".join(f"; to {subnet}: {shape.describe()}" for subnet, shape in self.rules)
+        return self.default.describe() + rules
 
 
 def parse_config(data: Any) -> Link:

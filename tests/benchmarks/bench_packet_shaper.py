@@ -180,11 +180,11 @@ def figure_throughput(seconds: float = 3.0, runs: int = 3) -> str:
                   "CPU us/pkt"], rows)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The sync service's speed: barrier latency and publish/subscribe throughput.
 
-    python3 tests/benchmarks/bench_sync.py [--rounds N] [--messages N]
+    python3 tests/benchmarks/bench_sync.py [--rounds N] [--messages N] [--no-shaper]
 
 A sync service on loopback (``composer.sync_service``, in a loop of its own thread, as
 a run holds it) and clients of the SDK (``composer_sdk.sync``, one connection each, in
@@ -9,7 +9,9 @@ threads). Barrier: 10 and 100 participants each enter a state and wait for all; 
 latency is from the last entry to each participant's release, median and p99 over N
 rounds. Publish/subscribe: one publisher, 10 subscribers on one topic, messages per
 second delivered (anchor: Testground's Redis-backed service, about 300k ops/s at peak by
-its own account; this is one Python process). Prints tables; asserts nothing.
+its own account; this is one Python process). Then, as root, the packet shaper that
+stands in for netem (``bench_packet_shaper.py``): packets/s it sustains and the CPU it
+adds at 1k and 10k packets/s. Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--no-shaper", action="store_true",
+                        help="skip the packet shaper's figures (they need root)")
     args = parser.parse_args(argv)
     service, loop = serve()
     rows = []
@@ -105,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table("Publish/subscribe, one topic", ["subscribers", "messages delivered/s"],
                 [["10", f"{rate:,.0f}"]]))
     asyncio.run_coroutine_threadsafe(service.stop(), loop).result(30)
+    if not args.no_shaper:
+        import bench_packet_shaper
+
+        log("packet shaper: UDP through it at 1k, 10k, 50k packets/s and unpaced")
+        bench_packet_shaper.main([])
     return 0
 
 

@@ -89,3 +89,9 @@ def test_a_disabled_link_drops_everything_it_sends():
 def test_bandwidth_alone_needs_no_shaper():
     assert shaper_config(Link(default=Shape(bandwidth=512.0)), {}) is None
     assert not Network() and Network(links={"a": Link()})
+
+
+def test_a_link_reads_in_a_line():
+    assert parse_config(GO_CONFIG).describe() == (
+        "latency 100ms jitter 10ms bandwidth 1000kbit/s; to 10.77.3.0/24: drop")
+    assert Link().describe() == "as is" and Link(enabled=False).describe() == "disabled"
