@@ -97,10 +97,11 @@ def qdisc_commands(device: str, bandwidth: float | None, netem: dict | None = No
 
 
 def netem_arguments(shape: dict) -> list[str]:
-    """netem's words for a shaper shape (netem reorders only what it delays)."""
+    """netem's words for a shaper shape. netem reorders only what it delays: reorder
+    without latency delays the rest 10 ms, as the shaper holds its chosen ones back."""
     words = []
     if shape.get("latency") or shape.get("reorder"):
-        words += ["delay", f"{shape.get('latency', 0):g}ms", f"{shape.get('jitter', 0):g}ms"]
+        words += ["delay", f"{shape.get('latency') or 10:g}ms", f"{shape.get('jitter', 0):g}ms"]
     for name in ("loss", "duplicate", "corrupt", "reorder"):
         if shape.get(name):
             words += [name, f"{shape[name]:g}%"]

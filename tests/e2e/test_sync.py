@@ -142,3 +142,52 @@ def test_a_timeline_never_sees_the_states_or_topics_of_another(tmp_path):
         assert len(set(members)) == 1
         runs |= set(members)
     assert len(runs) == len(timelines)
+
+
+FILTER_PEER = """\
+import os, socket, time
+import composer_sdk as sdk
+from composer_sdk import sync
+
+host = os.environ["COMPOSER_HOST"]
+server = socket.create_server((host, 7500))
+n = int(os.environ["TEST_INSTANCE_COUNT"])
+seq = sync.signal_and_wait("serving", n, timeout=60)
+peers = sorted(a for a in os.environ["COMPOSER_HOSTS_PEER"].split(",") if a != host)
+
+def reaches(address):
+    try:
+        socket.create_connection((address, 7500), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+if seq == 1:
+    sync.configure_network(rules=[{"subnet": peers[0] + "/32", "filter": "drop"},
+                                  {"subnet": peers[1] + "/32", "filter": "reject"}])
+    sdk.always(not reaches(peers[0]) and not reaches(peers[1]), "the filters cut both peers")
+    try:
+        sync.configure_network(rules=[{"subnet": peers[0] + "/32", "bandwidth": 8000}])
+        refused = ""
+    except sync.SyncError as error:
+        refused = str(error)
+    sdk.always("rules[0].bandwidth" in refused, "an unsupported field is refused by name",
+               {"error": refused})
+    sync.configure_network()
+    sdk.always(reaches(peers[0]) and reaches(peers[1]), "an empty link restores both")
+    sdk.setup_complete()
+while True:
+    time.sleep(3600)
+"""
+
+
+def test_configure_network_filters_peers_refuses_by_field_and_restores(tmp_path):
+    need("netns", "latency")
+    project = _project(tmp_path, 3, FILTER_PEER, "#!/bin/sh\ntrue\n",
+                       '\n[setup]\nsdk = true\ntimeout = "60s"\n')
+    result = composer(project, "run", "--cluster", "netns", "--faults", "kill")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for prop in ("the filters cut both peers", "an unsupported field is refused by name",
+                 "an empty link restores both"):
+        assert any(line.startswith("  PASS") and line.endswith(prop)
+                   for line in result.stdout.splitlines()), result.stdout[-3000:]

@@ -93,6 +93,17 @@ def test_etcd_holds_under_partitions_and_kills(backend, tmp_path):
     assert check["status"] == "pass" and check["passes"] >= 1, check
 
 
+def test_etcd_holds_with_latency_drawn_beside_partitions_and_kills(tmp_path):
+    """Latency here comes from the packet shaper (no netem): etcd's timeouts meet real
+    delays, and no property may fail."""
+    need("netns", "latency")
+    need_etcd("netns")
+    project = copy_example(EXAMPLE, tmp_path)
+    holds(project, composer(project, "explore", "--cluster", "netns", "--duration", "75s",
+                            "--seed", "4", "--quiet", "--faults", "latency,partition,kill"))
+    assert "latency" in injected_faults(project)
+
+
 def test_the_compose_form_holds_under_faults_through_the_engine(tmp_path):
     need("compose", "partition")
     need_etcd("docker")
