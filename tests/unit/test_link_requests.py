@@ -12,6 +12,16 @@ from composer.sync_state import SyncState
 PREFIX = "run:r:plan:p:case:c"
 
 
+async def answers(state: SyncState, node: str, count: int) -> list[dict]:
+    """The first ``count`` answers composer published for ``node``."""
+    got = []
+    async for answer in state.subscribe(f"{PREFIX}:topics:network-result:{node}"):
+        got.append(answer)
+        if len(got) == count:
+            return got
+    return got
+
+
 def test_requests_are_applied_answered_and_signalled_in_order():
     async def main() -> None:
         state, applied, notes = SyncState(), [], []
@@ -26,17 +36,13 @@ def test_requests_are_applied_answered_and_signalled_in_order():
         state.publish(topic, {"default": {"latency": 5_000_000}, "callback_state": "done"})
         state.publish(topic, {"default": {"latency": -1}, "callback_state": "done"})
         state.publish(topic, {"default": {"bandwidth": 8000}, "callback_state": "done"})
-        answers = []
-        async for answer in state.subscribe(f"{PREFIX}:topics:network-result:a"):
-            answers.append(answer)
-            if len(answers) == 3:
-                break
+        got = await answers(state, "a", 3)
         server.cancel()
         assert applied == [("a", 5.0)]
-        assert answers[0] == {"seq": 1, "error": None}
-        assert answers[1]["seq"] == 2 and "default.latency" in answers[1]["error"]
-        assert answers[2]["seq"] == 3 and "default.bandwidth: the netns backend cannot" in (
-            answers[2]["error"])
+        assert got[0] == {"seq": 1, "error": None}
+        assert got[1]["seq"] == 2 and "default.latency" in got[1]["error"]
+        assert got[2]["seq"] == 3 and "default.bandwidth: the netns backend cannot" in (
+            got[2]["error"])
         assert state.signal_entry(f"{PREFIX}:states:done") == 2, "entered once, for the good one"
         assert [f.get("link") for _, f in notes] == ["latency 5ms", None, None]
 
@@ -54,12 +60,8 @@ def test_a_failure_to_apply_is_an_answer_not_a_dead_server():
             state, PREFIX, ["a"], apply, {"latency"}, "netns", {}, lambda *a, **k: None))
         for _ in range(2):
             state.publish(f"{PREFIX}:topics:network:a", {"default": {"latency": 1}})
-        answers = []
-        async for answer in state.subscribe(f"{PREFIX}:topics:network-result:a"):
-            answers.append(answer)
-            if len(answers) == 2:
-                break
+        got = await answers(state, "a", 2)
         server.cancel()
-        assert [a["error"] for a in answers] == ["configure_network: a: tc said no"] * 2
+        assert [a["error"] for a in got] == ["configure_network: a: tc said no"] * 2
 
     asyncio.run(main())
