@@ -170,7 +170,7 @@ class NetworkFaults:
         self._enter = list(enter)
         self._shaped: str | None = None  # the device carrying a qdisc of ours
         self._qdisc: tuple = (None, None)  # (bandwidth, netem) it carries
-        self._inbound: list[str] | None = None  # the input chain's rules in force
+        self._inbound: list[str] = []  # the input chain's rules in force (none: no table)
         self._shaper: ShaperProcess | None = None
         self._lock = asyncio.Lock()
 
@@ -229,7 +229,7 @@ class NetworkFaults:
             if self._shaper is not None:
                 await self._shaper.stop()
                 self._shaper = None
-            self._inbound, self._qdisc = None, (None, None)
+            self._inbound, self._qdisc = [], (None, None)
             await self._run(["nft", "delete", "table", "ip", TABLE], check=False)
             if self._shaped:
                 await self._run(["tc", "qdisc", "del", "dev", self._shaped, "root"], check=False)

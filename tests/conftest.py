@@ -72,18 +72,19 @@ def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
 
 
-def processes_with(marker: str) -> list[str]:
-    """Return the command lines of live processes whose command line contains ``marker``."""
+def processes_with(marker: str, orphans: bool = False) -> list[str]:
+    """Return the command lines of live processes whose command line contains ``marker``
+    (``orphans``: only those whose parent died, adopted by init)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().split(") ", 1)[1][0]
-        except (OSError, IndexError):
+            state, parent = (entry / "stat").read_text().split(") ", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
             continue
-        if marker in cmdline and state != "Z":
+        if marker in cmdline and state != "Z" and (not orphans or parent == "1"):
             found.append(cmdline)
     return found
 

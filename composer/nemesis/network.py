@@ -45,7 +45,8 @@ class NetworkFaults(Family):
     async def configure_link(self, node: str, link: Any) -> None:
         """Give ``node`` the link it asked for; faults keep adding to it."""
         self.links[node] = link
-        await self.reshape()
+        if not self.closing:  # the cluster is going: nothing to reshape
+            await self.reshape()
 
     async def reshape(self) -> None:
         """Enforce the network faults in effect now. One change at a time, each computed

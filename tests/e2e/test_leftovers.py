@@ -97,6 +97,8 @@ def test_fifty_timelines_in_a_row_leave_nothing_behind(project, backend):
     assert blocks
     assert _mine(_resources(), blocks) == []
     assert processes_with(marker) == []
+    if backend == "netns":  # the default faults include packet faults: shapers ran
+        assert processes_with("composer_agent.packet_shaper", orphans=True) == []
     assert not list(Path("/tmp").glob("composer-*"))
 
 
@@ -151,10 +153,35 @@ def test_reaper_alone_cleans_up_after_composer_is_killed(project):
     assert processes_with(marker) == []
 
 
-def _explore_until_services_run(project, marker: str) -> subprocess.Popen:
+def test_a_packet_shaper_dies_with_a_composer_killed_mid_fault(project):
+    need("netns", "latency")
+    marker = _project(project, timeline="30s")
+    proc = _explore_until_services_run(project, marker, faults="latency")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _shapers_of(proc.pid):
+            time.sleep(0.1)
+        shapers = _shapers_of(proc.pid)
+        assert shapers, "no latency fault started a shaper within 60 s: the test is void"
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in shapers):
+        time.sleep(0.05)
+    assert not [p for p in shapers if Path(f"/proc/{p}/cmdline").exists()
+                and b"packet_shaper" in _cmdline(Path(f"/proc/{p}"))]
+
+
+def _shapers_of(pid: int) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+            and _parent(p) == pid and b"composer_agent.packet_shaper" in _cmdline(p)]
+
+
+def _explore_until_services_run(project, marker: str, faults: str = "none") -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "composer.cli", "explore", "--cluster", "netns", "--duration",
-         "5m", "--faults", "none", "--quiet"], cwd=project.root, stdout=subprocess.DEVNULL,
+         "5m", "--faults", faults, "--quiet"], cwd=project.root, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not processes_with(marker) and time.monotonic() < deadline:
