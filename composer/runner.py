@@ -76,7 +76,7 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
                          for n in s.node_names()}, label=directory.name,
                         shaping="latency" in cluster.capabilities)
     try:
-        per_node = sync.environment(names)
+        per_node = sync.environment(names, directory)
         if hasattr(cluster, "node_env"):  # compose: containers are made with their variables
             cluster.node_env = per_node
         nodes = {n.name: n for n in await cluster.new_nodes(names)}

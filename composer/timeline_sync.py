@@ -10,7 +10,10 @@ environment, in composer's names and in Testground's (DESIGN.md, Sync service):
   which scope every state and topic name as Testground's SDKs do;
 - ``TEST_INSTANCE_COUNT``: the nodes that run a service (Testground's instances),
   ``TEST_GROUP_ID`` / ``TEST_GROUP_INSTANCE_COUNT``: the process's service and its
-  replicas, ``TEST_SIDECAR``: whether ``configure_network`` can shape links here.
+  replicas, ``TEST_SIDECAR``: whether ``configure_network`` can shape links here;
+- ``TEST_SUBNET`` (the nodes' network, where a Go plan looks for its data address),
+  ``TEST_START_TIME`` and ``TEST_OUTPUTS_PATH`` (``nodes/<node>/outputs`` of the
+  timeline's directory), as Testground's runtime reads them.
 
 As Testground's sidecar does, composer enters ``network-initialized`` once per instance
 before any service starts, so a plan's ``WaitNetworkInitialized`` returns. When the
@@ -19,8 +22,11 @@ timeline ends, every wait still open is released with an error saying so.
 
 from __future__ import annotations
 
+import ipaddress
+import time
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from composer.clusters.base import Cluster
 from composer.clusters.control import SYNC_PORT
@@ -68,14 +74,17 @@ class TimelineSync:
         for _ in self.groups:
             self.state.signal_entry(f"{self.prefix}:states:{NETWORK_INITIALIZED}")
 
-    def environment(self, nodes: Sequence[str]) -> dict[str, dict[str, str]]:
+    def environment(self, nodes: Sequence[str], directory: Path | None = None
+                    ) -> dict[str, dict[str, str]]:
         """The variables of each node's processes (none where the backend has no
         control address); known before the service listens, so containers made
-        before it can carry them."""
+        before it can carry them. ``directory``: the timeline's, for the outputs."""
         host = self.cluster.control_host
         if host is None:
             return {}
         common = {
+            "TEST_SUBNET": str(ipaddress.ip_network(f"{host}/24", strict=False)),
+            "TEST_START_TIME": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "COMPOSER_SYNC_URL": f"ws://{host}:{SYNC_PORT}",
             "SYNC_SERVICE_HOST": host,
             "SYNC_SERVICE_PORT": str(SYNC_PORT),
@@ -90,6 +99,10 @@ class TimelineSync:
         for node in nodes:
             group = self.groups.get(node)
             result[node] = dict(common)
+            if directory is not None:
+                outputs = directory / "nodes" / node / "outputs"
+                outputs.mkdir(parents=True, exist_ok=True)
+                result[node]["TEST_OUTPUTS_PATH"] = str(outputs)
             if group is not None:
                 result[node].update(TEST_GROUP_ID=group,
                                     TEST_GROUP_INSTANCE_COUNT=str(sizes[group]))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
+from pathlib import Path
 
 import pytest
 
@@ -29,9 +31,9 @@ class Loopback:
 GROUPS = {"kv-1": "kv", "kv-2": "kv", "kv-3": "kv", "lb-1": "lb"}
 
 
-def test_every_process_learns_the_service_and_its_place_in_testgrounds_names():
+def test_every_process_learns_the_service_and_its_place_in_testgrounds_names(tmp_path):
     sync = TimelineSync(Loopback(), "kvstore", "main", GROUPS, label="00007", shaping=True)
-    env = sync.environment([*GROUPS, "client-1"])
+    env = sync.environment([*GROUPS, "client-1"], tmp_path)
     assert env["kv-2"]["COMPOSER_SYNC_URL"] == "ws://127.0.0.1:5050"
     assert (env["kv-2"]["SYNC_SERVICE_HOST"], env["kv-2"]["SYNC_SERVICE_PORT"]) == (
         "127.0.0.1", "5050")
@@ -41,6 +43,11 @@ def test_every_process_learns_the_service_and_its_place_in_testgrounds_names():
     assert (env["kv-2"]["TEST_GROUP_ID"], env["kv-2"]["TEST_GROUP_INSTANCE_COUNT"]) == ("kv", "3")
     assert (env["lb-1"]["TEST_GROUP_ID"], env["lb-1"]["TEST_GROUP_INSTANCE_COUNT"]) == ("lb", "1")
     assert "TEST_GROUP_ID" not in env["client-1"]  # a driver node is no instance
+    # what sdk-go's runtime.ParseRunParams reads beside them (runtime/runparams.go)
+    assert env["kv-2"]["TEST_SUBNET"] == "127.0.0.0/24"
+    assert time.strptime(env["kv-2"]["TEST_START_TIME"], "%Y-%m-%dT%H:%M:%SZ")
+    assert Path(env["kv-2"]["TEST_OUTPUTS_PATH"]) == tmp_path / "nodes" / "kv-2" / "outputs"
+    assert (tmp_path / "nodes" / "kv-2" / "outputs").is_dir()
     other = TimelineSync(Loopback(), "kvstore", "main", GROUPS, label="00007")
     assert other.run != sync.run, "two timelines never share a scope"
 
