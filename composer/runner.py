@@ -76,10 +76,10 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
                          for n in s.node_names()}, label=directory.name,
                         shaping="latency" in cluster.capabilities)
     try:
-        per_node = sync.environment(names, directory)
         if hasattr(cluster, "node_env"):  # compose: containers are made with their variables
-            cluster.node_env = per_node
+            cluster.node_env = sync.environment(names, directory)
         nodes = {n.name: n for n in await cluster.new_nodes(names)}
+        per_node = sync.environment(names, directory)
         await sync.start()
         run = _Run(timeline, project, template, record, hits, cluster, nodes, per_node)
         if sync.service is not None:

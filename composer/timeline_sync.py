@@ -1,6 +1,6 @@
 """The sync service of one timeline: started once its nodes exist, ended with it.
 
-Each timeline gets a service of its own on its cluster's control address
+Each timeline gets a service of its own where its cluster's nodes reach it
 (``composer.clusters.control``), so no state can leak between timelines, and jobs running
 side by side never share one. Every process of the timeline finds it through the
 environment, in composer's names and in Testground's (DESIGN.md, Sync service):
@@ -22,7 +22,6 @@ timeline ends, every wait still open is released with an error saying so.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -62,31 +61,26 @@ class TimelineSync:
         return f"run:{self.run}:plan:{self.plan}:case:{self.case}"
 
     async def start(self) -> None:
-        """Listen on the cluster's control address; ``InfraError`` if it cannot."""
-        host = self.cluster.control_host
-        if host is None:
-            return
+        """Listen where the cluster's nodes reach the service; ``InfraError`` if it
+        cannot (nothing happens on a backend without a control plane)."""
         try:
-            sock = self.cluster.control_socket()
+            sock = await self.cluster.control_socket()
         except OSError as exc:
             raise InfraError(str(exc)) from None
-        self.service = await SyncService(host, SYNC_PORT, self.state).start(sock)
+        if sock is None:
+            return
+        self.service = await SyncService(state=self.state).start(sock)
         for _ in self.groups:
             self.state.signal_entry(f"{self.prefix}:states:{NETWORK_INITIALIZED}")
 
     def environment(self, nodes: Sequence[str], directory: Path | None = None
                     ) -> dict[str, dict[str, str]]:
-        """The variables of each node's processes (none where the backend has no
-        control address); known before the service listens, so containers made
-        before it can carry them. ``directory``: the timeline's, for the outputs."""
-        host = self.cluster.control_host
-        if host is None:
-            return {}
+        """The variables of each node's processes (none for a node without a control
+        address); known before the service listens, so containers made before it can
+        carry them. ``directory``: the timeline's, for the outputs."""
         common = {
-            "TEST_SUBNET": str(ipaddress.ip_network(f"{host}/24", strict=False)),
+            **({"TEST_SUBNET": self.cluster.subnet} if self.cluster.subnet else {}),
             "TEST_START_TIME": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "COMPOSER_SYNC_URL": f"ws://{host}:{SYNC_PORT}",
-            "SYNC_SERVICE_HOST": host,
             "SYNC_SERVICE_PORT": str(SYNC_PORT),
             "TEST_RUN": self.run, "TEST_PLAN": self.plan, "TEST_CASE": self.case,
             "TEST_INSTANCE_COUNT": str(len(self.groups)),
@@ -97,8 +91,12 @@ class TimelineSync:
             sizes[group] = sizes.get(group, 0) + 1
         result = {}
         for node in nodes:
+            host = self.cluster.control_host(node)
+            if host is None:
+                continue
             group = self.groups.get(node)
-            result[node] = dict(common)
+            result[node] = {**common, "COMPOSER_SYNC_URL": f"ws://{host}:{SYNC_PORT}",
+                            "SYNC_SERVICE_HOST": host}
             if directory is not None:
                 outputs = directory / "nodes" / node / "outputs"
                 outputs.mkdir(parents=True, exist_ok=True)

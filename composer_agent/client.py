@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,6 +33,9 @@ from composer_agent.session import Channel, ExecSession
 from composer_agent.tunnel import DialWriter, open_tunnel
 
 __all__ = ["AgentClient", "AgentError", "AgentUnreachable", "RemoteProcess", "DialWriter"]
+
+#: what takes a connection made to a port the agent listens on for composer
+Connected = Callable[[asyncio.StreamReader, DialWriter], Awaitable[None]]
 
 #: Seconds ``close`` waits for WebSocket connections to finish their TLS shutdown.
 _SHUTDOWN = 2.0
@@ -164,6 +167,51 @@ class AgentClient:
             await ws.close()
             raise
         return open_tunnel(ws)
+
+    async def listen(self, port: int, on_connection: Connected, host: str = "127.0.0.1"
+                     ) -> asyncio.Task:
+        """Have the agent listen on ``host:port`` of its node and hand each connection
+        made there to ``on_connection(reader, writer)``; return the task serving them
+        (cancel it to close the port). AgentError if the agent cannot listen there."""
+        ws = await self._connect("/v1/listen", params={"port": str(port), "host": host})
+        try:
+            with self._errors():
+                await self._answer(ws, "listening")
+        except BaseException:
+            await ws.close()
+            raise
+        return asyncio.ensure_future(self._take_connections(ws, on_connection))
+
+    async def _take_connections(self, ws: aiohttp.ClientWebSocketResponse,
+                                on_connection: Connected) -> None:
+        handlers: set[asyncio.Task] = set()
+        try:
+            async for message in ws:
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    continue
+                key = json.loads(message.data).get("accepted")
+                if key is None:
+                    continue
+                task = asyncio.ensure_future(self._take(str(key), on_connection))
+                handlers.add(task)
+                task.add_done_callback(handlers.discard)
+        finally:
+            for task in handlers:
+                task.cancel()
+            await ws.close()
+
+    async def _take(self, key: str, on_connection: Connected) -> None:
+        try:
+            ws = await self._connect("/v1/accepted", params={"id": key})
+            with self._errors():
+                await self._answer(ws, "dialed")
+        except (AgentError, OSError):
+            return  # the node's client gave up already
+        reader, writer = open_tunnel(ws)
+        try:
+            await on_connection(reader, writer)
+        finally:
+            writer.close()
 
     async def _exec_session(self) -> ExecSession:
         """Return the exec session, opened on first use and again once it closed."""

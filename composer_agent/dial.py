@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 
 from composer_agent.protocol import CHUNK
 
-__all__ = ["handle"]
+__all__ = ["handle", "relay"]
 
 #: Seconds a TCP connect may take before the dial fails.
 _CONNECT_TIMEOUT = 10.0
@@ -45,7 +45,7 @@ async def handle(request: web.Request, sockets: MutableSet[web.WebSocketResponse
             return ws
         try:
             await ws.send_json({"dialed": f"{host}:{port}"})
-            await _relay(ws, reader, writer)
+            await relay(ws, reader, writer)
         finally:
             writer.close()
             with contextlib.suppress(OSError):
@@ -56,8 +56,9 @@ async def handle(request: web.Request, sockets: MutableSet[web.WebSocketResponse
     return ws
 
 
-async def _relay(ws: web.WebSocketResponse, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+async def relay(ws: web.WebSocketResponse, reader: asyncio.StreamReader,
+                writer: asyncio.StreamWriter) -> None:
+    """Carry bytes both ways until either side ends."""
     outbound = asyncio.ensure_future(_tcp_to_ws(reader, ws))
     inbound = asyncio.ensure_future(_ws_to_tcp(ws, writer))
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from composer_agent import clock, dial, files, streaming
+from composer_agent import clock, dial, files, listen, streaming
 from composer_agent.tls import Credentials, server_context
 from composer_agent.heartbeat import Heartbeat
 from composer_agent.network import PACKET_KINDS, NetworkFaults, NodeNetwork, packet_faults_missing
@@ -43,6 +43,8 @@ class AgentState:
     #: Open exec session and dial WebSockets, closed at shutdown.
     sessions: set[web.WebSocketResponse] = dataclasses.field(default_factory=set)
     tunnels: set[web.WebSocketResponse] = dataclasses.field(default_factory=set)
+    #: connections to a listened port, waiting for composer to take them
+    accepted: listen.Accepted = dataclasses.field(default_factory=dict)
 
 
 STATE = web.AppKey("state", AgentState)
@@ -91,6 +93,16 @@ async def _dial(request: web.Request) -> web.StreamResponse:
     return await dial.handle(request, _state(request).tunnels)
 
 
+async def _listen(request: web.Request) -> web.StreamResponse:
+    state = _state(request)
+    return await listen.handle_listen(request, state.accepted, state.tunnels)
+
+
+async def _accepted(request: web.Request) -> web.StreamResponse:
+    state = _state(request)
+    return await listen.handle_accepted(request, state.accepted, state.tunnels)
+
+
 async def _processes(request: web.Request) -> web.Response:
     return web.json_response(_state(request).processes.describe())
 
@@ -121,6 +133,8 @@ ROUTES = [
     web.get("/v1/processes", _processes),
     web.post("/v1/processes/{pid}/signal", _signal),
     web.get("/v1/dial", _dial),
+    web.get("/v1/listen", _listen),
+    web.get("/v1/accepted", _accepted),
     web.post("/v1/network", _network),
 ]
 

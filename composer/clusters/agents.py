@@ -32,7 +32,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from composer.clusters import control
 from composer.clusters.base import ProbeByDial, ProcessSpec
+from composer.clusters.control import SYNC_PORT
 from composer.errors import ConfigError, InfraError
 from composer.faults import PACKET_FAULTS, Network
 from composer.links import shaper_config
@@ -144,8 +146,9 @@ class AgentsCluster:
                               "agents (pytest --composer-agents FILE, Cluster(agents=FILE))")
         self.workdir = workdir
         self.capabilities = self.supported()
-        #: no sync service yet: the agents' projects come with issue 17
-        self.control_host: str | None = None
+        #: the nodes' subnet is the agents' machines' own: not known here
+        self.subnet: str | None = None
+        self._listeners: list[asyncio.Task] = []
         self._file = load_agents_file(agents)
         self._run = uuid.uuid4().hex[:8]
         self._nodes: list[AgentNode] = []
@@ -216,11 +219,43 @@ class AgentsCluster:
         if failed:
             raise InfraError(f"agents backend: network faults failed: {'; '.join(failed)}")
 
-    def control_socket(self) -> socket.socket:
-        raise InfraError("the agents backend has no sync service yet")
+    def control_host(self, node: str) -> str | None:
+        """The node's own address: its agent listens there for the sync service (on
+        loopback, agents sharing a machine would collide)."""
+        return next((n.address for n in self._nodes if n.name == node), None)
+
+    async def control_socket(self) -> socket.socket:
+        """A loopback socket here, for the service; every agent listens on its node's
+        address, port 5050, and hands each connection over to be joined to it."""
+        from composer_agent.client import AgentError
+
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        here = sock.getsockname()
+
+        async def join(reader: asyncio.StreamReader, writer) -> None:
+            try:
+                service = await asyncio.open_connection(*here)
+            except OSError:
+                return
+            await control.splice((reader, writer), service)
+
+        try:
+            for node in self._nodes:
+                self._listeners.append(await node._client.listen(SYNC_PORT, join,
+                                                                 node.address))
+        except AgentError as exc:
+            sock.close()
+            raise InfraError(f"agents: no sync service on the nodes: {exc}") from None
+        return sock
 
     async def cleanup(self) -> None:
         errors: list[BaseException] = []
+        for listener in self._listeners:  # the agents close their control ports
+            listener.cancel()
+        await asyncio.gather(*self._listeners, return_exceptions=True)
+        self._listeners.clear()
         for process in self._processes:
             process.signal(signal.SIGKILL)
         results = await asyncio.gather(*(asyncio.wait_for(p.wait(), 10) for p in self._processes),

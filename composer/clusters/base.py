@@ -114,9 +114,8 @@ class Cluster(Protocol):
 
     #: fault kinds this backend can apply (see ``composer.faults``)
     capabilities: frozenset[str]
-    #: the address every node reaches the run's control plane (the sync service) at,
-    #: never cut by faults (``composer.clusters.control``); None: the backend has none
-    control_host: str | None
+    #: the network the nodes' addresses are on (None: not one composer knows)
+    subnet: str | None
 
     async def new_nodes(self, names: Sequence[str]) -> list[Node]:
         """Create one node per name, in order."""
@@ -125,9 +124,14 @@ class Cluster(Protocol):
         """Make traffic between this cluster's nodes behave as ``network`` says, replacing
         what an earlier call asked; only called with kinds in ``capabilities``."""
 
-    def control_socket(self) -> socket.socket:
-        """Return a TCP socket bound to ``control_host`` (once nodes exist), for the
-        sync service to listen on."""
+    def control_host(self, node: str) -> str | None:
+        """The address ``node`` reaches the run's sync service at (port 5050), which no
+        fault cuts (``composer.clusters.control``); None: this backend has none."""
+
+    async def control_socket(self) -> socket.socket | None:
+        """Return a TCP socket (once nodes exist) for the sync service to listen on,
+        which the nodes reach at ``control_host(node)`` port 5050 (None: no control
+        plane here)."""
 
     async def cleanup(self) -> None:
         """Kill every process and remove every node; safe to call twice; collects all errors."""

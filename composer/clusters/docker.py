@@ -119,7 +119,8 @@ class DockerCluster:
         self._left_behind: list[NetworkFaults] = []
         self._network_id: str | None = None
         self._claim, self.block = leftovers.claim_free_block()
-        self.control_host = f"10.78.{self.block}.1"  # the network's gateway, on the host
+        self._control = f"10.78.{self.block}.1"  # the network's gateway, on the host
+        self.subnet = f"10.78.{self.block}.0/24"
         REAPER.start()
         REAPER.tell("sweep", self.block)
 
@@ -211,12 +212,15 @@ class DockerCluster:
         if failed:
             raise InfraError(f"docker network faults failed: {'; '.join(failed)}")
 
-    def control_socket(self) -> socket.socket:
+    def control_host(self, node: str) -> str:
+        return self._control
+
+    async def control_socket(self) -> socket.socket:
         """A host socket on the run network's gateway: containers reach it through the
         host's input hook, not the forward hook Docker filters."""
         if self._network_id is None:
             raise InfraError("docker: the run's network does not exist yet")
-        return control.listen_socket(self.control_host)
+        return control.listen_socket(self._control)
 
     async def cleanup(self) -> None:
         shapers = self._left_behind + [n.network for n in self._nodes if n.network]

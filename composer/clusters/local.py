@@ -74,7 +74,8 @@ class LocalCluster:
         self._processes: list[HostProcess] = []
         self._nodes: list[LocalNode] = []
         self._claim, self.block = leftovers.claim_free_block()
-        self.control_host = f"127.0.{self.block}.254"
+        self._control = f"127.0.{self.block}.254"
+        self.subnet = f"127.0.{self.block}.0/24"
         REAPER.start()
         self._network = "partition" in self.capabilities
         if self._network:
@@ -148,8 +149,11 @@ class LocalCluster:
         ])
         await nft.run(["nft", "-f", "-"], script, what="local network faults")
 
-    def control_socket(self) -> socket.socket:
-        return control.listen_socket(self.control_host)
+    def control_host(self, node: str) -> str:
+        return self._control
+
+    async def control_socket(self) -> socket.socket:
+        return control.listen_socket(self._control)
 
     async def cleanup(self) -> None:
         errors = await destroy_all(self._processes)

@@ -76,7 +76,8 @@ class NetnsCluster:
         self._nodes: list[NetnsNode] = []
         self._claim, self.block = leftovers.claim_free_block()
         self.hub = leftovers.netns_name(self.block, "hub")
-        self.control_host = f"10.77.{self.block}.254"
+        self._control = f"10.77.{self.block}.254"
+        self.subnet = f"10.77.{self.block}.0/24"
         REAPER.start()
         REAPER.tell("sweep", self.block)
 
@@ -118,7 +119,7 @@ class NetnsCluster:
         await _ip(["-batch", "-"], "".join(f"netns add {ns}\n" for ns in created))
         self._nodes.extend(nodes)  # from here on, cleanup removes them
         hub = [] if start else ["link add br0 type bridge",
-                                f"addr add {self.control_host}/24 dev br0", "link set br0 up"]
+                                f"addr add {self._control}/24 dev br0", "link set br0 up"]
         for node in nodes:
             hub += [f"link add v{node.index} type veth peer name eth0 netns {node.namespace}",
                     f"link set v{node.index} master br0 up"]
@@ -157,10 +158,14 @@ class NetnsCluster:
         if failed:
             raise InfraError(f"netns network faults failed: {'; '.join(map(str, failed))}")
 
-    def control_socket(self) -> socket.socket:
+    def control_host(self, node: str) -> str:
+        return self._control
+
+    async def control_socket(self) -> socket.socket:
         """A socket of the hub namespace, on the bridge's own address: nodes reach it
         without crossing the bridge's forward hook, where partitions and loss are."""
-        return control.listen_socket(self.control_host, f"/run/netns/{self.hub}")
+        return await asyncio.to_thread(control.listen_socket, self._control,
+                                       f"/run/netns/{self.hub}")
 
     async def cleanup(self) -> None:
         await asyncio.gather(*(n.network.close() for n in self._nodes), return_exceptions=True)

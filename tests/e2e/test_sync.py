@@ -191,3 +191,35 @@ def test_configure_network_filters_peers_refuses_by_field_and_restores(tmp_path)
                  "an empty link restores both"):
         assert any(line.startswith("  PASS") and line.endswith(prop)
                    for line in result.stdout.splitlines()), result.stdout[-3000:]
+
+
+def test_processes_on_agent_nodes_reach_the_sync_service_through_their_agents(
+        agents_file, tmp_path):
+    """The service is on composer's machine; each agent listens on its node's address
+    and hands the connection over its own TLS port (no route back is needed)."""
+
+    async def main() -> None:
+        cluster = clusters.create("agents", tmp_path / "run", agents=agents_file)
+        names = ["a", "b", "c"]
+        sync = TimelineSync(cluster, "plan", "case", dict.fromkeys(names, "peer"))
+        try:
+            nodes = {n.name: n for n in await cluster.new_nodes(names)}
+            await sync.start()
+            env = sync.environment(names)
+            assert env["b"]["SYNC_SERVICE_HOST"] == nodes["b"].address
+
+            async def run(node: str) -> str:
+                spec = ProcessSpec(
+                    argv=(sys.executable, "-m", "composer_sdk.sync_cli", "--timeout", "60",
+                          "signal-and-wait", "all", "3"), env={**os.environ, **env[node]},
+                    cwd=tmp_path, stdout=tmp_path / f"{node}.out", stderr=tmp_path / f"{node}.err")
+                code = await (await nodes[node].start(spec)).wait()
+                assert code == 0, spec.stderr.read_text()
+                return spec.stdout.read_text().strip()
+
+            assert sorted(await asyncio.gather(*map(run, names))) == ["1", "2", "3"]
+        finally:
+            await sync.close()
+            await cluster.cleanup()
+
+    asyncio.run(main())

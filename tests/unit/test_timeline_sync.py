@@ -20,9 +20,12 @@ pytest.importorskip("websockets")
 class Loopback:
     """A cluster whose control address is loopback (any free port)."""
 
-    control_host = "127.0.0.1"
+    subnet = "127.0.0.0/24"
 
-    def control_socket(self) -> socket.socket:
+    def control_host(self, node: str) -> str:
+        return "127.0.0.1"
+
+    async def control_socket(self) -> socket.socket:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         return sock
@@ -73,7 +76,13 @@ def test_network_initialized_is_entered_once_per_instance_and_waits_end_with_the
 
 def test_a_backend_without_a_control_address_gives_no_service_and_no_variables():
     class NoControl:
-        control_host = None
+        subnet = None
+
+        def control_host(self, node: str) -> None:
+            return None
+
+        async def control_socket(self) -> None:
+            return None
 
     sync = TimelineSync(NoControl(), "p", "c", GROUPS)
     asyncio.run(sync.start())
