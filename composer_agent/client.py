@@ -103,6 +103,26 @@ class AgentClient:
         finally:
             part.unlink(missing_ok=True)
 
+    async def put_tree(self, path: str, archive: bytes, digest: str) -> bool:
+        """Make the agent's directory ``path`` hold exactly ``archive`` (a gzipped tar
+        whose content ``digest`` names); return whether it had to unpack it."""
+        answer = await self._call("PUT", "/v1/tree", params={"path": path, "digest": digest},
+                                  data=archive)
+        return bool(answer["unpacked"])
+
+    async def tree(self, path: str) -> dict:
+        """The files under the agent's directory ``path``: ``{"digest", "files":
+        [{"path", "size"}]}``."""
+        return await self._call("GET", "/v1/tree", params={"path": path})
+
+    async def tail(self, path: str, offset: int) -> bytes:
+        """The agent's file ``path`` from byte ``offset`` on."""
+        with self._errors():
+            async with self._http().get(self._at("/v1/tail"),
+                                        params={"path": path, "offset": str(offset)}) as r:
+                await _check(r)
+                return await r.read()
+
     async def read_file(self, path: str) -> bytes:
         """Return the agent's file ``path`` (held in memory: for small files)."""
         with self._errors():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from composer_agent import clock, dial, files, listen, streaming
+from composer_agent import clock, dial, files, listen, streaming, trees
 from composer_agent.tls import Credentials, server_context
 from composer_agent.heartbeat import Heartbeat
 from composer_agent.network import PACKET_KINDS, NetworkFaults, NodeNetwork, packet_faults_missing
@@ -129,6 +129,9 @@ ROUTES = [
     web.get("/v1/heartbeat", _heartbeat),
     web.put("/v1/files", files.put),
     web.get("/v1/files", files.get),
+    web.put("/v1/tree", trees.put_tree),
+    web.get("/v1/tree", trees.list_tree),
+    web.get("/v1/tail", trees.tail),
     web.get("/v1/session", _session),
     web.get("/v1/processes", _processes),
     web.post("/v1/processes/{pid}/signal", _signal),
