@@ -80,8 +80,11 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
             cluster.node_env = sync.environment(names, directory)
         nodes = {n.name: n for n in await cluster.new_nodes(names)}
         per_node = sync.environment(names, directory)
+        for name in names:  # where a node's copy of composer's SDK is, if it has one
+            per_node[name] = {**per_node.get(name, {}), **cluster.environment(name)}
         await sync.start()
         run = _Run(timeline, project, template, record, hits, cluster, nodes, per_node)
+        await run.share_files()
         if sync.service is not None:
             run.link_task = asyncio.ensure_future(serve_link_requests(
                 sync.state, sync.prefix, names, run.nemesis.network.configure_link,
@@ -136,7 +139,7 @@ class _Run:
                  record: RunRecord, hits: HitWatcher, cluster: clusters.Cluster,
                  nodes: dict[str, Node], per_node: dict[str, dict[str, str]]) -> None:
         self.timeline, self.project, self.template = timeline, project, template
-        self.record, self.hits, self.nodes = record, hits, nodes
+        self.record, self.hits, self.nodes, self.cluster = record, hits, nodes, cluster
         self.env = Environment(project, nodes, record.directory, timeline.seed, per_node)
         self.services: dict[str, ServiceNode] = {}
         for service in project.services:
@@ -157,6 +160,12 @@ class _Run:
         self.crashed: list[str] = []
         #: the timeline ran to its end (not cut off by setup, an error or Ctrl-C)
         self.completed = False
+
+    async def share_files(self) -> None:
+        """Give nodes that do not see this machine's files the ones their processes read."""
+        for path in (self.env.topology, self.env.stop_faults, *sorted(
+                self.record.directory.glob("nodes/*/outputs"))):
+            await self.cluster.share(path)
 
     async def main(self) -> None:
         await self._steps()

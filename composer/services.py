@@ -79,7 +79,7 @@ class Environment:
             s.name: [nodes[n].address for n in s.node_names()] for s in project.services
         }
         service_of = {n: s.name for s in project.services for n in s.node_names()}
-        topology = directory / "topology.json"
+        topology = self.topology = directory / "topology.json"
         topology.write_text(json.dumps({
             "project": project.name,
             "nodes": [

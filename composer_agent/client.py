@@ -266,6 +266,7 @@ class AgentClient:
         closed = _connection_closed(ws)
         if closed is not None:
             self._shutdowns.add(closed)
+            closed.add_done_callback(_seen)
             closed.add_done_callback(self._shutdowns.discard)
         return ws
 
@@ -289,6 +290,13 @@ class AgentClient:
                              status=exc.status) from exc
         except (aiohttp.ClientError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as exc:
             raise AgentUnreachable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+
+
+def _seen(closed: asyncio.Future) -> None:
+    """A TLS shutdown that failed (the far end closed first) is no news: retrieve it, so
+    asyncio does not report it as never retrieved."""
+    if not closed.cancelled():
+        closed.exception()
 
 
 def _connection_closed(ws: aiohttp.ClientWebSocketResponse) -> asyncio.Future | None:

@@ -7,7 +7,8 @@ needs to run a whole project on a machine it does not share files with:
 - ``PUT /v1/tree?path=DIR&digest=D`` (body: a gzipped tar) makes ``DIR`` hold exactly the
   archive, unpacked beside it and renamed into place, with ``DIR/.composer-digest`` = D;
   a second put of the same digest is a no-op, so a project is sent once per content.
-  Members that would land outside ``DIR`` are refused (tarfile's ``data`` filter).
+  Members that would land outside ``DIR`` are refused (tarfile's ``data`` filter), and
+  so is a directory with files that composer did not make (no digest marker).
 - ``GET /v1/tree?path=DIR`` lists the files under ``DIR``: ``{"digest", "files":
   [{"path" (relative), "size"}]}`` (an empty list for a missing directory).
 - ``GET /v1/tail?path=FILE&offset=N`` streams ``FILE`` from byte N: append-only files
@@ -39,9 +40,13 @@ async def put_tree(request: web.Request) -> web.Response:
     path, digest = _path(request), request.query.get("digest", "")
     if not digest.isalnum():
         raise web.HTTPBadRequest(reason=f"digest={digest!r}: give the archive's hex digest")
-    if _digest_of(path) == digest:
+    found = _digest_of(path)
+    if found == digest:
         await request.read()  # the body still has to be consumed
         return web.json_response({"ok": True, "unpacked": False})
+    if found is None and path.exists() and any(path.iterdir()):
+        raise web.HTTPConflict(reason=f"will not replace {path}: composer did not make it "
+                                      f"(no {DIGEST_FILE}); move it away or use another path")
     body = await request.read()
     try:
         await asyncio.to_thread(_replace, path, body, digest)

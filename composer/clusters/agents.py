@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from composer.clusters import control
+from composer.clusters.agent_mirror import Mirror
 from composer.clusters.base import ProbeByDial, ProcessSpec
 from composer.clusters.control import SYNC_PORT
 from composer.errors import ConfigError, InfraError
@@ -149,6 +150,9 @@ class AgentsCluster:
         #: the nodes' subnet is the agents' machines' own: not known here
         self.subnet: str | None = None
         self._listeners: list[asyncio.Task] = []
+        #: the project and the timeline's files on agents that do not share ours
+        self._mirror = Mirror(workdir, shared)
+        self._pulls: asyncio.Future | None = None
         self._file = load_agents_file(agents)
         self._run = uuid.uuid4().hex[:8]
         self._nodes: list[AgentNode] = []
@@ -195,6 +199,12 @@ class AgentsCluster:
         self._nodes.extend(nodes)  # from here on, cleanup removes them
         await asyncio.gather(*(_command(node, ["mkdir", "-p", str(node.data_dir)])
                                for node in nodes))
+        try:
+            await self._mirror.attach(nodes)
+        except (AgentError, OSError) as exc:
+            raise InfraError(f"agents backend: cannot give a node the project: {exc}") from None
+        if self._pulls is None:
+            self._pulls = asyncio.ensure_future(self._mirror.pull_while_running())
         if self._heartbeats is None:
             period = max(0.5, min(float(b.get("timeout", 30)) for b in beats) / 3)
             self._heartbeats = asyncio.ensure_future(self._beat(period))
@@ -218,6 +228,15 @@ class AgentsCluster:
         failed = [f"{n.name}: {r}" for n, r in zip(self._nodes, results) if isinstance(r, AgentError)]
         if failed:
             raise InfraError(f"agents backend: network faults failed: {'; '.join(failed)}")
+
+    def environment(self, node: str) -> dict[str, str]:
+        return self._mirror.environment(node)
+
+    async def share(self, path: Path) -> None:
+        try:
+            await self._mirror.share(path)
+        except Exception as exc:
+            raise InfraError(f"agents backend: cannot copy {path} to the nodes: {exc}") from None
 
     def control_host(self, node: str) -> str | None:
         """The node's own address: its agent listens there for the sync service (on
@@ -262,6 +281,13 @@ class AgentsCluster:
                                        return_exceptions=True)
         errors += [r for r in results if isinstance(r, asyncio.TimeoutError)]
         self._processes.clear()
+        if self._pulls is not None:  # what the last processes wrote, then no more
+            self._pulls.cancel()
+            self._pulls = None
+            try:
+                await self._mirror.pull()
+            except Exception as exc:
+                errors.append(exc)
         if self._shaped:  # heal: the agents keep no rule of a finished cluster
             try:
                 await self.shape_network(Network())

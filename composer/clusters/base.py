@@ -17,7 +17,7 @@ from typing import Protocol
 from composer.faults import Network
 
 __all__ = ["ProcessSpec", "Process", "Node", "ContainerNode", "Cluster", "LOG_LIMIT",
-           "ProbeByDial"]
+           "ProbeByDial", "SharedFiles"]
 
 #: Bytes of stdout (and of stderr) kept per process; the rest is dropped, not buffered.
 LOG_LIMIT = 10 * 1024 * 1024
@@ -124,6 +124,14 @@ class Cluster(Protocol):
         """Make traffic between this cluster's nodes behave as ``network`` says, replacing
         what an earlier call asked; only called with kinds in ``capabilities``."""
 
+    def environment(self, node: str) -> dict[str, str]:
+        """Variables ``node``'s processes need beyond composer's own: where its copy of
+        composer's SDK is, on a machine that does not share this one's files."""
+
+    async def share(self, path: Path) -> None:
+        """Make this machine's file (or directory) ``path`` exist at the same path on
+        every node (a no-op where the nodes see this machine's files)."""
+
     def control_host(self, node: str) -> str | None:
         """The address ``node`` reaches the run's sync service at (port 5050), which no
         fault cuts (``composer.clusters.control``); None: this backend has none."""
@@ -135,6 +143,17 @@ class Cluster(Protocol):
 
     async def cleanup(self) -> None:
         """Kill every process and remove every node; safe to call twice; collects all errors."""
+
+
+class SharedFiles:
+    """``environment`` and ``share`` for backends whose nodes see this machine's files
+    at the same paths (host nodes; containers mount them)."""
+
+    def environment(self, node: str) -> dict[str, str]:
+        return {}
+
+    async def share(self, path: Path) -> None:
+        pass
 
 
 class ProbeByDial:

@@ -29,7 +29,7 @@ from pathlib import Path
 from composer_agent.network import PACKET_KINDS, NetworkFaults, packet_faults_missing
 from composer.clusters import control, leftovers
 from composer.clusters.agents import node_views
-from composer.clusters.base import ProcessSpec
+from composer.clusters.base import ProcessSpec, SharedFiles
 from composer.clusters.hostnode import HostNode, dial_in
 from composer.clusters.processes import REAPER, HostProcess, destroy_all
 from composer.errors import ConfigError, InfraError
@@ -103,7 +103,7 @@ class DockerNode(HostNode):
         return await super().read_file(self._inside(path))
 
 
-class DockerCluster:
+class DockerCluster(SharedFiles):
     """Containers on one network of their own; files under ``workdir``."""
 
     def __init__(self, workdir: Path, shared: Sequence[Path] = ()) -> None:

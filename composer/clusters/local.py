@@ -26,7 +26,7 @@ from pathlib import Path
 
 from composer_agent import clock
 from composer.clusters import control, leftovers, nft
-from composer.clusters.base import ProcessSpec
+from composer.clusters.base import ProcessSpec, SharedFiles
 from composer.clusters.hostnode import HostNode
 from composer.clusters.processes import REAPER, HostProcess, destroy_all
 from composer.errors import InfraError
@@ -65,7 +65,7 @@ class LocalNode(HostNode):
             raise TimeoutError(f"{self.name}: port {port} did not answer in {timeout}s") from None
 
 
-class LocalCluster:
+class LocalCluster(SharedFiles):
     """Nodes on one claimed 127.0.X.0/24 block; files under ``workdir``."""
 
     def __init__(self, workdir: Path, shared: Sequence[Path] = ()) -> None:

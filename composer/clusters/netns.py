@@ -30,7 +30,7 @@ from composer_agent import clock
 from composer_agent.network import PACKET_KINDS, NetworkFaults, packet_faults_missing
 from composer.clusters import control, leftovers, nft
 from composer.clusters.agents import node_views
-from composer.clusters.base import ProcessSpec
+from composer.clusters.base import ProcessSpec, SharedFiles
 from composer.clusters.hostnode import HostNode, dial_in
 from composer.clusters.processes import REAPER, HostProcess, destroy_all
 from composer.errors import ConfigError, InfraError
@@ -66,7 +66,7 @@ class NetnsNode(HostNode):
                              timeout)
 
 
-class NetnsCluster:
+class NetnsCluster(SharedFiles):
     """Namespaces on one bridge of their own; files under ``workdir``."""
 
     def __init__(self, workdir: Path, shared: Sequence[Path] = ()) -> None:

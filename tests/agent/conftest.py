@@ -52,13 +52,15 @@ def agents(namespace: Namespace, authority: Authority,
     started: list[Agent] = []
 
     def start(*, server: Credentials | None = None, heartbeat_timeout: float = 120,
-              root: Path | None = None, address: str | None = None) -> Agent:
+              root: Path | None = None, address: str | None = None,
+              hide: Path | None = None) -> Agent:
         address = address or namespace.address
         if server is None:
             server = authority.issue(tmp_path / f"server-{address}", "server", server=True,
                                      hosts=[address])
         agent = start_agent(namespace, server, tmp_path / f"agent-{len(started)}.stderr",
-                            heartbeat_timeout=heartbeat_timeout, root=root, address=address)
+                            heartbeat_timeout=heartbeat_timeout, root=root, address=address,
+                            hide=hide)
         started.append(agent)
         return agent
 
@@ -94,3 +96,24 @@ def agents_file(agents: Callable[..., Agent], namespace: Namespace,
                     f'key = "{client_credentials.key}"\n'
                     + "".join(f'\n[[agents]]\nurl = "{a.url}"\n' for a in started))
     return path
+
+
+@pytest.fixture
+def remote_agents_file(agents: Callable[..., Agent], namespace: Namespace,
+                       client_credentials: Credentials, tmp_path: Path) -> Callable[..., Path]:
+    """Return ``make(count, hidden) -> agents file``: ``count`` agents, each on an address
+    of its own and with an empty private tmpfs over ``hidden`` (its root inside it), like
+    machines that share none of the files there with composer (the project, its runs)."""
+
+    def make(count: int, hidden: Path) -> Path:
+        hidden.mkdir(parents=True, exist_ok=True)
+        addresses = [namespace.address] + [namespace.add_address() for _ in range(count - 1)]
+        started = [agents(address=a, root=hidden / f"agent-root-{a}", hide=hidden)
+                   for a in addresses]
+        path = tmp_path / "remote-agents.toml"
+        path.write_text(f'ca = "{client_credentials.ca}"\ncert = "{client_credentials.cert}"\n'
+                        f'key = "{client_credentials.key}"\n'
+                        + "".join(f'\n[[agents]]\nurl = "{a.url}"\n' for a in started))
+        return path
+
+    return make

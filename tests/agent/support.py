@@ -135,10 +135,13 @@ class Agent:
 
 def start_agent(namespace: Namespace, server: Credentials, stderr: Path, *,
                 heartbeat_timeout: float = 120, root: Path | None = None,
-                address: str | None = None) -> Agent:
+                address: str | None = None, hide: Path | None = None) -> Agent:
     """Run ``python -m composer_agent serve`` in ``namespace`` (on ``address``, default its first);
-    return once it listens."""
-    argv = ["ip", "netns", "exec", namespace.name, sys.executable, "-m", "composer_agent", "serve",
+    return once it listens. ``hide``: the agent sees an empty private tmpfs there instead
+    (a mount namespace of its own), as a machine that shares none of those files."""
+    mount = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs composer-test "$0" && exec "$@"', str(hide)] if hide else []
+    argv = [*mount, "ip", "netns", "exec", namespace.name, sys.executable, "-m", "composer_agent", "serve",
             "--listen", f"{address or namespace.address}:{PORT}", "--ca", str(server.ca),
             "--cert", str(server.cert), "--key", str(server.key),
             "--heartbeat-timeout", str(heartbeat_timeout)]

@@ -49,6 +49,10 @@ async def test_members_outside_the_tree_and_garbage_are_refused(agent, client_cr
         with pytest.raises(AgentError, match="not a usable gzipped tar"):
             await client.put_tree(f"{root}/p", b"not a tar", "d4")
         assert (await client.tree(f"{root}/p"))["files"] == []
+        await client.put_file(f"{root}/mine/notes.txt", b"the user's")
+        with pytest.raises(AgentError, match="will not replace .*composer did not make it"):
+            await client.put_tree(f"{root}/mine", archive({"x": b"1"}), "d6")
+        assert await client.read_file(f"{root}/mine/notes.txt") == b"the user's"
         with pytest.raises(AgentError, match="absolute path"):
             await client.put_tree("relative/p", archive({}), "d5")
 
