@@ -44,9 +44,11 @@ def _backend(backend: str) -> type:
     raise ConfigError(f"--cluster {backend!r}: unknown backend; choose one of {', '.join(BACKENDS)}")
 
 
-def capabilities(backend: str) -> frozenset[str]:
-    """Return the fault kinds ``backend`` can apply on this machine; ``ConfigError`` if
-    the backend cannot run here at all."""
+def capabilities(backend: str, agents: Path | None = None) -> frozenset[str]:
+    """Return the fault kinds ``backend`` can apply on this machine (``agents``: on the
+    machines that file lists, asked); ``ConfigError`` if the backend cannot run here."""
+    if backend == "agents" and agents is not None:
+        return _backend(backend).asked(agents)
     return _backend(backend).supported()
 
 

@@ -168,6 +168,34 @@ class AgentsCluster:
         return frozenset({"kill", "stop", "pause"})
 
     @staticmethod
+    def asked(agents: Path) -> frozenset[str]:
+        """What every agent listed in ``agents`` says it can apply (each asked once), as
+        an exploration must know before its first timeline; ``InfraError`` if one does
+        not answer."""
+        from composer_agent.client import AgentClient, AgentError
+        from composer_agent.tls import Credentials
+
+        listed = load_agents_file(agents)
+        credentials = Credentials(listed.ca, listed.cert, listed.key)
+
+        async def ask() -> list[dict]:
+            clients = [AgentClient(url, credentials) for url in listed.urls]
+            try:
+                return await asyncio.gather(*(c.heartbeat() for c in clients))
+            finally:
+                await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+        try:
+            beats = asyncio.run(ask())
+        except (AgentError, OSError) as exc:
+            raise InfraError(f"agents backend: an agent listed in {agents} does not answer: "
+                             f"{exc}") from None
+        network = frozenset({"partition", "loss", "bandwidth", *PACKET_FAULTS})
+        for beat in beats:
+            network &= frozenset(beat.get("faults", ()))
+        return AgentsCluster.supported() | network
+
+    @staticmethod
     def limitations() -> dict[str, str]:
         why = dict.fromkeys(("partition", "loss", "bandwidth", *sorted(PACKET_FAULTS)),
                             "needs agents running as root with nftables and tc")

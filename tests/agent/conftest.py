@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from composer_agent.certs import Authority, Credentials
-from tests.agent.support import Agent, Namespace, start_agent
+from tests.agent.support import Agent, Hosts, Namespace, start_agent
 
 
 @pytest.fixture
@@ -117,3 +117,45 @@ def remote_agents_file(agents: Callable[..., Agent], namespace: Namespace,
         return path
 
     return make
+
+
+@pytest.fixture
+def agent_hosts_file(authority: Authority, client_credentials: Credentials,
+                     tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Return ``make(count, hidden=None) -> agents file``: ``count`` agents, each in a
+    network namespace of its own (``Hosts``: its own firewall and addresses, like a
+    machine), optionally with an empty private tmpfs over ``hidden``. Teardown stops
+    them, checks each exited cleanly, and that no process, namespace or veth stayed."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        (pytest.fail if os.environ.get("COMPOSER_REQUIRE_NETWORK") else pytest.skip)(
+            "agent hosts need root and ip")
+    made: list[tuple[Hosts, list[Agent]]] = []
+
+    def make(count: int, hidden: Path | None = None) -> Path:
+        hosts = Hosts.create(count)
+        started: list[Agent] = []
+        made.append((hosts, started))
+        if hidden is not None:
+            hidden.mkdir(parents=True, exist_ok=True)
+        for index, host in enumerate(hosts.hosts):
+            server = authority.issue(tmp_path / f"host-{host.address}", "server", server=True,
+                                     hosts=[host.address])
+            root = (hidden or tmp_path) / f"host-root-{index}"
+            started.append(start_agent(host, server, tmp_path / f"host-agent-{index}.stderr",
+                                       root=root, hide=hidden))
+        path = tmp_path / "hosts-agents.toml"
+        path.write_text(f'ca = "{client_credentials.ca}"\ncert = "{client_credentials.cert}"\n'
+                        f'key = "{client_credentials.key}"\n'
+                        + "".join(f'\n[[agents]]\nurl = "{a.url}"\n' for a in started))
+        return path
+
+    yield make
+    problems = []
+    for hosts, started in made:
+        for agent in started:
+            status = agent.stop()
+            errors = agent.stderr.read_text()
+            if status != 0 or "Traceback" in errors:
+                problems.append(f"agent {agent.pid} exited {status}:\n{errors}")
+        problems += hosts.delete()
+    assert not problems, "\n".join(problems)

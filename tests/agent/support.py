@@ -99,12 +99,57 @@ class Namespace:
             leaks.append(f"process {pid}: {cmdline(pid)}")
             os.kill(pid, signal.SIGKILL)
         ip("netns", "delete", self.name, check=False)
-        ip("link", "delete", self.veth, check=False)  # normally gone with the namespace
+        if self.veth:
+            ip("link", "delete", self.veth, check=False)  # normally gone with the namespace
         if Path(f"/run/netns/{self.name}").exists():
             leaks.append(f"namespace {self.name}")
-        if ip("link", "show", self.veth, check=False).returncode == 0:
+        if self.veth and ip("link", "show", self.veth, check=False).returncode == 0:
             leaks.append(f"veth {self.veth}")
         return leaks
+
+
+@dataclasses.dataclass
+class Hosts:
+    """Namespaces standing for separate machines on one network: each its own network
+    stack (so each agent's rules are its own), all on a bridge that lives in the hub
+    namespace (a ``Namespace``, whose veth to the test joins the bridge: the test
+    reaches every host directly, and the host's firewall never sees their traffic)."""
+
+    hub: Namespace
+    hosts: list[Namespace]
+
+    @classmethod
+    def create(cls, count: int) -> Hosts:
+        hub = Namespace.create()
+        made = cls(hub, [])
+        try:
+            for command in (["link", "add", "br0", "type", "bridge"],
+                            ["addr", "flush", "dev", "eth0"],
+                            ["link", "set", "eth0", "master", "br0"],
+                            ["link", "set", "br0", "up"]):
+                ip("-n", hub.name, *command)
+            for index in range(count):
+                address = hub.spare.pop(0) if index else hub.address
+                host = Namespace(f"{hub.name}-h{index}", "", hub.host_address, address, [])
+                ip("netns", "add", host.name)
+                made.hosts.append(host)
+                ip("-n", hub.name, "link", "add", f"h{index}", "type", "veth", "peer",
+                   "name", "eth0", "netns", host.name)
+                ip("-n", hub.name, "link", "set", f"h{index}", "master", "br0", "up")
+                for command in (["link", "set", "lo", "up"],
+                                ["addr", "add", f"{address}/28", "dev", "eth0"],
+                                ["link", "set", "eth0", "up"]):
+                    ip("-n", host.name, *command)
+        except BaseException:
+            made.delete()
+            raise
+        return made
+
+    def delete(self) -> list[str]:
+        leaks = []
+        for host in self.hosts:
+            leaks += host.delete()
+        return leaks + self.hub.delete()
 
 
 @dataclasses.dataclass
