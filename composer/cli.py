@@ -18,8 +18,8 @@ import time
 import traceback
 from pathlib import Path
 
-from composer import (check_command, cli_parser, clusters, config, project_source, templates,
-                      workload_command)
+from composer import (aws_command, check_command, cli_parser, clusters, config, project_source,
+                      templates, workload_command)
 from composer.errors import ComposerError, ConfigError, ExitCode
 from composer.faults import Capabilities
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 def _handle(args: argparse.Namespace) -> int:
     handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay,
                "gc": _gc, "report": _report, "check": check_command.run,
-               "workload": workload_command.run}
+               "workload": workload_command.run, "aws": aws_command.run}
     previous = signal.signal(signal.SIGTERM, _sigterm)
     code = int(ExitCode.INFRA)
     try:
@@ -88,6 +88,8 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
         args.cluster = project.backend
     elif args.command in ("run", "explore"):
         args.cluster = args.cluster or "local"
+    project = project_source.with_agents(project, getattr(args, "cluster", None),
+                                         getattr(args, "agents", None))
     overrides = {}
     if getattr(args, "timeline", None):
         overrides["timeline"] = args.timeline
@@ -111,7 +113,7 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
 
 
 def _capabilities(project: config.Project, backend: str) -> Capabilities:
-    supported = clusters.capabilities(backend)
+    supported = clusters.capabilities(backend, **project.cluster_options)
     wanted = project.explore.faults
     if wanted:
         why = clusters.limitations(backend)
@@ -274,7 +276,7 @@ def _replay(args: argparse.Namespace) -> int:
     _check_replay_fits(args.replay, replay.timeline, project, found[replay.timeline.template])
     backend = args.cluster or replay.backend
     needed = {e.kind for e in replay.timeline.events if isinstance(e, Fault)}
-    missing = needed - clusters.capabilities(backend)
+    missing = needed - clusters.capabilities(backend, **project.cluster_options)
     if missing:
         why = clusters.limitations(backend)
         raise ConfigError(f"{args.replay}: the {backend} backend cannot apply "
@@ -384,6 +386,8 @@ def _gc(args: argparse.Namespace) -> int:
     from composer import project_bundle
     from composer.clusters import leftovers
 
+    if args.cluster or args.region:
+        return aws_command.gc(args)
     removed = leftovers.collect() + project_bundle.collect()
     for what in removed:
         print(f"removed {what}")

@@ -97,6 +97,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--cluster", default=None, choices=clusters.BACKENDS,
                        help=f"cluster backend (default: {default or 'the replay' + chr(39) + 's'}"
                        "; docker for a compose file)")
+        p.add_argument("--agents", type=Path, metavar="FILE",
+                       help="for --cluster agents: the agents file listing running "
+                       "composer-agent machines and the certificates to reach them")
 
     def explore_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--timeline", type=_duration, metavar="DURATION",
@@ -167,12 +170,35 @@ def parser() -> argparse.ArgumentParser:
                      help="project directory, if it moved since the replay was saved")
     cluster_option(rep, default=None)
 
-    add_parser("gc", help="remove what runs killed with SIGKILL left behind",
+    gc = add_parser("gc", help="remove what runs killed with SIGKILL left behind",
                    description="remove the network namespaces, hosts files, nftables tables, "
                    "cgroups, processes, containers, docker networks and volumes of composer "
                    "runs that are no longer alive, and on a Ray worker the project copies and "
                    "task directories of dead runs (runs still going are left alone); needs "
-                   "root for what root created")
+                   "root for what root created. With --cluster aws: terminate instead the "
+                   "EC2 instances of runs that expired or whose composer died here")
+    gc.add_argument("--cluster", choices=("aws",),
+                    help="aws: collect EC2 instances of dead runs instead (needs boto3)")
+    gc.add_argument("--region", help="with --cluster aws: the AWS region (default: AWS_REGION, "
+                    "AWS_DEFAULT_REGION or the AWS profile's)")
+
+    aws = add_parser("aws", help="make, show or remove the AWS resources of --cluster aws",
+                     description="the account resources the aws backend launches into, all "
+                     "tagged composer:bootstrap=NAME: a VPC, a public subnet, an internet "
+                     "gateway and route table, a security group, an IAM role and instance "
+                     "profile without permissions, and a bucket for the agent wheel. "
+                     "Credentials are boto3's (AWS_PROFILE, AWS_ACCESS_KEY_ID, ~/.aws, SSO); "
+                     "other settings come from COMPOSER_AWS_* variables")
+    aws_actions = aws.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("bootstrap", "make what is missing (running it again makes nothing)"),
+                         ("status", "show what exists and the instances of composer runs"),
+                         ("teardown", "remove what bootstrap made; refused while instances "
+                          "still run")):
+        one = aws_actions.add_parser(action, help=text, description=text)
+        one.add_argument("--region", help="the AWS region (default: AWS_REGION, "
+                         "AWS_DEFAULT_REGION or the AWS profile's)")
+        one.add_argument("--name", help="the bootstrap's name, to keep several apart "
+                         "(default: composer, or COMPOSER_AWS_NAME)")
 
     chk = add_parser("check", help="judge a history file with one checker",
                      description="run a checker on a history: composer's JSONL (an SDK output "

@@ -8,13 +8,14 @@ before its templates are known, and that it runs on its own backend.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 from composer import compose, config, templates
 from composer.errors import ConfigError
 
-__all__ = ["load"]
+__all__ = ["load", "with_agents"]
 
 
 def load(path: Path, cluster: str | None = None, *, compose_file: bool = False,
@@ -36,3 +37,19 @@ def load(path: Path, cluster: str | None = None, *, compose_file: bool = False,
         say(f"note: {note}")
     found, holders = prepare(read, read.path.parent / ".composer" / "compose", say=say)
     return compose.project_of(read, holders), found
+
+
+def with_agents(project: config.Project, cluster: str | None, agents: Path | None
+                ) -> config.Project:
+    """Point ``--cluster agents`` at its agents file; either without the other is a
+    usage error."""
+    if agents is not None and cluster not in ("agents", None):
+        raise ConfigError(f"--agents names the machines of --cluster agents, not of "
+                          f"--cluster {cluster}")
+    if cluster != "agents" and agents is None:
+        return project
+    if agents is None:
+        raise ConfigError("--cluster agents needs --agents FILE: the running agents and the "
+                          "certificates to reach them (composer-agent certs makes them; see "
+                          "the README, \"Remote machines\")")
+    return dataclasses.replace(project, backend_options=(("agents", agents.resolve()),))

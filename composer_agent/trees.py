@@ -18,6 +18,7 @@ needs to run a whole project on a machine it does not share files with:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import shutil
@@ -111,12 +112,12 @@ async def tail(request: web.Request) -> web.StreamResponse:
     except OSError as exc:
         raise web.HTTPForbidden(reason=f"{path}: {exc.strerror}")
     response = web.StreamResponse()
-    with file:
+    with file, contextlib.suppress(ConnectionError):  # composer may stop reading at once
         file.seek(offset)
         await response.prepare(request)
         while chunk := await asyncio.to_thread(file.read, CHUNK):
             await response.write(chunk)
-    await response.write_eof()
+        await response.write_eof()
     return response
 
 

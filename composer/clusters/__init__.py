@@ -14,10 +14,9 @@ __all__ = ["BACKENDS", "API_BACKENDS", "Cluster", "capabilities", "limitations",
 
 #: Backends a user can name with --cluster, in the order of the design (aws: issue 17,
 #: offered once it works).
-BACKENDS = ("local", "netns", "docker")
-#: Backends the Python API and the pytest plugin offer: the same, and running agents
-#: (explore needs the project on each node, so the command line does not offer them).
-API_BACKENDS = (*BACKENDS, "agents")
+BACKENDS = ("local", "netns", "docker", "agents")
+#: Backends the Python API and the pytest plugin offer: the same.
+API_BACKENDS = BACKENDS
 
 
 def _backend(backend: str) -> type:
@@ -44,11 +43,11 @@ def _backend(backend: str) -> type:
     raise ConfigError(f"--cluster {backend!r}: unknown backend; choose one of {', '.join(BACKENDS)}")
 
 
-def capabilities(backend: str, agents: Path | None = None) -> frozenset[str]:
+def capabilities(backend: str, **options: object) -> frozenset[str]:
     """Return the fault kinds ``backend`` can apply on this machine (``agents``: on the
-    machines that file lists, asked); ``ConfigError`` if the backend cannot run here."""
-    if backend == "agents" and agents is not None:
-        return _backend(backend).asked(agents)
+    machines its agents file lists, asked); ``ConfigError`` if it cannot run here."""
+    if backend == "agents" and options.get("agents") is not None:
+        return _backend(backend).asked(options["agents"])
     return _backend(backend).supported()
 
 

@@ -94,7 +94,19 @@ def test_a_backend_that_does_not_exist_yet_is_not_offered(project):
     project.command("parallel_driver_x", "print(1)")
     result = project.composer("run", "--cluster", "aws")
     assert result.code == 2
-    assert "invalid choice: 'aws' (choose from 'local', 'netns', 'docker')" in result.stderr
+    assert "invalid choice: 'aws' (choose from 'local', 'netns', 'docker', 'agents')" in (
+        result.stderr)
+
+
+def test_agents_and_their_file_come_together(project, tmp_path):
+    project.config(SIMPLE)
+    project.command("parallel_driver_x", "print(1)")
+    alone = project.composer("run", "--cluster", "agents")
+    assert alone.code == 2 and "--cluster agents needs --agents FILE" in alone.stderr
+    stray = project.composer("run", "--cluster", "netns", "--agents", str(tmp_path / "a.toml"))
+    assert stray.code == 2 and "--agents names the machines of --cluster agents" in stray.stderr
+    missing = project.composer("run", "--cluster", "agents", "--agents", str(tmp_path / "a.toml"))
+    assert missing.code == 2 and "a.toml: cannot read it" in missing.stderr
 
 
 def test_explore_json_prints_the_summary_and_progress_lines_a_script_can_parse(project):
