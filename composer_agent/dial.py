@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 
 from composer_agent.protocol import CHUNK
 
-__all__ = ["handle", "relay"]
+__all__ = ["handle", "relay", "address_of"]
 
 #: Seconds a TCP connect may take before the dial fails.
 _CONNECT_TIMEOUT = 10.0
@@ -24,13 +24,7 @@ _CONNECT_TIMEOUT = 10.0
 async def handle(request: web.Request, sockets: MutableSet[web.WebSocketResponse]
                  ) -> web.WebSocketResponse:
     """Relay between one WebSocket and one TCP connection until either side ends."""
-    try:
-        port = int(request.query["port"])
-        if not 0 < port < 65536:
-            raise ValueError
-    except (KeyError, ValueError):
-        raise web.HTTPBadRequest(reason=f"port={request.query.get('port')!r}: give 1..65535")
-    host = request.query.get("host", "127.0.0.1")
+    host, port = address_of(request)
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     sockets.add(ws)
@@ -54,6 +48,17 @@ async def handle(request: web.Request, sockets: MutableSet[web.WebSocketResponse
         sockets.discard(ws)
         await ws.close()
     return ws
+
+
+def address_of(request: web.Request) -> tuple[str, int]:
+    """The ``?host=`` (default 127.0.0.1) and ``?port=`` a request names; 400 if bad."""
+    try:
+        port = int(request.query["port"])
+        if not 0 < port < 65536:
+            raise ValueError
+    except (KeyError, ValueError):
+        raise web.HTTPBadRequest(reason=f"port={request.query.get('port')!r}: give 1..65535")
+    return request.query.get("host", "127.0.0.1"), port
 
 
 async def relay(ws: web.WebSocketResponse, reader: asyncio.StreamReader,

@@ -22,7 +22,7 @@ from collections.abc import MutableSet
 
 from aiohttp import web
 
-from composer_agent.dial import relay
+from composer_agent.dial import address_of, relay
 
 __all__ = ["Accepted", "handle_listen", "handle_accepted"]
 
@@ -37,13 +37,7 @@ Accepted = dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.E
 async def handle_listen(request: web.Request, pending: Accepted,
                         sockets: MutableSet[web.WebSocketResponse]) -> web.WebSocketResponse:
     """Listen on a node port for as long as the WebSocket stays open."""
-    try:
-        port = int(request.query["port"])
-        if not 0 < port < 65536:
-            raise ValueError
-    except (KeyError, ValueError):
-        raise web.HTTPBadRequest(reason=f"port={request.query.get('port')!r}: give 1..65535")
-    host = request.query.get("host", "127.0.0.1")
+    host, port = address_of(request)
     ws = web.WebSocketResponse(heartbeat=20.0)
     await ws.prepare(request)
     sockets.add(ws)

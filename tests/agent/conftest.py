@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from composer_agent.certs import Authority, Credentials
-from tests.agent.support import Agent, Hosts, Namespace, start_agent
+from tests.agent.support import Agent, Hosts, Namespace, start_agent, write_agents_file
 
 
 @pytest.fixture
@@ -92,9 +92,7 @@ def agents_file(agents: Callable[..., Agent], namespace: Namespace,
     addresses = [namespace.address, namespace.add_address(), namespace.add_address()]
     started = [agents(address=a, root=tmp_path / f"root-{a}") for a in addresses]
     path = tmp_path / "agents.toml"
-    path.write_text(f'ca = "{client_credentials.ca}"\ncert = "{client_credentials.cert}"\n'
-                    f'key = "{client_credentials.key}"\n'
-                    + "".join(f'\n[[agents]]\nurl = "{a.url}"\n' for a in started))
+    write_agents_file(path, client_credentials, started)
     return path
 
 
@@ -111,9 +109,7 @@ def remote_agents_file(agents: Callable[..., Agent], namespace: Namespace,
         started = [agents(address=a, root=hidden / f"agent-root-{a}", hide=hidden)
                    for a in addresses]
         path = tmp_path / "remote-agents.toml"
-        path.write_text(f'ca = "{client_credentials.ca}"\ncert = "{client_credentials.cert}"\n'
-                        f'key = "{client_credentials.key}"\n'
-                        + "".join(f'\n[[agents]]\nurl = "{a.url}"\n' for a in started))
+        write_agents_file(path, client_credentials, started)
         return path
 
     return make
@@ -144,9 +140,7 @@ def agent_hosts_file(authority: Authority, client_credentials: Credentials,
             started.append(start_agent(host, server, tmp_path / f"host-agent-{index}.stderr",
                                        root=root, hide=hidden))
         path = tmp_path / "hosts-agents.toml"
-        path.write_text(f'ca = "{client_credentials.ca}"\ncert = "{client_credentials.cert}"\n'
-                        f'key = "{client_credentials.key}"\n'
-                        + "".join(f'\n[[agents]]\nurl = "{a.url}"\n' for a in started))
+        write_agents_file(path, client_credentials, started)
         return path
 
     yield make

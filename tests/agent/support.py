@@ -206,6 +206,13 @@ def start_agent(namespace: Namespace, server: Credentials, stderr: Path, *,
     return agent
 
 
+def write_agents_file(path: Path, client: Credentials, agents: list[Agent]) -> Path:
+    """Write the agents file listing ``agents``, with composer's ``client`` credentials."""
+    path.write_text(f'ca = "{client.ca}"\ncert = "{client.cert}"\nkey = "{client.key}"\n'
+                    + "".join(f'\n[[agents]]\nurl = "{a.url}"\n' for a in agents))
+    return path
+
+
 def read_line(process: subprocess.Popen, timeout: float) -> str:
     """Return the first line of ``process``'s stdout ('' if it ends or times out)."""
     assert process.stdout is not None
