@@ -19,6 +19,7 @@ import json
 import socket
 from typing import Any
 
+from composer.errors import ConfigError
 from composer.sync_state import SyncError, SyncState
 
 __all__ = ["SyncService", "response"]
@@ -47,7 +48,11 @@ class SyncService:
     async def start(self, sock: socket.socket | None = None) -> SyncService:
         """Listen on ``host:port``, or on ``sock`` (bound where the nodes reach it: in
         the hub namespace of a netns cluster, say)."""
-        from websockets.asyncio.server import serve
+        try:
+            from websockets.asyncio.server import serve
+        except ImportError:  # a dependency: missing only from a hand-made environment
+            raise ConfigError("the sync service needs the websockets package (a dependency "
+                              "of composer-dst): pip install 'websockets>=12'") from None
 
         where: dict[str, Any] = {"sock": sock} if sock else {"host": self.host, "port": self.port}
         self._server = await serve(self._connection, max_size=16 << 20, compression=None,

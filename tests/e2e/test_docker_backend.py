@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
+import sys
 import signal
 import subprocess
 import time
@@ -74,7 +74,7 @@ def test_explore_on_docker_with_faults_leaves_nothing_labelled(tmp_path):
     need("docker", "partition")
     project = copy_example(REPO / "examples" / "kvstore", tmp_path)
     result = subprocess.run(
-        [shutil.which("python3") or "python3", "-m", "composer.cli", "explore", str(project),
+        [sys.executable, "-m", "composer.cli", "explore", str(project),
          "--cluster", "docker", "--duration", "30s", "--seed", "3",
          "--faults", "kill,pause,partition,loss", "--quiet"],
         capture_output=True, text=True, timeout=600, cwd=REPO)
@@ -98,7 +98,7 @@ def test_gc_removes_the_containers_of_a_dead_run(tmp_path, gc_alone):
 
     block = asyncio.run(dead_run())
     assert len(_labelled(block)) == 3  # two containers and the network
-    gc = subprocess.run([shutil.which("python3") or "python3", "-m", "composer.cli", "gc"],
+    gc = subprocess.run([sys.executable, "-m", "composer.cli", "gc"],
                         capture_output=True, text=True, cwd=REPO, timeout=120)
     assert gc.returncode == 0, gc.stdout + gc.stderr
     assert "docker container" in gc.stdout and "docker network" in gc.stdout

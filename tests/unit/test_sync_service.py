@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -209,3 +210,13 @@ def test_the_shell_command_does_what_the_sdk_does(sync):
     assert bad.returncode == 2 and "not JSON" in bad.stderr
     nowhere = _sync_command("ws://127.0.0.1:9", "signal-entry", "x")
     assert nowhere.returncode == 1 and "cannot reach the sync service" in nowhere.stderr
+
+
+def test_without_websockets_the_service_says_what_to_install(monkeypatch):
+    """A hand-made environment without the dependency: a usage error naming the package,
+    not composer's "internal error" (CI once ran composer from a Python that lacked it)."""
+    from composer.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "websockets.asyncio.server", None)
+    with pytest.raises(ConfigError, match="pip install 'websockets>=12'"):
+        asyncio.run(SyncService().start())
