@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import web
 
@@ -43,26 +43,30 @@ async def put_tree(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(reason=f"digest={digest!r}: give the archive's hex digest")
     found = _digest_of(path)
     if found == digest:
-        await request.read()  # the body still has to be consumed
+        async for _ in request.content.iter_chunked(CHUNK):  # the body still has to go
+            pass
         return web.json_response({"ok": True, "unpacked": False})
     if found is None and path.exists() and any(path.iterdir()):
         raise web.HTTPConflict(reason=f"will not replace {path}: composer did not make it "
                                       f"(no {DIGEST_FILE}); move it away or use another path")
-    body = await request.read()
     try:
-        await asyncio.to_thread(_replace, path, body, digest)
-    except (tarfile.TarError, ValueError) as exc:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent) as body:  # streamed: any size
+            async for chunk in request.content.iter_chunked(CHUNK):
+                await asyncio.to_thread(body.write, chunk)
+            body.seek(0)
+            await asyncio.to_thread(_replace, path, body, digest)
+    except (tarfile.TarError, ValueError, EOFError) as exc:
         raise web.HTTPBadRequest(reason=f"{path}: not a usable gzipped tar: {exc}")
     except OSError as exc:
         raise web.HTTPForbidden(reason=f"cannot write {path}: {exc.strerror or exc}")
     return web.json_response({"ok": True, "unpacked": True})
 
 
-def _replace(path: Path, body: bytes, digest: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _replace(path: Path, body: BinaryIO, digest: str) -> None:
     fresh = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        with tarfile.open(fileobj=body, mode="r:gz") as archive:
             if sum(m.size for m in archive.getmembers()) > _MAX_BYTES:
                 raise ValueError(f"more than {_MAX_BYTES >> 20} MiB unpacked")
             archive.extractall(fresh, filter="data")

@@ -70,3 +70,16 @@ async def test_an_append_only_file_comes_back_from_where_it_was_left(agent, clie
         assert await client.tail(path, 100) == b""
         with pytest.raises(AgentError, match="no such file"):
             await client.tail(f"{root}/sdk/none.jsonl", 0)
+
+
+@aio
+async def test_a_tree_larger_than_a_request_body_limit_arrives_whole(agent, client_credentials):
+    """The body is streamed to disk: aiohttp's 1 MiB default limit on read bodies once
+    refused every project over 1 MiB."""
+    import os
+
+    blob = os.urandom(3 << 20)
+    async with AgentClient(agent.url, client_credentials) as client:
+        root = (await client.heartbeat())["root"]
+        assert await client.put_tree(f"{root}/big", archive({"blob.bin": blob}), "d7")
+        assert await client.tail(f"{root}/big/blob.bin", 0) == blob
