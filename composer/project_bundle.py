@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Bundle", "pack", "unpack", "in_use", "forget", "scratch",
+__all__ = ["Bundle", "pack", "digest", "unpack", "in_use", "forget", "scratch",
            "collect", "collect_tasks", "after_run", "rebase", "BUNDLES"]
 
 #: a worker machine's composer state, while tasks of some run use it
@@ -52,22 +52,34 @@ class Bundle:
 def pack(root: Path) -> Bundle:
     """Archive ``root`` (file modes kept, symbolic links as links); the digest covers
     every name, mode and content, so equal projects get equal digests."""
-    names = sorted(_files(root))
-    digest = hashlib.sha256()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
-        for path in names:
+        found = _digest(root, tar)
+    return Bundle(found, buffer.getvalue(), root)
+
+
+def digest(root: Path) -> str:
+    """``pack(root).digest`` without building the archive: whether a copy elsewhere is
+    still current costs one read of the files, not their compression."""
+    return _digest(root, None)
+
+
+def _digest(root: Path, tar: tarfile.TarFile | None) -> str:
+    found = hashlib.sha256()
+    with tarfile.open(fileobj=io.BytesIO(), mode="w") as scratch:  # gettarinfo only
+        for path in sorted(_files(root)):
             relative = path.relative_to(root).as_posix()
-            info = tar.gettarinfo(str(path), arcname=relative)
+            info = (tar or scratch).gettarinfo(str(path), arcname=relative)
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            digest.update(f"{relative}\0{info.mode}\0{info.linkname}\0".encode())
+            found.update(f"{relative}\0{info.mode}\0{info.linkname}\0".encode())
             if info.isfile():
                 data = path.read_bytes()
-                digest.update(hashlib.sha256(data).digest())
-                tar.addfile(info, io.BytesIO(data))
-            else:
+                found.update(hashlib.sha256(data).digest())
+                if tar is not None:
+                    tar.addfile(info, io.BytesIO(data))
+            elif tar is not None:
                 tar.addfile(info)
-    return Bundle(digest.hexdigest()[:24], buffer.getvalue(), root)
+    return found.hexdigest()[:24]
 
 
 def _files(root: Path) -> list[Path]:

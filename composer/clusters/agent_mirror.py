@@ -59,15 +59,25 @@ class Mirror:
         apart = [n for n, shares in zip(nodes, seen) if not shares]
         if not apart:
             return
-        bundles = [(str(p), project_bundle.pack(p)) for p in self.shared]
-        sdk = [(name, project_bundle.pack(_package_dir(name))) for name in _SDK_PACKAGES]
+        trees = [(str(p), p) for p in self.shared]
+        sdk = [(name, _package_dir(name)) for name in _SDK_PACKAGES]
+        digests = {local: project_bundle.digest(local) for _, local in trees + sdk}
+        packed: dict[Path, project_bundle.Bundle] = {}  # only what some node lacks
+
+        async def give(client: Any, where: str, local: Path) -> None:
+            if (await client.tree(where))["digest"] == digests[local]:
+                return
+            if local not in packed:
+                packed[local] = project_bundle.pack(local)
+            await client.put_tree(where, packed[local].data, packed[local].digest)
+
         for node in apart:
             root = (await node._client.heartbeat())["root"]
-            home = f"{root}/sdk-{'-'.join(b.digest[:8] for _, b in sdk)}"
-            for path, bundle in bundles:
-                await node._client.put_tree(path, bundle.data, bundle.digest)
-            for name, bundle in sdk:
-                await node._client.put_tree(f"{home}/{name}", bundle.data, bundle.digest)
+            home = f"{root}/sdk-{'-'.join(digests[local][:8] for _, local in sdk)}"
+            for where, local in trees:
+                await give(node._client, where, local)
+            for name, local in sdk:
+                await give(node._client, f"{home}/{name}", local)
             await node._client.put_file(str(self.workdir / "sdk" / ".keep"), b"")
             self._remote[node.name] = (node._client, home)
 

@@ -59,7 +59,7 @@ def timelines_per_minute(project: Path, backend: str, seconds: int, seed: int,
                    env={**os.environ, "KVSTORE_BUG": "0"}, timeout=seconds * 4 + 120)
     run = sorted((project / ".composer" / "runs").iterdir())[-1]
     summary = json.loads((run / "summary.json").read_text())
-    return summary["timelines"] * 60 / summary["search"]["seconds"]
+    return summary["timelines"] * 60 / summary["elapsed_seconds"]
 
 
 def sync_seconds(agents: Path, work: Path, mib: int) -> tuple[float, float]:

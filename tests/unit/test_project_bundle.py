@@ -31,6 +31,9 @@ def test_equal_projects_get_equal_digests_and_a_change_another(tmp_path):
     assert project_bundle.pack(one).digest == project_bundle.pack(two).digest
     (two / "drivers" / "main" / "parallel_driver_put").chmod(0o644)
     assert project_bundle.pack(one).digest != project_bundle.pack(two).digest
+    # a copy is checked with the digest alone, without building the archive
+    assert [project_bundle.digest(p) for p in (one, two)] == [
+        project_bundle.pack(p).digest for p in (one, two)]
 
 
 def test_unpacked_it_is_the_project_without_what_runs_wrote(tmp_path):
