@@ -116,8 +116,8 @@ class Network:
     def packets(self, node: str) -> dict[str, float]:
         """The packet faults on what ``node`` sends (``composer_agent.packet_shaper``'s
         shape: latency, jitter, reorder, duplicate, corrupt); empty: none."""
-        shape = {kind: getattr(self, kind)[node] for kind in ("latency", "reorder",
-                 "duplicate", "corrupt") if node in getattr(self, kind)}
+        shape = {kind: getattr(self, kind)[node] for kind in sorted(PACKET_FAULTS)
+                 if node in getattr(self, kind)}
         if "latency" in shape:
             shape["jitter"] = shape["latency"] * LATENCY_JITTER
         return shape
@@ -133,7 +133,7 @@ def network_of(faults: Iterable[FaultLike], participants: Sequence[str],
     """
     blocked: set[tuple[str, str]] = set()
     harshest: dict[str, dict[str, float]] = {
-        kind: {} for kind in ("loss", "bandwidth", "latency", "reorder", "duplicate", "corrupt")}
+        kind: {} for kind in ("loss", "bandwidth", *sorted(PACKET_FAULTS))}
     for fault in faults:
         if fault.kind == "partition":
             blocked |= _partition(fault.shape or "halves", fault.targets, participants)

@@ -152,11 +152,16 @@ def shaper_config(link: Link | None, faults: Mapping[str, float]) -> dict | None
     in effect on it (``Network.packets``) added (the harsher value wins); None: the node
     needs no shaper."""
     link = link or Link()
-    base = dataclasses.replace(link.default, filter="drop") if not link.enabled else link.default
+
+    def sent(shape: Shape) -> Shape:  # a disabled link drops everything
+        return shape if link.enabled else dataclasses.replace(shape, filter="drop")
+
+    base = sent(link.default)
     if not faults and not link.rules and not _packet_fields(base):
         return None
 
     def merged(shape: Shape) -> dict:
+        shape = sent(shape)
         out = {name: max(getattr(shape, name), faults.get(name, 0.0))
                for name in ("latency", "jitter", "loss", "corrupt", "reorder", "duplicate")}
         out = {k: v for k, v in out.items() if v}
@@ -164,10 +169,8 @@ def shaper_config(link: Link | None, faults: Mapping[str, float]) -> dict | None
             out["filter"] = shape.filter
         return out
 
-    rules = [{"subnet": subnet, **merged(shape if link.enabled
-                                          else dataclasses.replace(shape, filter="drop"))}
-             for subnet, shape in link.rules]
-    return {"default": merged(base), "rules": rules}
+    rules = [{"subnet": subnet, **merged(shape)} for subnet, shape in link.rules]
+    return {"default": merged(link.default), "rules": rules}
 
 
 def _packet_fields(shape: Shape) -> list[str]:

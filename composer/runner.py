@@ -76,10 +76,12 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
                          for n in s.node_names()}, label=directory.name,
                         shaping="latency" in cluster.capabilities)
     try:
+        early = None
         if hasattr(cluster, "node_env"):  # compose: containers are made with their variables
-            cluster.node_env = sync.environment(names, directory)
+            early = cluster.node_env = sync.environment(names, directory)
         nodes = {n.name: n for n in await cluster.new_nodes(names)}
-        per_node = sync.environment(names, directory)
+        # after the nodes: an agent node's control address is known only then
+        per_node = early or sync.environment(names, directory)
         for name in names:  # where a node's copy of composer's SDK is, if it has one
             per_node[name] = {**per_node.get(name, {}), **cluster.environment(name)}
         await sync.start()

@@ -22,6 +22,7 @@ timeline ends, every wait still open is released with an error saying so.
 
 from __future__ import annotations
 
+import collections
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -86,9 +87,7 @@ class TimelineSync:
             "TEST_INSTANCE_COUNT": str(len(self.groups)),
             "TEST_SIDECAR": "true" if self.shaping else "false",
         }
-        sizes: dict[str, int] = {}
-        for group in self.groups.values():
-            sizes[group] = sizes.get(group, 0) + 1
+        sizes = collections.Counter(self.groups.values())
         result = {}
         for node in nodes:
             host = self.cluster.control_host(node)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import json
 import shutil
@@ -24,7 +25,8 @@ from collections.abc import Sequence
 from composer_agent.shaper_process import ShaperProcess
 
 __all__ = ["NodeNetwork", "NetworkFaults", "replace_chain", "qdisc_commands", "have_netem",
-           "PACKET_KINDS", "packet_faults_missing", "netem_arguments"]
+           "PACKET_KINDS", "packet_faults_missing", "packet_kinds", "packet_limitations",
+           "netem_arguments"]
 
 TABLE = "composer_agent"
 
@@ -117,28 +119,34 @@ def netem_can(packets: dict | None) -> bool:
 
 #: fault kinds done to single packets: netem, or the packet shaper
 PACKET_KINDS = ("latency", "reorder", "duplicate", "corrupt")
-_packets_missing: list[str | None] = []
 
 
+@functools.cache
 def packet_faults_missing() -> str | None:
     """Why packet faults cannot be applied here (None: they can, with netem or with
     the packet shaper's NFQUEUE rule, tried in a throwaway namespace)."""
-    if not _packets_missing:
-        reason = None
-        if not have_netem():
-            unshare, iptables = shutil.which("unshare"), shutil.which("iptables")
-            if not (unshare and iptables):
-                reason = ("no netem qdisc, and no iptables for the packet shaper "
-                          "(apt-get install iptables)")
-            else:
-                tried = subprocess.run(
-                    [unshare, "-n", iptables, "-w", "-t", "mangle", "-A", "OUTPUT", "-j",
-                     "NFQUEUE", "--queue-num", "1", "--queue-bypass"], capture_output=True)
-                if tried.returncode != 0:
-                    reason = ("no netem qdisc and no NFQUEUE target ("
-                              + " ".join(tried.stderr.decode(errors="replace").split()) + ")")
-        _packets_missing.append(reason)
-    return _packets_missing[0]
+    if have_netem():
+        return None
+    unshare, iptables = shutil.which("unshare"), shutil.which("iptables")
+    if not (unshare and iptables):
+        return "no netem qdisc, and no iptables for the packet shaper (apt-get install iptables)"
+    tried = subprocess.run([unshare, "-n", iptables, "-w", "-t", "mangle", "-A", "OUTPUT", "-j",
+                            "NFQUEUE", "--queue-num", "1", "--queue-bypass"], capture_output=True)
+    if tried.returncode == 0:
+        return None
+    return ("no netem qdisc and no NFQUEUE target ("
+            + " ".join(tried.stderr.decode(errors="replace").split()) + ")")
+
+
+def packet_kinds() -> frozenset[str]:
+    """The packet fault kinds this machine can apply (all or none)."""
+    return frozenset(PACKET_KINDS) if packet_faults_missing() is None else frozenset()
+
+
+def packet_limitations() -> dict[str, str]:
+    """Why each packet fault kind cannot be applied here (empty: they all can)."""
+    missing = packet_faults_missing()
+    return dict.fromkeys(PACKET_KINDS, missing) if missing else {}
 
 
 _netem: bool | None = None

@@ -24,7 +24,7 @@ from aiohttp import web
 from composer_agent import clock, dial, files, listen, streaming, trees
 from composer_agent.tls import Credentials, server_context
 from composer_agent.heartbeat import Heartbeat
-from composer_agent.network import PACKET_KINDS, NetworkFaults, NodeNetwork, packet_faults_missing
+from composer_agent.network import NetworkFaults, NodeNetwork, packet_kinds
 from composer_agent.processes import ProcessTable
 from composer_agent.protocol import VERSION
 
@@ -68,8 +68,7 @@ def _fault_kinds() -> list[str]:
     kinds = ["clock"] if clock.missing() is None else []
     if os.geteuid() != 0 or not all(map(shutil.which, ("nft", "tc", "ip"))):
         return kinds
-    packets = list(PACKET_KINDS) if packet_faults_missing() is None else []
-    return kinds + ["partition", "loss", "bandwidth"] + packets
+    return kinds + ["partition", "loss", "bandwidth", *sorted(packet_kinds())]
 
 
 async def _network(request: web.Request) -> web.Response:

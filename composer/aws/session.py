@@ -43,6 +43,7 @@ class Aws:
     region: str
     endpoint_url: str | None = None
     _clients: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    _account: str | None = dataclasses.field(default=None, repr=False)
 
     def client(self, service: str) -> Any:
         """Return this connection's client of ``service`` (made on first use)."""
@@ -73,9 +74,9 @@ class Aws:
 
     def account(self) -> str:
         """Return the account id the credentials belong to (one STS call, then cached)."""
-        if "_account" not in self._clients:
-            self._clients["_account"] = self.client("sts").get_caller_identity()["Account"]
-        return self._clients["_account"]
+        if self._account is None:
+            self._account = self.client("sts").get_caller_identity()["Account"]
+        return self._account
 
     def endpoint(self) -> str:
         """Return where this connection's EC2 calls go (for messages)."""

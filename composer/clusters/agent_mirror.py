@@ -72,7 +72,7 @@ class Mirror:
             await client.put_tree(where, packed[local].data, packed[local].digest)
 
         for node in apart:
-            root = (await node._client.heartbeat())["root"]
+            root = node.root.parent.parent  # <agent root>/composer-<run>/<node>
             home = f"{root}/sdk-{'-'.join(digests[local][:8] for _, local in sdk)}"
             for where, local in trees:
                 await give(node._client, where, local)

@@ -42,6 +42,9 @@ from composer.links import shaper_config
 
 __all__ = ["AgentsCluster", "AgentNode", "AgentsFile", "load_agents_file", "node_views"]
 
+#: network faults an agent applies where its machine lets it (root, nftables, tc)
+_NETWORK_KINDS = frozenset({"partition", "loss", "bandwidth", *PACKET_FAULTS})
+
 
 @dataclasses.dataclass(frozen=True)
 class AgentsFile:
@@ -158,7 +161,7 @@ class AgentsCluster:
         self._nodes: list[AgentNode] = []
         self._processes: list = []
         self._heartbeats: asyncio.Task | None = None
-        self._network_kinds = frozenset({"partition", "loss", "bandwidth", *PACKET_FAULTS})
+        self._network_kinds = _NETWORK_KINDS
         self._shaped = False
 
     @staticmethod
@@ -190,14 +193,14 @@ class AgentsCluster:
         except (AgentError, OSError) as exc:
             raise InfraError(f"agents backend: an agent listed in {agents} does not answer: "
                              f"{exc}") from None
-        network = frozenset({"partition", "loss", "bandwidth", *PACKET_FAULTS})
+        network = _NETWORK_KINDS
         for beat in beats:
             network &= frozenset(beat.get("faults", ()))
         return AgentsCluster.supported() | network
 
     @staticmethod
     def limitations() -> dict[str, str]:
-        why = dict.fromkeys(("partition", "loss", "bandwidth", *sorted(PACKET_FAULTS)),
+        why = dict.fromkeys(sorted(_NETWORK_KINDS),
                             "needs agents running as root with nftables and tc")
         why["clock"] = "clock faults through the agent are not built yet"
         return why

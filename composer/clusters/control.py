@@ -3,9 +3,10 @@ node reaches and no fault cuts, on Testground's sync-service port.
 
 Each backend names its control address (``control_host``): ``127.0.X.254`` on ``local``,
 ``10.77.X.254`` on the hub's bridge of ``netns``, the network's gateway ``10.78.X.1`` on
-``docker``, and on ``agents`` each node's own ``127.0.0.1``, where its agent listens and
-hands every connection to composer (``splice`` joins it to the service). Faults never touch it: partitions and loss name node addresses, and the
-packet shaper exempts it. Because the address is the run's own, the port can be the one
+``docker``, and on ``agents`` each node's own address, where its agent listens and hands
+every connection to composer (``splice`` joins it to the service). Faults never touch
+it: partitions and loss name node addresses, and the packet shaper shapes only what
+goes to peers. Because the address is the run's own, the port can be the one
 Testground clients assume (5050) without two runs colliding.
 """
 

@@ -26,7 +26,7 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from composer_agent.network import PACKET_KINDS, NetworkFaults, packet_faults_missing
+from composer_agent.network import NetworkFaults, packet_kinds, packet_limitations
 from composer.clusters import control, leftovers
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec, SharedFiles
@@ -135,9 +135,7 @@ class DockerCluster(SharedFiles):
     @staticmethod
     def limitations() -> dict[str, str]:
         why = {"clock": "clock faults in containers are not built yet"}
-        missing = packet_faults_missing()
-        if missing:
-            why.update(dict.fromkeys(PACKET_KINDS, missing))
+        why.update(packet_limitations())
         return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[DockerNode]:
@@ -248,7 +246,7 @@ def fault_kinds() -> frozenset[str]:
     """Process and network faults (packet faults with netem or the packet shaper); not
     clock yet."""
     kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
-    return frozenset(kinds | (set(PACKET_KINDS) if packet_faults_missing() is None else set()))
+    return frozenset(kinds) | packet_kinds()
 
 
 @functools.cache

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from composer_agent import clock
-from composer_agent.network import PACKET_KINDS, NetworkFaults, packet_faults_missing
+from composer_agent.network import NetworkFaults, packet_kinds, packet_limitations
 from composer.clusters import control, leftovers, nft
 from composer.clusters.agents import node_views
 from composer.clusters.base import ProcessSpec, SharedFiles
@@ -93,8 +93,7 @@ class NetnsCluster(SharedFiles):
                    "util-linux)" if missing else f" (running as uid {os.geteuid()})")
                 + "; run as root or use --cluster local")
         kinds = {"kill", "stop", "pause", "partition", "loss", "bandwidth"}
-        if packet_faults_missing() is None:
-            kinds |= set(PACKET_KINDS)
+        kinds |= packet_kinds()
         if clock.missing() is None:
             kinds.add("clock")
         return frozenset(kinds)
@@ -102,9 +101,7 @@ class NetnsCluster(SharedFiles):
     @staticmethod
     def limitations() -> dict[str, str]:
         why = {}
-        missing = packet_faults_missing()
-        if missing:
-            why.update(dict.fromkeys(PACKET_KINDS, missing))
+        why.update(packet_limitations())
         if clock.missing() is not None:
             why["clock"] = clock.missing()
         return why
