@@ -95,19 +95,23 @@ class _Loop:
 
 
 class Cluster:
-    """Nodes of one backend (``local``, ``netns``, ``docker`` or ``agents``), until
-    ``cleanup``.
+    """Nodes of one backend (``local``, ``netns``, ``docker``, ``agents`` or ``aws``),
+    until ``cleanup``.
 
     ``workdir`` keeps the nodes' directories and every process's output; by default a
     temporary directory removed by ``cleanup``. ``agents`` is the agents file of the
-    ``agents`` backend.
+    ``agents`` backend; ``aws`` the settings of the ``aws`` backend (over
+    ``COMPOSER_AWS_*``), which launches an instance per node at the first ``new_nodes``.
     """
 
     def __init__(self, backend: str = "local", *, workdir: Path | None = None,
-                 agents: Path | None = None) -> None:
+                 agents: Path | None = None, aws: dict | None = None) -> None:
         if backend not in clusters.API_BACKENDS:
             raise ConfigError(f"Cluster({backend!r}): unknown backend; choose one of "
                               f"{', '.join(clusters.API_BACKENDS)}")
+        if aws is not None and backend != "aws":
+            raise ConfigError(f"Cluster({backend!r}, aws=...): aws settings are for the aws "
+                              "backend")
         self.backend = backend
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="composer-cluster-"))
@@ -115,7 +119,9 @@ class Cluster:
         self._nodes: list[Node] = []
         self._relays: set[asyncio.Future] = set()
         self._loop: _Loop | None = _Loop()
-        options = {"agents": agents} if agents is not None else {}
+        options: dict = {"agents": agents} if agents is not None else {}
+        if aws is not None:
+            options["aws"] = aws
 
         async def create() -> clusters.Cluster:
             return clusters.create(backend, self.workdir, **options)

@@ -8,10 +8,12 @@ errors are raised as ``ComposerError`` and ``composer.cli`` prints them as one l
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
 
 from composer.errors import ConfigError, ExitCode
 
-__all__ = ["run", "gc"]
+__all__ = ["run", "gc", "fleet_for"]
 
 
 def _settings(args: argparse.Namespace):
@@ -55,3 +57,23 @@ def gc(args: argparse.Namespace) -> int:
     print(f"{len(removed)} leftover(s) removed" if removed else "nothing to remove")
     return ExitCode.OK
 
+
+
+def fleet_for(args: argparse.Namespace, project):
+    """Launch the fleet of ``composer run|explore|replay --cluster aws`` (one agent per
+    node, times --jobs), held until the command ends; return ``project`` pointed at it."""
+    from composer import aws
+    from composer.aws.fleet import Fleet
+
+    if getattr(args, "ray", None):
+        raise ConfigError("--cluster aws with --ray: each Ray worker builds its own cluster, "
+                          "and launching instances from workers is not supported; use "
+                          "--jobs N to run N timelines at once on one fleet")
+    settings = aws.load({**dict(project.aws), **dict(getattr(args, "aws", None) or ())})
+    nodes = sum(len(s.node_names()) for s in project.services)
+    jobs = getattr(args, "jobs", None) or 1
+    hours = getattr(args, "duration", 600.0) / 3600 + 0.25  # and booting, shrinking's tail
+    fleet = args.resources.enter_context(Fleet(
+        settings, nodes * jobs, hours=hours,
+        say=lambda line: print(f"composer: aws: {line}", file=sys.stderr, flush=True)))
+    return dataclasses.replace(project, backend_options=(("agents", fleet.agents_file),))

@@ -47,7 +47,8 @@ def _handle(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _sigterm)
     code = int(ExitCode.INFRA)
     try:
-        code = int(handler[args.command](args))
+        with contextlib.ExitStack() as args.resources:  # what the run holds: an aws fleet
+            code = int(handler[args.command](args))
     except ComposerError as exc:
         if args.debug:
             traceback.print_exc()
@@ -90,6 +91,10 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
         args.cluster = args.cluster or "local"
     project = project_source.with_agents(project, getattr(args, "cluster", None),
                                          getattr(args, "agents", None))
+    if getattr(args, "cluster", None) == "aws":
+        project = aws_command.fleet_for(args, project)
+    elif getattr(args, "aws", None):
+        raise ConfigError("--aws sets up the aws backend: use it with --cluster aws")
     overrides = {}
     if getattr(args, "timeline", None):
         overrides["timeline"] = args.timeline
@@ -269,6 +274,8 @@ def _replay(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     args.project = args.project or replay.project
+    if args.cluster is None and replay.backend == "aws":  # launched before loading
+        args.cluster = "aws"
     project, found = _load(args)
     if replay.timeline.template not in found:
         raise ConfigError(f"{args.replay}: template {replay.timeline.template!r} is no longer in "

@@ -40,6 +40,19 @@ def _whole(minimum: int, maximum: int | None = None):
     return parse
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """--aws KEY=VALUE: a setting of the aws backend, a number where it is one."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=VALUE, e.g. region=eu-west-1")
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
 def _jobs(text: str) -> int:
     """--jobs: a whole number from 1, or "auto" (one per CPU this process may use)."""
     if text == "auto":
@@ -100,6 +113,10 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--agents", type=Path, metavar="FILE",
                        help="for --cluster agents: the agents file listing running "
                        "composer-agent machines and the certificates to reach them")
+        p.add_argument("--aws", type=_setting, action="append", metavar="KEY=VALUE",
+                       help="for --cluster aws: a setting, e.g. region=eu-west-1 or "
+                       "instance_type=t3.medium (over [aws] of composer.toml and "
+                       "COMPOSER_AWS_*); repeat for more")
 
     def explore_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--timeline", type=_duration, metavar="DURATION",

@@ -162,6 +162,9 @@ class Project:
     #: what that backend needs; None: any, chosen with --cluster
     backend: str | None = None
     backend_options: tuple[tuple[str, Any], ...] = ()
+    #: the ``[aws]`` table: settings of the aws backend (``composer.aws.settings``), below
+    #: ``--aws`` flags and above ``COMPOSER_AWS_*``
+    aws: tuple[tuple[str, Any], ...] = ()
 
     def service(self, name: str) -> Service:
         """Return the service called ``name``."""

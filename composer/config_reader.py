@@ -64,7 +64,7 @@ class Reader:
         return value
 
     def project(self, data: dict) -> Project:
-        top = ("project", "services", "setup", "explore", "template")
+        top = ("project", "services", "setup", "explore", "template", "aws")
         for name in data:
             if name not in top:
                 hint = difflib.get_close_matches(name, top, n=1)
@@ -84,6 +84,7 @@ class Reader:
             setup=self.setup(data),
             explore=self.explore(data),
             template_options=self.template_options(data.get("template", {})),
+            aws=self.aws(data.get("aws", {})),
         )
 
     def services(self, raw: Any) -> tuple[Service, ...]:
@@ -163,6 +164,19 @@ class Reader:
         if not isinstance(raw["command"], str):
             raise self.fail(f"{key}.ready.command must be a string")
         return Ready(command=raw["command"])
+
+    def aws(self, raw: Any) -> tuple[tuple[str, Any], ...]:
+        """``[aws]``: settings of the aws backend, checked as its flags are."""
+        from composer.aws import settings
+
+        try:
+            if isinstance(raw, dict) and set(raw) & settings.KEY_PAIR_NAMES:
+                settings.load(raw, environ={})  # says why there is no key pair
+            table = self.table(raw, "aws", settings.FIELDS)
+            settings.load(table, environ={})
+        except ConfigError as exc:
+            raise self.fail(str(exc)) from None
+        return tuple(sorted(table.items()))
 
     def setup(self, data: dict) -> Setup:
         table = self.table(data.get("setup", {}), "setup", ("sdk", "timeout"))

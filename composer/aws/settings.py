@@ -22,12 +22,14 @@ from collections.abc import Mapping
 
 from composer.errors import ConfigError
 
-__all__ = ["AwsSettings", "load", "DEBIAN_12", "ENV_PREFIX"]
+__all__ = ["AwsSettings", "load", "DEBIAN_12", "ENV_PREFIX", "FIELDS"]
 
 #: the public SSM parameter naming the newest Debian 12 AMI for amd64 in each region
 DEBIAN_12 = "/aws/service/debian/release/12/latest/amd64"
 #: ``COMPOSER_AWS_INSTANCE_TYPE`` sets ``instance_type``, and so on for every field
 ENV_PREFIX = "COMPOSER_AWS_"
+#: what a key pair setting might be called: refused, with the reason
+KEY_PAIR_NAMES = frozenset({"key_name", "key_pair", "key"})
 #: no setting may raise the per-run cap above this, whatever is configured
 _CEILING_INSTANCES = 1000
 _CEILING_HOURS = 168.0
@@ -60,6 +62,11 @@ class AwsSettings:
     #: hours after launch at which a run's instances count as expired (the
     #: ``composer:expires`` tag) and power themselves off; default 4
     max_hours: float = 4.0
+    #: seconds from launch until every instance's agent must answer; default 900
+    boot_timeout: float = 900.0
+    #: how composer reaches the agents: "public" (each instance's public address) or
+    #: "private" (composer runs inside the VPC or reaches it over a VPN); default public
+    reach: str = "public"
     #: the AWS endpoint; default: boto3's (``AWS_ENDPOINT_URL``, else AWS itself)
     endpoint_url: str | None = None
 
@@ -78,7 +85,7 @@ def load(overrides: Mapping[str, object] | None = None,
     fields = {f.name: f for f in dataclasses.fields(AwsSettings)}
     values: dict[str, object] = {}
     for key, value in (overrides or {}).items():
-        if key in ("key_name", "key_pair", "key"):
+        if key in KEY_PAIR_NAMES:
             raise ConfigError(f"aws {key}={value!r}: composer launches instances without a key "
                               "pair and reaches them through its agent; remove the setting")
         if key not in fields:
@@ -169,6 +176,16 @@ def _validate_max_hours(value: object) -> None:
            f"hours above 0 and at most {_CEILING_HOURS:g} (a week)")
 
 
+def _validate_boot_timeout(value: object) -> None:
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 3600,
+           "boot_timeout", value, "seconds above 0 and at most 3600")
+
+
+def _validate_reach(value: object) -> None:
+    _check(value in ("public", "private"), "reach", value,
+           "give public (composer dials the instances' public addresses) or private")
+
+
 def _validate_endpoint_url(value: object) -> None:
     _check(isinstance(value, str) and value.startswith(("http://", "https://")),
            "endpoint_url", value, "not an http:// or https:// URL")
@@ -180,7 +197,10 @@ _VALIDATORS = {
     "subnet": _prefixed("subnet", "subnet-"), "security_group": _prefixed("security_group", "sg-"),
     "instance_profile": _validate_instance_profile, "bucket": _validate_bucket,
     "max_instances": _validate_max_instances, "max_hours": _validate_max_hours,
+    "boot_timeout": _validate_boot_timeout, "reach": _validate_reach,
     "endpoint_url": _validate_endpoint_url,
 }
+#: the names of the settings, in the order of ``AwsSettings``
+FIELDS = tuple(f.name for f in dataclasses.fields(AwsSettings))
 # every field has its validator (a cheap guard, as Hypothesis's _settings.py does)
 assert set(_VALIDATORS) == {f.name for f in dataclasses.fields(AwsSettings)}

@@ -12,9 +12,8 @@ from composer.errors import ConfigError
 
 __all__ = ["BACKENDS", "API_BACKENDS", "Cluster", "capabilities", "limitations", "create"]
 
-#: Backends a user can name with --cluster, in the order of the design (aws: issue 17,
-#: offered once it works).
-BACKENDS = ("local", "netns", "docker", "agents")
+#: Backends a user can name with --cluster, in the order of the design.
+BACKENDS = ("local", "netns", "docker", "agents", "aws")
 #: Backends the Python API and the pytest plugin offer: the same.
 API_BACKENDS = BACKENDS
 
@@ -40,13 +39,17 @@ def _backend(backend: str) -> type:
         from composer.clusters.agents import AgentsCluster
 
         return AgentsCluster
+    if backend == "aws":  # agents on EC2 instances composer launches
+        from composer.clusters.aws import AwsCluster
+
+        return AwsCluster
     raise ConfigError(f"--cluster {backend!r}: unknown backend; choose one of {', '.join(BACKENDS)}")
 
 
 def capabilities(backend: str, **options: object) -> frozenset[str]:
     """Return the fault kinds ``backend`` can apply on this machine (``agents``: on the
-    machines its agents file lists, asked); ``ConfigError`` if it cannot run here."""
-    if backend == "agents" and options.get("agents") is not None:
+    machines its agents file lists, asked; ``aws``: on a run's fleet, the same); ``ConfigError`` if it cannot run here."""
+    if backend in ("agents", "aws") and options.get("agents") is not None:
         return _backend(backend).asked(options["agents"])
     return _backend(backend).supported()
 

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import signal
 import socket
+import threading
 import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,9 @@ from composer.links import shaper_config
 
 __all__ = ["AgentsCluster", "AgentNode", "AgentsFile", "load_agents_file", "node_views"]
 
+#: the urls of agents a cluster of this process holds now, and the lock guarding them
+_LEASED: set[str] = set()
+_LEASE_LOCK = threading.Lock()
 #: network faults an agent applies where its machine lets it (root, nftables, tc)
 _NETWORK_KINDS = frozenset({"partition", "loss", "bandwidth", *PACKET_FAULTS})
 
@@ -143,9 +147,12 @@ class AgentNode(ProbeByDial):
 class AgentsCluster:
     """One node per listed agent; output of remote processes is copied under ``workdir``."""
 
+    #: whether the backend makes its own agents file when given none (aws: by launching)
+    makes_agents = False
+
     def __init__(self, workdir: Path, agents: Path | None = None,
                  shared: Sequence[Path] = ()) -> None:
-        if agents is None:
+        if agents is None and not self.makes_agents:
             raise ConfigError("the agents backend needs an agents file listing running "
                               "agents (pytest --composer-agents FILE, Cluster(agents=FILE))")
         self.workdir = workdir
@@ -156,9 +163,11 @@ class AgentsCluster:
         #: the project and the timeline's files on agents that do not share ours
         self._mirror = Mirror(workdir, shared)
         self._pulls: asyncio.Future | None = None
-        self._file = load_agents_file(agents)
+        self._file: AgentsFile | None = load_agents_file(agents) if agents else None
         self._run = uuid.uuid4().hex[:8]
         self._nodes: list[AgentNode] = []
+        #: the urls of the agents this cluster holds (see ``_lease``)
+        self._leased: list[str] = []
         self._processes: list = []
         self._heartbeats: asyncio.Task | None = None
         self._network_kinds = _NETWORK_KINDS
@@ -209,21 +218,17 @@ class AgentsCluster:
         from composer_agent.tls import Credentials
         from composer_agent.client import AgentClient, AgentError
 
-        free = len(self._file.urls) - len(self._nodes)
-        if len(names) > free:
-            raise InfraError(f"{len(names)} more nodes asked, but the agents file lists "
-                             f"{len(self._file.urls)} agents and {len(self._nodes)} are in use")
         credentials = Credentials(self._file.ca, self._file.cert, self._file.key)
-        start = len(self._nodes)
-        clients = [AgentClient(url, credentials) for url in self._file.urls[start:start + len(names)]]
+        chosen = self._lease(len(names))
+        clients = [AgentClient(self._file.urls[i], credentials) for i in chosen]
         try:
             beats = await asyncio.gather(*(c.heartbeat() for c in clients))
         except (AgentError, OSError) as exc:
             await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
             raise InfraError(f"agents backend: an agent does not answer: {exc}") from None
-        nodes = [AgentNode(self, name, client, self._file.addresses[start + i],
+        nodes = [AgentNode(self, name, client, self._file.addresses[i],
                            Path(beat["root"]) / f"composer-{self._run}" / name)
-                 for i, (name, client, beat) in enumerate(zip(names, clients, beats))]
+                 for i, name, client, beat in zip(chosen, names, clients, beats)]
         for beat in beats:
             self._network_kinds &= frozenset(beat.get("faults", ()))
         self.capabilities = self.supported() | self._network_kinds
@@ -240,6 +245,22 @@ class AgentsCluster:
             period = max(0.5, min(float(b.get("timeout", 30)) for b in beats) / 3)
             self._heartbeats = asyncio.ensure_future(self._beat(period))
         return nodes
+
+    def _lease(self, count: int) -> list[int]:
+        """Hold ``count`` agents no other cluster of this process holds (``--jobs`` runs
+        clusters at once, each on agents of its own); return their indexes in the file."""
+        urls = self._file.urls
+        with _LEASE_LOCK:
+            free = [i for i, url in enumerate(urls) if url not in _LEASED]
+            if count > len(free):
+                raise InfraError(
+                    f"{count} more node(s) asked, but {len(free)} of the {len(urls)} agents "
+                    "listed are free (each timeline holds one agent per node: with --jobs N, "
+                    "list N times as many agents as the project has nodes)")
+            chosen = free[:count]
+            _LEASED.update(urls[i] for i in chosen)
+        self._leased += [urls[i] for i in chosen]
+        return chosen
 
     async def _beat(self, period: float) -> None:
         while True:
@@ -335,6 +356,9 @@ class AgentsCluster:
             self._heartbeats = None
         await asyncio.gather(*(n._client.close() for n in self._nodes), return_exceptions=True)
         self._nodes.clear()
+        with _LEASE_LOCK:
+            _LEASED.difference_update(self._leased)
+        self._leased.clear()
         if errors:
             raise InfraError(f"agents cleanup failed: {'; '.join(map(repr, errors))}")
 

@@ -58,7 +58,9 @@ class Namespace:
         rng = random.SystemRandom()
         used = ip("-4", "-o", "addr", "show").stdout
         for _ in range(100):
-            a, b, c = rng.randint(200, 250), rng.randint(0, 255), rng.randrange(0, 256, 16)
+            # 10.213.0.0/20 is the aws tests' stand-in VPC (composer.aws.resources.SUBNET_CIDR)
+            a = rng.choice([x for x in range(200, 251) if x != 213])
+            b, c = rng.randint(0, 255), rng.randrange(0, 256, 16)
             net = ipaddress.ip_network(f"10.{a}.{b}.{c}/28")
             hosts = [str(h) for h in net.hosts()]
             if not any(f" {h}/" in used for h in hosts):

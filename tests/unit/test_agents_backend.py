@@ -65,3 +65,22 @@ def test_a_bad_agents_file_says_what_is_wrong(tmp_path, body, message):
         load_agents_file(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_agents_file(tmp_path / "nowhere.toml")
+
+
+def test_clusters_at_once_hold_agents_of_their_own_until_cleanup(tmp_path):
+    """--jobs N runs N clusters over one agents file: no agent serves two at once."""
+    import asyncio
+
+    from composer.clusters.agents import AgentsCluster
+    from composer.errors import InfraError
+
+    path = tmp_path / "agents.toml"
+    path.write_text(_credentials(tmp_path) + "".join(
+        f'[[agents]]\nurl = "https://10.0.0.{i}:7800"\n' for i in range(1, 6)))
+    first, second = AgentsCluster(tmp_path / "a", path), AgentsCluster(tmp_path / "b", path)
+    assert first._lease(2) == [0, 1]
+    assert second._lease(2) == [2, 3]
+    with pytest.raises(InfraError, match=r"2 more node\(s\) asked, but 1 of the 5 agents.*--jobs"):
+        AgentsCluster(tmp_path / "c", path)._lease(2)
+    asyncio.run(first.cleanup())
+    assert AgentsCluster(tmp_path / "d", path)._lease(3) == [0, 1, 4]
