@@ -177,7 +177,7 @@ class _Run:
         if any(isinstance(e, Fault) and e.kind == "clock" for e in self.timeline.events):
             for service in self.services.values():
                 service.clock_file = self.record.directory / "nodes" / service.name / "clock"
-                self.nemesis.clock.set_clock(service)
+                await self.nemesis.clock.set_clock(service)
         self.hit_task = asyncio.ensure_future(self.hits.watch())  # setup's hits get their time
         if not await self.setup():
             return

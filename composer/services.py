@@ -2,7 +2,7 @@
 
 Owns placeholders, the environment every process gets, starting a service and waiting
 until it is ready, and the process faults (kill, stop, pause) with their heals. Imports
-``composer.clock``, ``composer.clusters.base``, ``composer.config``, ``composer.errors``;
+``composer.clusters.base``, ``composer.config``, ``composer.errors``;
 never Hypothesis.
 """
 
@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
 
-from composer_agent import clock
 from composer.clusters.base import ContainerNode, Node, Process, ProcessSpec
 from composer.config import PLACEHOLDER, Project, Service
 from composer.errors import InfraError
@@ -183,8 +182,6 @@ class ServiceNode:
     def _spec(self, argv: tuple[str, ...], label: str) -> ProcessSpec:
         logs = self.directory / "logs" / self.name
         extra = dict(self.service.env)
-        if self.clock_file is not None:
-            extra.update(clock.environment(self.clock_file))
         if self.service.coverage:
             extra.update(self.env.coverage(self.name, label))
         return ProcessSpec(
@@ -193,6 +190,7 @@ class ServiceNode:
             cwd=self.env.project.root,
             stdout=logs / f"{label}.stdout",
             stderr=logs / f"{label}.stderr",
+            clock=self.clock_file,
         )
 
     async def start(self) -> None:

@@ -5,7 +5,8 @@ Imports only the standard library. The script is POSIX sh and needs nothing but
 ``python3`` (every Debian and Ubuntu cloud image has it): Python fetches the two
 presigned URLs, checks the wheel's SHA-256, and unpacks it (a pure-Python wheel is a
 zip, so no pip, and no clash with a distribution's externally managed Python). What the
-agent needs and the image lacks (aiohttp, nftables, iptables, tc) comes from apt. The
+agent needs and the image lacks (aiohttp; nftables, iptables and tc for network faults;
+libfaketime and a C compiler for clock faults) comes from apt. The
 certificates are not in the user data: composer mints them once it knows the
 instances' addresses and puts them where the second URL points, which the script polls.
 When the agent exits for any reason (it already powers off itself on heartbeat loss),
@@ -39,6 +40,8 @@ missing=""
 command -v nft >/dev/null 2>&1 || missing="$$missing nftables"
 command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"
 command -v tc >/dev/null 2>&1 || missing="$$missing iproute2"
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing faketime"
+command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"
 if [ -n "$$missing" ]; then
   say "installing$$missing"
   export DEBIAN_FRONTEND=noninteractive

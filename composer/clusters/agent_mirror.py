@@ -108,6 +108,16 @@ class Mirror:
             await asyncio.gather(*(self._pull(name, client)
                                    for name, (client, _) in self._remote.items()))
 
+    async def forget(self) -> None:
+        """Remove the timeline's directory from the machines that got a copy (after the
+        last pull): of a finished timeline, only the project's cached copy stays there."""
+
+        async def remove(client: Any) -> None:
+            process = await client.start(["rm", "-rf", str(self.workdir)], env=None, cwd="/")
+            await process.wait()
+
+        await asyncio.gather(*(remove(client) for client, _ in self._remote.values()))
+
     async def pull_while_running(self) -> None:
         """Pull every ``PULL_EVERY`` seconds until cancelled."""
         while True:

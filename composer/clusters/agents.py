@@ -46,8 +46,9 @@ __all__ = ["AgentsCluster", "AgentNode", "AgentsFile", "load_agents_file", "node
 #: the urls of agents a cluster of this process holds now, and the lock guarding them
 _LEASED: set[str] = set()
 _LEASE_LOCK = threading.Lock()
-#: network faults an agent applies where its machine lets it (root, nftables, tc)
-_NETWORK_KINDS = frozenset({"partition", "loss", "bandwidth", *PACKET_FAULTS})
+#: faults an agent applies where its machine lets it: network faults (root, nftables,
+#: tc), clock (libfaketime and a C compiler); each agent says which in its heartbeat
+_ASKED_KINDS = frozenset({"partition", "loss", "bandwidth", *PACKET_FAULTS, "clock"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +117,7 @@ class AgentNode(ProbeByDial):
             process = await self._client.start(
                 spec.argv, env=spec.env, env_add=dict(spec.extra_env), cwd=str(spec.cwd),
                 stdout=spec.stdout, stderr=spec.stderr, stdin=spec.stdin,
-                log_limit=spec.log_limit)
+                log_limit=spec.log_limit, clock=str(spec.clock) if spec.clock else None)
         except (AgentError, OSError) as exc:
             raise InfraError(f"{self.name}: cannot start {spec.argv[0]!r}: {exc}") from None
         self._cluster._processes.append(process)
@@ -170,13 +171,13 @@ class AgentsCluster:
         self._leased: list[str] = []
         self._processes: list = []
         self._heartbeats: asyncio.Task | None = None
-        self._network_kinds = _NETWORK_KINDS
+        self._asked_kinds = _ASKED_KINDS
         self._shaped = False
 
     @staticmethod
     def supported() -> frozenset[str]:
-        """Process faults; network faults join ``capabilities`` once every agent of the
-        cluster says it can apply them (root, nftables, tc)."""
+        """Process faults; network and clock faults join ``capabilities`` once every
+        agent of the cluster says it can apply them."""
         return frozenset({"kill", "stop", "pause"})
 
     @staticmethod
@@ -202,16 +203,17 @@ class AgentsCluster:
         except (AgentError, OSError) as exc:
             raise InfraError(f"agents backend: an agent listed in {agents} does not answer: "
                              f"{exc}") from None
-        network = _NETWORK_KINDS
+        asked = _ASKED_KINDS
         for beat in beats:
-            network &= frozenset(beat.get("faults", ()))
-        return AgentsCluster.supported() | network
+            asked &= frozenset(beat.get("faults", ()))
+        return AgentsCluster.supported() | asked
 
     @staticmethod
     def limitations() -> dict[str, str]:
-        why = dict.fromkeys(sorted(_NETWORK_KINDS),
+        why = dict.fromkeys(sorted(_ASKED_KINDS - {"clock"}),
                             "needs agents running as root with nftables and tc")
-        why["clock"] = "clock faults through the agent are not built yet"
+        why["clock"] = ("needs libfaketime and a C compiler on the agents' machines "
+                        "(apt-get install faketime gcc)")
         return why
 
     async def new_nodes(self, names: Sequence[str]) -> list[AgentNode]:
@@ -230,8 +232,8 @@ class AgentsCluster:
                            Path(beat["root"]) / f"composer-{self._run}" / name)
                  for i, name, client, beat in zip(chosen, names, clients, beats)]
         for beat in beats:
-            self._network_kinds &= frozenset(beat.get("faults", ()))
-        self.capabilities = self.supported() | self._network_kinds
+            self._asked_kinds &= frozenset(beat.get("faults", ()))
+        self.capabilities = self.supported() | self._asked_kinds
         self._nodes.extend(nodes)  # from here on, cleanup removes them
         await asyncio.gather(*(_command(node, ["mkdir", "-p", str(node.data_dir)])
                                for node in nodes))
@@ -338,6 +340,7 @@ class AgentsCluster:
             self._pulls = None
             try:
                 await self._mirror.pull()
+                await self._mirror.forget()
             except Exception as exc:
                 errors.append(exc)
         if self._shaped:  # heal: the agents keep no rule of a finished cluster

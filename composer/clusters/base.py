@@ -1,6 +1,6 @@
 """The cluster backend interface: a small Cluster, a two-method Node, a Process.
 
-Imports only ``composer.faults`` and the standard library. Backends know nothing of
+Imports only ``composer.faults``, ``composer_agent.clock`` and the standard library. Backends know nothing of
 Hypothesis, schedules or properties; the runner talks to every backend through these
 protocols alone.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from composer.faults import Network
+from composer_agent import clock
 
 __all__ = ["ProcessSpec", "Process", "Node", "ContainerNode", "Cluster", "LOG_LIMIT",
            "ProbeByDial", "SharedFiles"]
@@ -38,10 +39,14 @@ class ProcessSpec:
     stdin: bool = False
     #: variables set on top of ``env``
     extra_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: the file on the node whose offset moves the process's wall clock (clock faults)
+    clock: Path | None = None
 
     def environment(self, own: Mapping[str, str]) -> dict[str, str]:
-        """The environment to start with, given the node's ``own``."""
-        return {**(own if self.env is None else self.env), **self.extra_env}
+        """The environment to start with on this machine, given the node's ``own`` (an
+        agent makes the clock's variables on its own machine instead)."""
+        clocked = clock.environment(self.clock) if self.clock is not None else {}
+        return {**(own if self.env is None else self.env), **self.extra_env, **clocked}
 
 
 class Process(Protocol):

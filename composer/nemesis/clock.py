@@ -1,8 +1,11 @@
-"""Clock faults: offsets through libfaketime files; overlapping offsets on one node add up."""
+"""Clock faults: offsets through libfaketime files; overlapping offsets on one node add up.
+
+Each node's offset file is written through its node (``send_file``, atomic), so it lands
+on the machine the node's processes run on: here for host backends, there for agents.
+"""
 
 from __future__ import annotations
 
-from composer_agent import clock
 from composer.nemesis.family import Family, Note
 from composer.services import ServiceNode
 from composer.timeline import Fault
@@ -21,7 +24,7 @@ class ClockFaults(Family):
         hit = [self.services[t] for t in fault.targets if t in self.services]
         for service in hit:
             self.offsets.setdefault(service.name, []).append(fault.amount or 0)
-            self.set_clock(service)
+            await self.set_clock(service)
         self.note("fault", kind="clock", targets=[s.name for s in hit], amount=fault.amount,
                   planned_t=self.planned(due))
         try:
@@ -29,11 +32,12 @@ class ClockFaults(Family):
         finally:
             for service in hit:
                 self.offsets[service.name].remove(fault.amount or 0)
-                self.set_clock(service)
+                await self.set_clock(service)
             self.note("heal", kind="clock", targets=[s.name for s in hit],
                       planned_t=self.planned(due + fault.duration))
 
-    def set_clock(self, service: ServiceNode) -> None:
+    async def set_clock(self, service: ServiceNode) -> None:
         """Write ``service``'s clock file: the sum of the offsets in effect on it."""
         assert service.clock_file is not None
-        clock.set_offset(service.clock_file, sum(self.offsets.get(service.name, ())))
+        offset = sum(self.offsets.get(service.name, ()))
+        await service.node.send_file(service.clock_file, f"{offset:+g}\n".encode())

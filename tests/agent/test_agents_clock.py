@@ -1,0 +1,59 @@
+"""Clock faults through agents that share no files with composer: the offset file is
+written on the node's own machine, and the agent puts the service under libfaketime
+there (the preload's paths are its machine's, not composer's)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+from pathlib import Path
+
+from composer import config, templates
+from composer.clusters.agents import load_agents_file
+from composer_agent.client import AgentClient, AgentError
+from composer_agent.tls import Credentials
+from composer.runner import run_timeline
+from composer.timeline import Fault, Start, Timeline
+from tests.conftest import Project, need
+from tests.e2e.test_runner import CLOCK_PROBE, CLOCK_SERVICE, _stdout
+
+
+def test_a_clock_fault_on_agents_moves_that_nodes_clock_until_its_heal(remote_agents_file,
+                                                                        tmp_path):
+    need("local", "clock")  # the agents run on this machine
+    hidden = tmp_path / "far"
+    agents = remote_agents_file(3, hidden)  # db-1, db-2, client-1
+    project = Project(hidden / "project")
+    project.root.mkdir()
+    project.command("serial_driver_clock", CLOCK_PROBE)
+    project.command("eventually_clock", CLOCK_PROBE)
+    project.config(CLOCK_SERVICE)
+    loaded = dataclasses.replace(config.load(project.root), backend_options=(("agents", agents),))
+    template = templates.discover(loaded.templates_dir)["main"]
+    timeline = Timeline("main", length=3.0, seed=1, eventually="eventually_clock", events=(
+        Fault(0.0, "clock", ("db-2",), 4.0, amount=-3600),
+        Fault(0.1, "clock", ("db-2",), 3.0, amount=30),
+        Start(1.0, "serial_driver_clock", "client-1", 2),
+    ))
+    out = project.root / "out"  # the agents do not see it: the offsets must be sent
+    result = asyncio.run(run_timeline(timeline, loaded, template, "agents", out))
+    run = json.loads((out / "run.json").read_text())
+    assert result.setup_ok, run
+    assert _stdout(run, "serial_driver_clock") == ["0 -3570"]
+    assert _stdout(run, "eventually_clock") == ["0 0"]
+    assert asyncio.run(_seen_by_agents(agents, out)) == [], "the timeline stays on the agents"
+
+
+async def _seen_by_agents(agents: Path, directory: Path) -> list[str]:
+    """The files under ``directory`` as the agents see it (each its own machine)."""
+    listed = load_agents_file(agents)
+    found = []
+    for url in listed.urls:
+        async with AgentClient(url, Credentials(listed.ca, listed.cert, listed.key)) as client:
+            try:
+                found += [f["path"] for f in (await client.tree(str(directory)))["files"]]
+            except AgentError:  # no such directory there
+                pass
+    return found
