@@ -8,6 +8,7 @@ Registered through the ``pytest11`` entry point, so installing composer is enoug
 
     pytest --composer-cluster netns          # or local (the default), docker, or agents:
     pytest --composer-cluster agents --composer-agents agents.toml
+    pytest --composer-cluster aws            # EC2; settings from COMPOSER_AWS_*
 
 A test that only makes sense on some backends says so with
 ``@pytest.mark.composer_backends("netns", "agents")`` and is skipped elsewhere. Every

@@ -35,7 +35,7 @@ from composer.aws import agent_wheel, instances, resources, user_data
 from composer.aws.cost import estimate_cost
 from composer.aws.session import Aws, aws_errors, connect
 from composer.aws.settings import AwsSettings
-from composer.errors import InfraError
+from composer.errors import ConfigError, InfraError
 
 __all__ = ["Fleet", "HEARTBEAT_TIMEOUT"]
 
@@ -70,7 +70,10 @@ class Fleet:
         try:
             self.start()
         except BaseException:
-            self.close()
+            try:
+                self.close()
+            except Exception as exc:  # the reason it did not start matters more
+                self.say(f"also: {exc}")
             raise
         return self
 
@@ -82,7 +85,11 @@ class Fleet:
         settings = self.settings
         with aws_errors():
             self._aws = aws = connect(settings)
-            self._bucket = bucket = resources.bucket_name(aws, settings.name, settings.bucket)
+            bucket = settings.bucket or resources.find(aws, settings.name).bucket
+            if bucket is None:
+                raise ConfigError(f"no bucket of bootstrap {settings.name!r} in {aws.region}: "
+                                  f"run composer aws bootstrap --region {aws.region} --name "
+                                  f"{settings.name} first (or set COMPOSER_AWS_BUCKET)")
             wheel = agent_wheel.build()
             if agent_wheel.upload(aws, bucket, wheel):
                 self.say(f"put the agent ({len(wheel.data) // 1024} KiB) in s3://{bucket}")
@@ -117,6 +124,7 @@ class Fleet:
         authority.issue(self.directory, "client", server=False, hours=hours)
         bundle = {"ca.pem": authority.cert.read_text(), "server.pem": server.cert.read_text(),
                   "server.key": server.key.read_text()}
+        self._bucket = bucket  # from here on, close deletes them
         aws.s3.put_object(Bucket=bucket, Key=self.credentials_key,
                           Body=json.dumps(bundle).encode(), ContentType="application/json")
         lines = ['ca = "ca.pem"', 'cert = "client.pem"', 'key = "client.key"']
@@ -150,11 +158,13 @@ class Fleet:
                         self.say(f"terminated {len(ids)} instance(s) of run {self.run_id}")
                 except Exception as exc:
                     errors.append(exc)
-                try:
-                    with aws_errors():
-                        self._aws.s3.delete_object(Bucket=self._bucket, Key=self.credentials_key)
-                except Exception as exc:
-                    errors.append(exc)
+                if self._bucket is not None:
+                    try:
+                        with aws_errors():
+                            self._aws.s3.delete_object(Bucket=self._bucket,
+                                                       Key=self.credentials_key)
+                    except Exception as exc:
+                        errors.append(exc)
                 self._aws = None
             shutil.rmtree(self.directory, ignore_errors=True)
             if errors:

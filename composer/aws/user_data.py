@@ -62,7 +62,7 @@ while True:
     except (urllib.error.URLError, OSError) as exc:
         if time.monotonic() > deadline:
             sys.exit(f"composer-boot: {path}: not fetched: {exc}")
-        time.sleep(2)
+        time.sleep(1)
 if len(sys.argv) > 3 and hashlib.sha256(data).hexdigest() != sys.argv[3]:
     sys.exit(f"composer-boot: {path}: SHA-256 differs from the one composer sent")
 if path.endswith(".json"):  # the certificates: one file each, readable by root only

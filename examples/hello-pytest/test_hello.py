@@ -3,6 +3,7 @@
     pytest examples/hello-pytest                            # nodes are local processes
     sudo pytest examples/hello-pytest --composer-cluster netns
     pytest examples/hello-pytest --composer-cluster agents --composer-agents agents.toml
+    pytest examples/hello-pytest --composer-cluster aws      # an EC2 instance per node
 """
 
 

@@ -155,15 +155,17 @@ def test_agents_that_never_answer_fail_the_run_as_infrastructure_and_are_termina
 
 @pytest.mark.slow
 def test_explore_on_aws_finds_kvstores_bug_and_leaves_nothing(vpc, instances, tmp_path):
+    """Two timelines at once on one fleet: each holds agents of its own."""
     hidden = tmp_path / "far"  # the instances see an empty tmpfs here
     project = hidden / "kvstore"
     hidden.mkdir(exist_ok=True)  # the instances fixture made it
     subprocess.run(["cp", "-r", str(REPO / "examples" / "kvstore"), str(project)], check=True)
     process = _composer(vpc, "explore", str(project), "--cluster", "aws", "--duration", "5m",
-                        "--seed", "1", "--stop-on-failure", "--reruns", "1",
+                        "--seed", "1", "--stop-on-failure", "--reruns", "1", "--jobs", "2",
                         "--shrink-budget", "30s", "--quiet")
     out, err = process.communicate(timeout=600)
     assert process.returncode == 1, out[-4000:] + err[-3000:]
+    assert "launching 8 t3.small instance(s)" in err, err  # 4 nodes, 2 timelines at once
     run = sorted((project / ".composer" / "runs").iterdir())[-1]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["backend"] == "aws"

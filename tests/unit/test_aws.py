@@ -478,3 +478,19 @@ def test_cli_errors_are_one_line_with_the_right_exit_code(moto, tmp_path):
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
     stray = composer_cli("gc", "--region", REGION)
     assert stray.returncode == 2 and "--region is for --cluster aws" in stray.stderr
+
+
+def test_a_run_without_a_bootstrap_says_to_make_one_and_launches_nothing(moto, tmp_path,
+                                                                         monkeypatch, capsys):
+    from composer.cli import main
+
+    monkeypatch.setenv("COMPOSER_AWS_REGION", REGION)
+    monkeypatch.setenv("COMPOSER_AWS_AMI", AMI)
+    project = tmp_path / "kv"
+    subprocess.run(["cp", "-r", str(REPO / "examples" / "kvstore"), str(project)], check=True)
+    assert main(["run", str(project), "--cluster", "aws"]) == 2
+    err = capsys.readouterr().err
+    assert "no bucket of bootstrap 'composer' in eu-west-1: run composer aws bootstrap" in err
+    assert "cleanup" not in err
+    assert not aws.composer_instances(aws.connect(aws.load()), states=("pending", "running",
+                                                                        "terminated"))

@@ -51,7 +51,7 @@ def test_the_user_data_is_a_shell_script_quoting_what_it_is_given():
     script = user_data.script(url, "ab" * 32, "http://h/creds?x=1&y=2", port=7800,
                               heartbeat_timeout=120)
     subprocess.run(["sh", "-n"], input=script.encode(), check=True)
-    assert f"WHEEL_URL='http://10.213.0.1:5000/b/agent/x.whl?X-Amz-Signature=a&b='\"'\"'c'\"'\"''" \
+    assert "WHEEL_URL='http://10.213.0.1:5000/b/agent/x.whl?X-Amz-Signature=a&b='\"'\"'c'\"'\"''" \
         in script
     assert "--heartbeat-timeout 120 --poweroff" in script and "\npoweroff\n" in script
     assert "BEGIN" not in script, "no key or certificate is in the user data"
