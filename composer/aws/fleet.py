@@ -37,10 +37,7 @@ from composer.aws.session import Aws, aws_errors, connect
 from composer.aws.settings import AwsSettings
 from composer.errors import ConfigError, InfraError
 
-__all__ = ["Fleet", "HEARTBEAT_TIMEOUT"]
-
-#: an agent powers its machine off after this long without composer's heartbeat
-HEARTBEAT_TIMEOUT = 120.0
+__all__ = ["Fleet"]
 
 
 class Fleet:
@@ -96,7 +93,7 @@ class Fleet:
             script = user_data.script(
                 agent_wheel.presign(aws, bucket, wheel.key, settings.max_hours), wheel.digest,
                 agent_wheel.presign(aws, bucket, self.credentials_key, settings.max_hours),
-                port=resources.AGENT_PORT, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+                port=resources.AGENT_PORT, heartbeat_timeout=settings.heartbeat_timeout)
             self.say(f"launching {self.count} {settings.instance_type} instance(s) in "
                      f"{aws.region} for run {self.run_id}: "
                      f"{estimate_cost(settings, self.count, self.hours)}")
@@ -107,7 +104,8 @@ class Fleet:
         asyncio.run(_first_heartbeats(self.agents_file, settings.boot_timeout, self.poll))
         self._beating = threading.Event()
         self._beater = threading.Thread(target=_beat_until, name="composer-aws-heartbeats",
-                                        args=(self.agents_file, self._beating), daemon=True)
+                                        args=(self.agents_file, settings.heartbeat_timeout,
+                                              self._beating), daemon=True)
         self._beater.start()
         self.say(f"{self.count} agent(s) ready")
 
@@ -205,8 +203,8 @@ async def _first_heartbeats(agents_file: Path, timeout: float, poll: float) -> N
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-def _beat_until(agents_file: Path, stop: threading.Event) -> None:
-    """Heartbeat every agent every third of their timeout until ``stop`` is set."""
+def _beat_until(agents_file: Path, timeout: float, stop: threading.Event) -> None:
+    """Heartbeat every agent every sixth of their ``timeout`` until ``stop`` is set."""
 
     async def beat() -> None:
         clients = _clients(agents_file)
@@ -214,7 +212,7 @@ def _beat_until(agents_file: Path, stop: threading.Event) -> None:
             while not stop.is_set():
                 await asyncio.gather(*(c.heartbeat() for c in clients), return_exceptions=True)
                 await asyncio.get_running_loop().run_in_executor(
-                    None, stop.wait, HEARTBEAT_TIMEOUT / 6)
+                    None, stop.wait, timeout / 6)
         finally:
             await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 

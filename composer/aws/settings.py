@@ -64,6 +64,9 @@ class AwsSettings:
     max_hours: float = 4.0
     #: seconds from launch until every instance's agent must answer; default 900
     boot_timeout: float = 900.0
+    #: seconds without composer's heartbeat after which an instance powers itself off
+    #: (and so terminates): how long a run outlives a dead composer; default 120
+    heartbeat_timeout: float = 120.0
     #: how composer reaches the agents: "public" (each instance's public address) or
     #: "private" (composer runs inside the VPC or reaches it over a VPN); default public
     reach: str = "public"
@@ -181,6 +184,11 @@ def _validate_boot_timeout(value: object) -> None:
            "boot_timeout", value, "seconds above 0 and at most 3600")
 
 
+def _validate_heartbeat_timeout(value: object) -> None:
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool) and 2 <= value <= 3600,
+           "heartbeat_timeout", value, "seconds from 2 to 3600")
+
+
 def _validate_reach(value: object) -> None:
     _check(value in ("public", "private"), "reach", value,
            "give public (composer dials the instances' public addresses) or private")
@@ -197,7 +205,8 @@ _VALIDATORS = {
     "subnet": _prefixed("subnet", "subnet-"), "security_group": _prefixed("security_group", "sg-"),
     "instance_profile": _validate_instance_profile, "bucket": _validate_bucket,
     "max_instances": _validate_max_instances, "max_hours": _validate_max_hours,
-    "boot_timeout": _validate_boot_timeout, "reach": _validate_reach,
+    "boot_timeout": _validate_boot_timeout, "heartbeat_timeout": _validate_heartbeat_timeout,
+    "reach": _validate_reach,
     "endpoint_url": _validate_endpoint_url,
 }
 #: the names of the settings, in the order of ``AwsSettings``

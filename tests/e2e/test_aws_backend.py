@@ -190,3 +190,33 @@ def test_pytest_on_aws_launches_a_fleet_per_cluster_and_terminates_it(vpc, insta
     assert "2 passed" in out, out[-2000:]
     states = _states(vpc)
     assert len(states) == 3 and set(states.values()) == {"terminated"}, states
+
+
+def test_instances_of_a_killed_composer_power_off_and_gc_terminates_them(vpc, instances,
+                                                                          tmp_path):
+    """composer SIGKILLed mid-run: no cleanup of its own runs. Its agents hear no
+    heartbeat, power their machines off (which terminates them on EC2), and ``composer gc
+    --cluster aws`` terminates what is left of the dead run."""
+    hidden = tmp_path / "far"
+    project = hidden / "kvstore"
+    subprocess.run(["cp", "-r", str(REPO / "examples" / "kvstore"), str(project)], check=True)
+    process = _composer(vpc, "explore", str(project), "--cluster", "aws", "--duration", "5m",
+                        "--quiet", "--aws", "heartbeat_timeout=3")
+    for line in process.stderr:
+        if "agent(s) ready" in line:
+            break
+    played = instances.wait_played(4)
+    process.kill()
+    process.communicate()
+    deadline = time.monotonic() + 60  # each: the agent's power-off, then its script's
+    while time.monotonic() < deadline and instances.calls.read_text().count("poweroff") < 8:
+        time.sleep(0.2)
+    assert instances.calls.read_text().count("poweroff") == 8, instances.calls.read_text()
+    for instance in played:
+        log = instances.boot_log(instance.id)
+        assert "heartbeat lost" in log and "composer-agent: powering off" in log, log
+    assert set(_states(vpc).values()) == {"running"}  # moto has no power to lose
+    gc = subprocess.run([sys.executable, "-m", "composer.cli", "gc", "--cluster", "aws"],
+                        env=vpc.environment(), capture_output=True, text=True, timeout=120)
+    assert gc.returncode == 0, gc.stderr
+    assert set(_states(vpc).values()) == {"terminated"}, gc.stdout
