@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
 
+from composer.clusters.agent_mirror import COVERAGE_SITE
 from composer.clusters.base import ContainerNode, Node, Process, ProcessSpec
 from composer.config import PLACEHOLDER, Project, Service
 from composer.errors import InfraError
@@ -127,9 +128,12 @@ class Environment:
 
     def coverage(self, node: str, label: str) -> dict[str, str]:
         """Return the environment that makes a Python process trace its lines in the
-        project into ``coverage/<node>-<label>.lines`` (read by ``composer.linecover``)."""
+        project into ``coverage/<node>-<label>.lines`` (read by ``composer.linecover``);
+        on a node with a copy of composer's files (an agent's), that copy's site."""
+        own = {**self._base, **self.per_node.get(node, {})}
+        site = own.get(COVERAGE_SITE, str(_COVERAGE_SITE))
         return {
-            "PYTHONPATH": os.pathsep.join([str(_COVERAGE_SITE), self._base["PYTHONPATH"]]),
+            "PYTHONPATH": os.pathsep.join([site, own["PYTHONPATH"]]),
             "COMPOSER_COVERAGE_FILE": str(self.directory / "coverage" / f"{node}-{label}.lines"),
             "COMPOSER_COVERAGE_ROOT": str(self.project.root),
         }

@@ -7,7 +7,8 @@ does not see the timeline's directory (tried with a probe file, never assumed):
 
 - the project is unpacked at the same absolute path (commands and their working
   directory name it), once per content digest, and composer's SDK and workloads in the
-  agent's root, which ``environment`` puts on the node's PYTHONPATH and PATH;
+  agent's root, which ``environment`` puts on the node's PYTHONPATH and PATH (and the
+  line coverage site beside them);
 - files composer writes that processes read (``share``: topology.json, stop_faults.sh)
   are copied to the same path there;
 - what processes write under the timeline's directory (SDK output, histories, the
@@ -34,6 +35,8 @@ __all__ = ["Mirror"]
 #: seconds between two pulls of what the nodes wrote
 PULL_EVERY = 0.25
 _SDK_PACKAGES = ("composer_sdk", "composer_drivers")
+#: the variable naming a node's copy of ``composer/linecover_site`` (line coverage)
+COVERAGE_SITE = "COMPOSER_COVERAGE_SITE"
 
 
 class Mirror:
@@ -60,7 +63,8 @@ class Mirror:
         if not apart:
             return
         trees = [(str(p), p) for p in self.shared]
-        sdk = [(name, _package_dir(name)) for name in _SDK_PACKAGES]
+        sdk = [(name, _package_dir(name)) for name in _SDK_PACKAGES] + [
+            ("linecover_site", _package_dir("composer") / "linecover_site")]
         digests = {local: project_bundle.digest(local) for _, local in trees + sdk}
         packed: dict[Path, project_bundle.Bundle] = {}  # only what some node lacks
 
@@ -82,11 +86,12 @@ class Mirror:
             self._remote[node.name] = (node._client, home)
 
     def environment(self, node: str) -> dict[str, str]:
-        """The node's SDK on its PYTHONPATH and PATH (nothing where it sees ours)."""
+        """The node's SDK on its PYTHONPATH and PATH, and where its copy of the line
+        coverage site is (nothing where it sees ours)."""
         if node not in self._remote:
             return {}
         home = self._remote[node][1]
-        return {"PYTHONPATH": home, "PATH": os.pathsep.join(
+        return {"PYTHONPATH": home, COVERAGE_SITE: f"{home}/linecover_site", "PATH": os.pathsep.join(
             [f"{home}/composer_sdk/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
              "/usr/bin", "/sbin", "/bin"])}
 

@@ -53,7 +53,7 @@ def agents(namespace: Namespace, authority: Authority,
 
     def start(*, server: Credentials | None = None, heartbeat_timeout: float = 120,
               root: Path | None = None, address: str | None = None,
-              hide: Path | None = None) -> Agent:
+              hide: Path | tuple[Path, ...] | None = None) -> Agent:
         address = address or namespace.address
         if server is None:
             server = authority.issue(tmp_path / f"server-{address}", "server", server=True,
@@ -99,14 +99,15 @@ def agents_file(agents: Callable[..., Agent], namespace: Namespace,
 @pytest.fixture
 def remote_agents_file(agents: Callable[..., Agent], namespace: Namespace,
                        client_credentials: Credentials, tmp_path: Path) -> Callable[..., Path]:
-    """Return ``make(count, hidden) -> agents file``: ``count`` agents, each on an address
-    of its own and with an empty private tmpfs over ``hidden`` (its root inside it), like
-    machines that share none of the files there with composer (the project, its runs)."""
+    """Return ``make(count, hidden, also_hide=()) -> agents file``: ``count`` agents, each
+    on an address of its own and with an empty private tmpfs over ``hidden`` (its root
+    inside it) and ``also_hide``, like machines that share none of the files there with
+    composer (the project, its runs; composer's own sources)."""
 
-    def make(count: int, hidden: Path) -> Path:
+    def make(count: int, hidden: Path, also_hide: tuple[Path, ...] = ()) -> Path:
         hidden.mkdir(parents=True, exist_ok=True)
         addresses = [namespace.address] + [namespace.add_address() for _ in range(count - 1)]
-        started = [agents(address=a, root=hidden / f"agent-root-{a}", hide=hidden)
+        started = [agents(address=a, root=hidden / f"agent-root-{a}", hide=(hidden, *also_hide))
                    for a in addresses]
         path = tmp_path / "remote-agents.toml"
         write_agents_file(path, client_credentials, started)

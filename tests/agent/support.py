@@ -17,11 +17,12 @@ import ipaddress
 import os
 import random
 import select
+import shlex
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from composer_agent.certs import Credentials
@@ -182,12 +183,16 @@ class Agent:
 
 def start_agent(namespace: Namespace, server: Credentials, stderr: Path, *,
                 heartbeat_timeout: float = 120, root: Path | None = None,
-                address: str | None = None, hide: Path | None = None) -> Agent:
+                address: str | None = None,
+                hide: Path | Sequence[Path] | None = None) -> Agent:
     """Run ``python -m composer_agent serve`` in ``namespace`` (on ``address``, default its first);
-    return once it listens. ``hide``: the agent sees an empty private tmpfs there instead
-    (a mount namespace of its own), as a machine that shares none of those files."""
-    mount = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             'mount -t tmpfs composer-test "$0" && exec "$@"', str(hide)] if hide else []
+    return once it listens. ``hide`` (a directory, or several): the agent sees an empty
+    private tmpfs there instead (a mount namespace of its own), as a machine that shares
+    none of those files."""
+    hides = [hide] if isinstance(hide, Path) else list(hide or ())
+    mount = ["unshare", "-m", "--propagation", "private", "sh", "-c", " && ".join(
+        f"mount -t tmpfs composer-test {shlex.quote(str(p))}" for p in hides)
+        + ' && exec "$@"', "sh"] if hides else []
     argv = [*mount, "ip", "netns", "exec", namespace.name, sys.executable, "-m", "composer_agent", "serve",
             "--listen", f"{address or namespace.address}:{PORT}", "--ca", str(server.ca),
             "--cert", str(server.cert), "--key", str(server.key),

@@ -1,22 +1,25 @@
-"""Clock faults through agents that share no files with composer: the offset file is
-written on the node's own machine, and the agent puts the service under libfaketime
-there (the preload's paths are its machine's, not composer's)."""
+"""What a timeline needs beyond processes and networks, on agents that share no files
+with composer: clock faults (the offset file is written on the node's own machine, and
+the agent puts the service under libfaketime there, with its machine's paths) and line
+coverage (the tracing site is copied there, and its lines come back)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import json
+import textwrap
 
 from pathlib import Path
 
-from composer import config, templates
+from composer import config, services, templates
 from composer.clusters.agents import load_agents_file
 from composer_agent.client import AgentClient, AgentError
 from composer_agent.tls import Credentials
 from composer.runner import run_timeline
 from composer.timeline import Fault, Start, Timeline
 from tests.conftest import Project, need
+from tests.e2e.test_coverage import POKE, SERVICE
 from tests.e2e.test_runner import CLOCK_PROBE, CLOCK_SERVICE, _stdout
 
 
@@ -57,3 +60,31 @@ async def _seen_by_agents(agents: Path, directory: Path) -> list[str]:
             except AgentError:  # no such directory there
                 pass
     return found
+
+
+def test_line_coverage_of_a_service_on_an_agent_comes_back(remote_agents_file, tmp_path):
+    hidden = tmp_path / "far"
+    site = Path(services.__file__).parent / "linecover_site"  # not on their machines
+    agents = remote_agents_file(2, hidden, also_hide=(site,))  # svc-1 and the client
+    project = Project(hidden / "project")
+    project.root.mkdir()
+    (project.root / "svc.py").write_text(textwrap.dedent(SERVICE))
+    project.command("serial_driver_rare", POKE)
+    project.config("""
+        [services.svc]
+        command = "python3 svc.py {host}"
+        ready = { tcp = 7000 }
+        coverage = true
+    """)
+    loaded = dataclasses.replace(config.load(project.root), backend_options=(("agents", agents),))
+    template = templates.discover(loaded.templates_dir)["main"]
+    timeline = Timeline("main", length=1.0, seed=1, events=(
+        Start(0.1, "serial_driver_rare", "client-1", 1),))
+    out = project.root / "out"
+    result = asyncio.run(run_timeline(timeline, loaded, template, "agents", out))
+    assert result.setup_ok
+    traced = "".join(p.read_text() for p in (out / "coverage").glob("svc-1-*.lines"))
+    source = textwrap.dedent(SERVICE).splitlines()
+    ran = {source[int(line.rsplit(":", 1)[1]) - 1].strip() for line in traced.split()
+           if line.startswith("svc.py:")}
+    assert 'return "the rare branch ran"' in ran, traced
