@@ -7,8 +7,9 @@ does not see the timeline's directory (tried with a probe file, never assumed):
 
 - the project is unpacked at the same absolute path (commands and their working
   directory name it), once per content digest, and composer's SDK and workloads in the
-  agent's root, which ``environment`` puts on the node's PYTHONPATH and PATH (and the
-  line coverage site beside them);
+  agent's root (with the official ``antithesis`` package where it is installed here),
+  which ``environment`` puts on the node's PYTHONPATH and PATH (and the line coverage
+  site beside them);
 - files composer writes that processes read (``share``: topology.json, stop_faults.sh)
   are copied to the same path there;
 - what processes write under the timeline's directory (SDK output, histories, the
@@ -23,6 +24,8 @@ composer did not make is never replaced: the agent refuses (it has no digest mar
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +38,9 @@ __all__ = ["Mirror"]
 #: seconds between two pulls of what the nodes wrote
 PULL_EVERY = 0.25
 _SDK_PACKAGES = ("composer_sdk", "composer_drivers")
+#: sent too where installed here: the official Antithesis SDK (pure Python, no
+#: dependencies), which drivers written for Antithesis import
+_OPTIONAL_PACKAGES = ("antithesis",)
 #: the variable naming a node's copy of ``composer/linecover_site`` (line coverage)
 COVERAGE_SITE = "COMPOSER_COVERAGE_SITE"
 
@@ -64,7 +70,8 @@ class Mirror:
             return
         trees = [(str(p), p) for p in self.shared]
         sdk = [(name, _package_dir(name)) for name in _SDK_PACKAGES] + [
-            ("linecover_site", _package_dir("composer") / "linecover_site")]
+            ("linecover_site", _package_dir("composer") / "linecover_site")] + [
+            found for name in _OPTIONAL_PACKAGES for found in _installed(name)]
         digests = {local: project_bundle.digest(local) for _, local in trees + sdk}
         packed: dict[Path, project_bundle.Bundle] = {}  # only what some node lacks
 
@@ -158,6 +165,23 @@ async def _sees(client: Any, probe: Path) -> bool:
         return False
 
 
-def _package_dir(name: str) -> Path:
-    module = __import__(name)
-    return Path(module.__file__).resolve().parent
+def _installed(name: str) -> list[tuple[str, Path]]:
+    """The package ``name`` and its ``.dist-info`` (which it may read its version from),
+    as (directory name, local path); none when it is not installed here."""
+    found = _package_dir(name)
+    if found is None:
+        return []
+    try:
+        info = next(f.parts[0] for f in importlib.metadata.distribution(name).files or ()
+                    if f.parts[0].endswith(".dist-info"))
+    except (importlib.metadata.PackageNotFoundError, StopIteration):
+        return [(name, found)]
+    return [(name, found), (info, found.parent / info)]
+
+
+def _package_dir(name: str) -> Path | None:
+    """The directory of package ``name`` here (None: not installed), found unimported."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).resolve()

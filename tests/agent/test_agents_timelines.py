@@ -12,6 +12,8 @@ import textwrap
 
 from pathlib import Path
 
+import pytest
+
 from composer import config, services, templates
 from composer.clusters.agents import load_agents_file
 from composer_agent.client import AgentClient, AgentError
@@ -88,3 +90,27 @@ def test_line_coverage_of_a_service_on_an_agent_comes_back(remote_agents_file, t
     ran = {source[int(line.rsplit(":", 1)[1]) - 1].strip() for line in traced.split()
            if line.startswith("svc.py:")}
     assert 'return "the rare branch ran"' in ran, traced
+
+
+def test_the_official_antithesis_sdk_goes_with_composers_to_agents(remote_agents_file,
+                                                                   tmp_path):
+    """Drivers written for Antithesis import its SDK; an agent's machine gets the copy
+    installed here, as it gets composer's own."""
+    pytest.importorskip("antithesis")
+    hidden = tmp_path / "far"
+    agents = remote_agents_file(1, hidden)
+    project = Project(hidden / "project")
+    project.root.mkdir()
+    project.command("serial_driver_sdk", "import antithesis.assertions; print('imported')")
+    project.config("""
+        [services.client]
+        drivers = true
+    """)
+    loaded = dataclasses.replace(config.load(project.root), backend_options=(("agents", agents),))
+    template = templates.discover(loaded.templates_dir)["main"]
+    timeline = Timeline("main", length=1.0, seed=1, events=(
+        Start(0.1, "serial_driver_sdk", "client-1", 1),))
+    out = project.root / "out"
+    asyncio.run(run_timeline(timeline, loaded, template, "agents", out))
+    run = json.loads((out / "run.json").read_text())
+    assert _stdout(run, "serial_driver_sdk")[0].endswith("imported"), run["invocations"]
