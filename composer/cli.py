@@ -18,8 +18,8 @@ import time
 import traceback
 from pathlib import Path
 
-from composer import (aws_command, check_command, cli_parser, clusters, config, project_source,
-                      templates, workload_command)
+from composer import (aws_command, check_command, cli_parser, clusters, config,
+                      fixture_command, project_source, single_run, templates, workload_command)
 from composer.errors import ComposerError, ConfigError, ExitCode
 from composer.faults import Capabilities
 
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 def _handle(args: argparse.Namespace) -> int:
     handler = {"validate": _validate, "run": _run, "explore": _explore, "replay": _replay,
                "gc": _gc, "report": _report, "check": check_command.run,
-               "workload": workload_command.run, "aws": aws_command.run}
+               "workload": workload_command.run, "aws": aws_command.run, "up": _up,
+               "down": fixture_command.down, "status": fixture_command.status}
     previous = signal.signal(signal.SIGTERM, _sigterm)
     code = int(ExitCode.INFRA)
     try:
@@ -87,7 +88,7 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
         say=lambda line: print(f"composer: {line}", file=sys.stderr))
     if project.backend is not None and hasattr(args, "cluster"):
         args.cluster = project.backend
-    elif args.command in ("run", "explore"):
+    elif args.command in ("run", "explore", "up"):
         args.cluster = args.cluster or "local"
     project = project_source.with_agents(project, getattr(args, "cluster", None),
                                          getattr(args, "agents", None))
@@ -164,11 +165,8 @@ def _print_event(entry: dict) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from composer import properties, schedule
-    from composer.explore import Exploration
+    from composer import schedule
     from composer.judging import run_one
-    from composer.interrupts import interrupts_deferred
-    from composer.report import write_summary
 
     project, found = _load(args)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
@@ -186,8 +184,9 @@ def _run(args: argparse.Namespace) -> int:
     print("events:")
     judged = run_one(timeline, project, found[timeline.template], args.cluster,
                      run_dir / "timelines" / "00001", _print_event)
-    table = properties.PropertyTable()
-    table.add_timeline(judged.records)
+    # the same files as an exploration's, so `composer report RUN_DIR` works on it too
+    table, report = single_run.save(run_dir, judged, project=project, backend=args.cluster,
+                                    seed=seed, argv=sys.argv[1:])
     print("properties:")
     from composer.report import print_properties
 
@@ -197,14 +196,6 @@ def _run(args: argparse.Namespace) -> int:
     if judged.result.setup_error:
         print(f"setup failed: {judged.result.setup_error}")
     code = ExitCode.PROPERTY_FAILED if judged.failed else ExitCode.OK
-    # the same files as an exploration's, so `composer report RUN_DIR` works on it too
-    run = Exploration(run_dir, table, {}, timelines=1, elapsed=judged.result.elapsed,
-                      generator="random")
-    run.utilization.add(judged.result.log)
-    with interrupts_deferred():
-        write_summary(run_dir, project=project, backend=args.cluster, seed=seed,
-                      exploration=run, exit_code=int(code), argv=sys.argv[1:])
-        report = _write_results(run_dir)
     print(f"run directory: {run_dir}\nreport: {report}")
     if judged.failed:
         print(f"FAILED: {', '.join(judged.violations)}")
@@ -248,7 +239,7 @@ def _explore(args: argparse.Namespace) -> int:
                                 seed=args.seed, exploration=result, exit_code=int(code),
                                 argv=sys.argv[1:])
         try:
-            report: Path | str = _write_results(run_dir)
+            report: Path | str = single_run.write_results(run_dir)
         except Exception as exc:  # a report bug must not cost the run its verdict
             print(f"composer: warning: could not write the report: {exc!r}; see "
                   f"composer --debug report {run_dir}", file=sys.stderr)
@@ -348,15 +339,6 @@ def _replay_runs(runs: int, replay, project: config.Project, found, backend: str
     return reproduced
 
 
-def _write_results(run_dir: Path) -> Path:
-    """Write junit.xml and report.html from the run's summary.json; return the report."""
-    from composer.html_report import write_report
-    from composer.junit import write_junit
-
-    write_junit(run_dir, json.loads((run_dir / "summary.json").read_text()))
-    return write_report(run_dir)
-
-
 def _report(args: argparse.Namespace) -> int:
     from composer.report import SUMMARY_VERSION
 
@@ -374,7 +356,7 @@ def _report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{path}: not a composer summary of a version this composer reads "
                           f"(version {version!r}; reads 1 to {SUMMARY_VERSION})")
     try:
-        report = _write_results(args.run_dir)
+        report = single_run.write_results(args.run_dir)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: a field composer needs is missing or malformed "
                           f"({exc!r}); run composer explore again") from None
@@ -389,13 +371,21 @@ def _report(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _up(args: argparse.Namespace) -> int:
+    if args.cluster == "aws":  # before _load, which would launch instances
+        raise ConfigError("composer up --cluster aws: fixtures on EC2 are not supported; use "
+                          "--cluster agents on machines running composer-agent")
+    project, _ = _load(args)
+    return fixture_command.up(args, project)
+
+
 def _gc(args: argparse.Namespace) -> int:
     from composer import project_bundle
     from composer.clusters import leftovers
 
     if args.cluster or args.region:
         return aws_command.gc(args)
-    removed = leftovers.collect() + project_bundle.collect()
+    removed = leftovers.collect() + project_bundle.collect() + fixture_command.collect()
     for what in removed:
         print(f"removed {what}")
     print(f"{len(removed)} leftover(s) removed" if removed else "nothing to remove")

@@ -187,6 +187,21 @@ def parser() -> argparse.ArgumentParser:
                      help="project directory, if it moved since the replay was saved")
     cluster_option(rep, default=None)
 
+    upp = project_command("up", "bring a project's services up and leave them running, "
+                          "as a fixture directory with control scripts (cthulhu's)")
+    cluster_option(upp)
+    upp.add_argument("--fixture", type=Path, metavar="DIR",
+                     help="the fixture directory to make (must not exist or be empty; "
+                     "default: PROJECT/.composer/fixture)")
+    upp.add_argument("--setup-timeout", type=_duration, metavar="DURATION",
+                     help="how long services may take to be ready (overrides [setup] "
+                     "timeout; default 120s)")
+    for name, text in (("down", "heal, stop and remove a fixture; its run is kept and "
+                        "reported"), ("status", "show a fixture's nodes, their states and "
+                                      "the faults in force")):
+        one = add_parser(name, help=text, description=text)
+        one.add_argument("fixture", type=Path, metavar="DIR", help="the fixture directory")
+
     gc = add_parser("gc", help="remove what runs killed with SIGKILL left behind",
                    description="remove the network namespaces, hosts files, nftables tables, "
                    "cgroups, processes, containers, docker networks and volumes of composer "

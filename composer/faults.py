@@ -33,6 +33,9 @@ assert ALL_FAULTS == PROCESS_FAULTS | NETWORK_FAULTS | {"clock"}
 #: halves: A | P-A; isolate: each of A alone; bridge: the rest of P in two halves that
 #: only A still joins; one-way: A's packets to P-A are dropped, the other way passes.
 PARTITION_SHAPES = ("halves", "isolate", "bridge", "one-way")
+#: a partition cutting exactly its targets, directed pairs "a>b" (what a fixture's
+#: ``control partition`` asks for; never drawn by the search)
+PAIRS = "pairs"
 
 #: The amounts a schedule draws for each parameterised kind: loss, reorder, duplicate and
 #: corrupt in percent of the target's packets, bandwidth in kbit/s, latency in ms (with a
@@ -148,6 +151,8 @@ def network_of(faults: Iterable[FaultLike], participants: Sequence[str],
 
 def _partition(shape: str, targets: Sequence[str], participants: Sequence[str]
                ) -> set[tuple[str, str]]:
+    if shape == PAIRS:  # a fixture's "partition A B": exactly the pairs named, "a>b"
+        return {tuple(t.split(">", 1)) for t in targets}  # type: ignore[misc]
     side = [n for n in participants if n in targets]
     rest = [n for n in participants if n not in targets]
     if shape == "isolate":

@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,10 @@ from composer.templates import Template
 from composer.timeline import Fault, Timeline
 from composer.timeline_sync import TimelineSync
 
-__all__ = ["TimelineResult", "run_timeline"]
+__all__ = ["TimelineResult", "run_timeline", "Hold"]
+
+#: a fixture's driver phase: given the run once its services are ready, returns at ``down``
+Hold = Callable[["_Run"], Awaitable[None]]
 
 
 @dataclasses.dataclass
@@ -59,9 +63,13 @@ class TimelineResult:
 
 
 async def run_timeline(timeline: Timeline, project: Project, template: Template,
-                       backend: str, directory: Path, on_event: OnEvent | None = None
-                       ) -> TimelineResult:
-    """Run ``timeline`` on a new ``backend`` cluster, writing its files to ``directory``."""
+                       backend: str, directory: Path, on_event: OnEvent | None = None,
+                       hold: Hold | None = None) -> TimelineResult:
+    """Run ``timeline`` on a new ``backend`` cluster, writing its files to ``directory``.
+
+    ``hold``: a fixture's driver phase (``composer up``): after setup, awaited with the
+    run (its nodes, services, nemesis) instead of the timeline's commands and faults;
+    what it left in effect is healed when it returns, then the cluster is torn down."""
     directory = directory.resolve()  # commands run in the project: their paths must be absolute
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "timeline.json").write_text(json.dumps(timeline.to_json(), indent=2))
@@ -86,6 +94,7 @@ async def run_timeline(timeline: Timeline, project: Project, template: Template,
             per_node[name] = {**per_node.get(name, {}), **cluster.environment(name)}
         await sync.start()
         run = _Run(timeline, project, template, record, hits, cluster, nodes, per_node)
+        run.hold = hold
         await run.share_files()
         if sync.service is not None:
             run.link_task = asyncio.ensure_future(serve_link_requests(
@@ -162,6 +171,8 @@ class _Run:
         self.crashed: list[str] = []
         #: the timeline ran to its end (not cut off by setup, an error or Ctrl-C)
         self.completed = False
+        #: a fixture's driver phase, in place of the timeline's (see ``run_timeline``)
+        self.hold: Hold | None = None
 
     async def share_files(self) -> None:
         """Give nodes that do not see this machine's files the ones their processes read."""
@@ -184,6 +195,11 @@ class _Run:
         for service in self.services.values():
             if service.service.stays_up:
                 service.on_exit = self.exited_on_its_own
+        if self.hold is not None:
+            self.phase_start = round(time.monotonic() - self.record.t0, 3)
+            await self.hold(self)
+            await self.nemesis.heal_all()
+            return
         self.driver_node = self.project.driver_nodes()[0]
         if self.timeline.first:
             await self.run_to_end(self.timeline.first)
