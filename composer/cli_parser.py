@@ -205,7 +205,8 @@ def parser() -> argparse.ArgumentParser:
     gc = add_parser("gc", help="remove what runs killed with SIGKILL left behind",
                    description="remove the network namespaces, hosts files, nftables tables, "
                    "cgroups, processes, containers, docker networks and volumes of composer "
-                   "runs that are no longer alive, and on a Ray worker the project copies and "
+                   "runs that are no longer alive, the directories of fixtures whose "
+                   "conductor died, and on a Ray worker the project copies and "
                    "task directories of dead runs (runs still going are left alone); needs "
                    "root for what root created. With --cluster aws: terminate instead the "
                    "EC2 instances of runs that expired or whose composer died here")
