@@ -51,7 +51,9 @@ def gc(args: argparse.Namespace) -> int:
     if args.cluster != "aws":
         raise ConfigError("--region is for --cluster aws: composer gc --cluster aws "
                           f"--region {args.region}")
-    removed = aws.collect(_settings(args))
+    from composer.aws.fleet import collect as fleet_keys
+
+    removed = aws.collect(_settings(args)) + fleet_keys()
     for what in removed:
         print(f"removed {what}")
     print(f"{len(removed)} leftover(s) removed" if removed else "nothing to remove")

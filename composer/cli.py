@@ -385,7 +385,10 @@ def _gc(args: argparse.Namespace) -> int:
 
     if args.cluster or args.region:
         return aws_command.gc(args)
-    removed = leftovers.collect() + project_bundle.collect() + fixture_command.collect()
+    from composer.aws.fleet import collect as fleet_keys
+
+    removed = (leftovers.collect() + project_bundle.collect() + fixture_command.collect()
+               + fleet_keys())
     for what in removed:
         print(f"removed {what}")
     print(f"{len(removed)} leftover(s) removed" if removed else "nothing to remove")

@@ -33,7 +33,7 @@ from composer.fixture_layout import FixtureLayout
 __all__ = ["main", "REGISTRY"]
 
 #: where live conductors are listed (one ``<pid>.json`` and ``<pid>.sock`` each), for gc
-REGISTRY = Path(tempfile.gettempdir()) / "composer-fixtures"
+REGISTRY = Path(tempfile.gettempdir()) / ".composer-fixtures"
 
 
 def main(argv: list[str] | None = None) -> int:

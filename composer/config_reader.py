@@ -167,13 +167,13 @@ class Reader:
 
     def aws(self, raw: Any) -> tuple[tuple[str, Any], ...]:
         """``[aws]``: settings of the aws backend, checked as its flags are."""
-        from composer.aws import settings
+        from composer.aws.settings import FIELDS, KEY_PAIR_NAMES, load
 
         try:
-            if isinstance(raw, dict) and set(raw) & settings.KEY_PAIR_NAMES:
-                settings.load(raw, environ={})  # says why there is no key pair
-            table = self.table(raw, "aws", settings.FIELDS)
-            settings.load(table, environ={})
+            if isinstance(raw, dict) and set(raw) & KEY_PAIR_NAMES:
+                load(raw, environ={})  # says why there is no key pair
+            table = self.table(raw, "aws", FIELDS)
+            load(table, environ={})
         except ConfigError as exc:
             raise self.fail(str(exc)) from None
         return tuple(sorted(table.items()))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -37,7 +38,10 @@ from composer.aws.session import Aws, aws_errors, connect
 from composer.aws.settings import AwsSettings
 from composer.errors import ConfigError, InfraError
 
-__all__ = ["Fleet"]
+__all__ = ["Fleet", "FLEETS", "collect"]
+
+#: where fleets keep their run's keys and agents file, one directory each
+FLEETS = Path(tempfile.gettempdir()) / ".composer-aws"
 
 
 class Fleet:
@@ -50,8 +54,10 @@ class Fleet:
         self.run_id = run_id or f"composer-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.hours = hours if hours is not None else settings.max_hours
         self.poll = poll
-        #: the run's CA, certificates and agents file (removed at close)
-        self.directory = Path(tempfile.mkdtemp(prefix="composer-aws-"))
+        #: the run's CA, certificates and agents file (removed at close; after a SIGKILL,
+        #: by ``collect``: the name starts with this process's id)
+        FLEETS.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=FLEETS))
         self.agents_file = self.directory / "agents.toml"
         self.instances: list[instances.Instance] = []
         self._aws: Aws | None = None
@@ -217,3 +223,14 @@ def _beat_until(agents_file: Path, timeout: float, stop: threading.Event) -> Non
             await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
     asyncio.run(beat())
+
+
+def collect() -> list[str]:
+    """Remove the directories (the run's keys) of fleets whose composer died."""
+    removed = []
+    for directory in sorted(FLEETS.iterdir()) if FLEETS.is_dir() else []:
+        pid = directory.name.split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(f"aws run keys {directory} (composer {pid} is gone)")
+    return removed

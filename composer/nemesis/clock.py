@@ -6,6 +6,8 @@ on the machine the node's processes run on: here for host backends, there for ag
 
 from __future__ import annotations
 
+import asyncio
+
 from composer.nemesis.family import Family, Note
 from composer.services import ServiceNode
 from composer.timeline import Fault
@@ -19,6 +21,8 @@ class ClockFaults(Family):
         self.services = services
         #: node -> offsets (s) of the clock faults in effect on it
         self.offsets: dict[str, list[float]] = {}
+        #: node -> the lock its offset file is written under (see ``set_clock``)
+        self.writing: dict[str, asyncio.Lock] = {}
 
     async def hold(self, fault: Fault, due: float) -> None:
         hit = [self.services[t] for t in fault.targets if t in self.services]
@@ -39,5 +43,8 @@ class ClockFaults(Family):
     async def set_clock(self, service: ServiceNode) -> None:
         """Write ``service``'s clock file: the sum of the offsets in effect on it."""
         assert service.clock_file is not None
-        offset = sum(self.offsets.get(service.name, ()))
-        await service.node.send_file(service.clock_file, f"{offset:+g}\n".encode())
+        # one write at a time, the sum taken once it may write: two heals at once must
+        # not let the older sum land last (the writes take a thread, or an agent's trip)
+        async with self.writing.setdefault(service.name, asyncio.Lock()):
+            offset = sum(self.offsets.get(service.name, ()))
+            await service.node.send_file(service.clock_file, f"{offset:+g}\n".encode())

@@ -42,7 +42,7 @@ HOST_ADDRESS = "10.213.0.1"
 PREFIX = 20
 REGION = "eu-west-1"
 AMI = "ami-12345678"
-_LOCK = Path("/tmp/composer-test-ec2.lock")
+_LOCK = Path("/tmp/.composer-tests-ec2.lock")  # not a composer-* leftover
 _STUB = """#!/bin/sh
 echo "$(basename "$0") $*" >> {log}
 """

@@ -22,7 +22,7 @@ pytest.importorskip("boto3", reason="pip install 'composer-dst[test]' for the aw
 pytest.importorskip("moto.server", reason="pip install 'moto[server]' for the aws tests")
 
 from composer import aws  # noqa: E402
-from composer.aws.fleet import Fleet  # noqa: E402
+from composer.aws.fleet import FLEETS, Fleet  # noqa: E402
 from composer.clusters.agents import load_agents_file  # noqa: E402
 from composer_agent.client import AgentClient, AgentError  # noqa: E402
 from composer_agent.tls import Credentials  # noqa: E402
@@ -220,3 +220,4 @@ def test_instances_of_a_killed_composer_power_off_and_gc_terminates_them(vpc, in
                         env=vpc.environment(), capture_output=True, text=True, timeout=120)
     assert gc.returncode == 0, gc.stderr
     assert set(_states(vpc).values()) == {"terminated"}, gc.stdout
+    assert not list(FLEETS.glob(f"{process.pid}-*")), "the dead run's keys stay on disk"

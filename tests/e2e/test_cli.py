@@ -89,12 +89,12 @@ def test_help_lists_subcommands(project):
     assert "--duration" in result.stdout and "--seed" in result.stdout
 
 
-def test_a_backend_that_does_not_exist_yet_is_not_offered(project):
+def test_an_unknown_backend_is_a_usage_error_naming_the_backends(project):
     project.config(SIMPLE)
     project.command("parallel_driver_x", "print(1)")
-    result = project.composer("run", "--cluster", "aws")
+    result = project.composer("run", "--cluster", "ec2")
     assert result.code == 2
-    assert "invalid choice: 'aws' (choose from 'local', 'netns', 'docker', 'agents')" in (
+    assert "invalid choice: 'ec2' (choose from 'local', 'netns', 'docker', 'agents', 'aws')" in (
         result.stderr)
 
 

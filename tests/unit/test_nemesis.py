@@ -72,3 +72,37 @@ def test_to_the_end_passes_errors_and_a_plain_run_on():
         await to_the_end(works())
         assert done == [1]
     asyncio.run(scenario())
+
+
+class SlowFirstWrite:
+    """A node whose first file write takes longer than the next (a thread, an agent's
+    round trip): the order writes land in is not the order they began."""
+
+    def __init__(self) -> None:
+        self.files: dict = {}
+        self.writes = 0
+
+    async def send_file(self, path, data: bytes, mode: int = 0o644) -> None:
+        self.writes += 1
+        await asyncio.sleep(0.05 if self.writes == 1 else 0)
+        self.files[path] = data
+
+
+def test_two_clock_heals_at_once_leave_the_offset_of_what_is_left():
+    from types import SimpleNamespace
+
+    from composer.nemesis.clock import ClockFaults
+
+    async def scenario():
+        node = SlowFirstWrite()
+        service = SimpleNamespace(name="db-2", clock_file="clock", node=node)
+        clock = ClockFaults({"db-2": service}, time.monotonic(), lambda *a, **k: None)
+        clock.offsets["db-2"] = [-3600.0, 30.0]
+        clock.offsets["db-2"].remove(-3600.0)  # the first heal: writes +30, slowly
+        first = asyncio.ensure_future(clock.set_clock(service))
+        await asyncio.sleep(0)
+        clock.offsets["db-2"].remove(30.0)  # the second: 0, at once
+        await asyncio.gather(first, clock.set_clock(service))
+        return node.files["clock"]
+
+    assert asyncio.run(scenario()) == b"+0\n"

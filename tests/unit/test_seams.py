@@ -155,7 +155,7 @@ def test_faults_and_errors_import_only_the_standard_library():
 @pytest.mark.parametrize("path, allowed", [
     ("composer/config.py", {"composer.errors", "composer.config_reader"}),
     ("composer/config_reader.py", {"composer.config", "composer.errors", "composer.faults",
-                                   "composer.checkers"}),
+                                   "composer.checkers", "composer.aws.settings"}),
     ("composer/run_record.py", set()),
     ("composer/compose_model.py", set()),
     ("composer/budget.py", set()),
