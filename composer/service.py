@@ -14,7 +14,8 @@ to stop it (``stop_node``), wipe its data (``clean_node``) and wait for it to fi
             self.start_process(node, ["python3", "echo.py", node.address])
 
         def alive(self, node):
-            return node.dial(7000, timeout=1) is not None
+            node.dial(7000, timeout=1).close()     # OSError (refused): not yet
+            return True
 
 Processes started with ``start_process`` are the service's: the default hooks stop them
 (SIGTERM, then SIGKILL), wait for them, and count them alive while they run. Every
@@ -190,6 +191,9 @@ class Service:
         """Start every node, then wait until each is ``alive``; ``ServiceTimeout`` names
         the nodes that are not after ``timeout_sec``, ``ServiceFailed`` a node whose
         process exited with an error meanwhile."""
+        if self._started:
+            raise ServiceError(f"{self.name}: start() while {', '.join(sorted(self._started))} "
+                               "still run; stop() the service first, or bounce(node) one node")
         for node in self.nodes:
             self._start_one(node)
         self._await_alive(self.nodes, timeout_sec, "start")
@@ -343,7 +347,6 @@ def _raise_all(errors: list[BaseException], summary: str) -> None:
         raise errors[0]
     if errors:
         raise ServiceError(summary + ":\n" + "\n".join(f"- {e}" for e in errors)) from errors[0]
-
 
 
 def run_parallel(*services: Service, timeout_sec: float = 600.0) -> None:

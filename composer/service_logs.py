@@ -10,7 +10,7 @@ gone once the cluster is cleaned up. Imports ``composer.api`` for types only; ne
 
 from __future__ import annotations
 
-import weakref
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,23 +20,38 @@ if TYPE_CHECKING:
 
 __all__ = ["set_root", "directory", "register", "collect", "finish"]
 
-_roots: weakref.WeakKeyDictionary[Any, Path] = weakref.WeakKeyDictionary()
-_services: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+#: the attribute of a Cluster holding its ``_Registry``: kept on the cluster, so it goes
+#: with it (a module-level map from clusters to their services would keep both alive)
+_ATTRIBUTE = "_composer_services"
+
+
+@dataclasses.dataclass
+class _Registry:
+    root: Path | None = None
+    services: list[Any] = dataclasses.field(default_factory=list)
+
+
+def _registry(cluster: Cluster) -> _Registry:
+    found = cluster.__dict__.get(_ATTRIBUTE)
+    if found is None:
+        found = cluster.__dict__[_ATTRIBUTE] = _Registry()
+    return found
 
 
 def set_root(cluster: Cluster, root: Path) -> None:
     """Collect the logs of ``cluster``'s services into ``root/<service>/<node>/``."""
-    _roots[cluster] = Path(root)
+    _registry(cluster).root = Path(root)
 
 
 def directory(cluster: Cluster, service: str, node: str) -> Path:
     """Return where the logs of ``node`` of ``service`` go."""
-    return _roots.get(cluster, cluster.workdir / "services") / service / node
+    root = _registry(cluster).root or cluster.workdir / "services"
+    return root / service / node
 
 
 def register(cluster: Cluster, service: Any) -> None:
     """Remember ``service`` as one of ``cluster``'s, for ``finish``."""
-    _services.setdefault(cluster, []).append(service)
+    _registry(cluster).services.append(service)
 
 
 def collect(node: Node, into: Path, processes: Sequence[Process],
@@ -68,7 +83,8 @@ def finish(cluster: Cluster) -> tuple[list[Path], list[BaseException]]:
     the logs of all of them; return the log files and every error met on the way."""
     files: list[Path] = []
     errors: list[BaseException] = []
-    for service in reversed(_services.pop(cluster, [])):
+    services, _registry(cluster).services = _registry(cluster).services, []
+    for service in reversed(services):
         try:
             service.stop()
         except Exception as exc:  # stop and collect the rest anyway
