@@ -78,13 +78,8 @@ def test_line_coverage_of_a_service_on_an_agent_comes_back(remote_agents_file, t
         ready = { tcp = 7000 }
         coverage = true
     """)
-    loaded = dataclasses.replace(config.load(project.root), backend_options=(("agents", agents),))
-    template = templates.discover(loaded.templates_dir)["main"]
-    timeline = Timeline("main", length=1.0, seed=1, events=(
-        Start(0.1, "serial_driver_rare", "client-1", 1),))
     out = project.root / "out"
-    result = asyncio.run(run_timeline(timeline, loaded, template, "agents", out))
-    assert result.setup_ok
+    assert _drive(project, agents, "serial_driver_rare", out).setup_ok
     traced = "".join(p.read_text() for p in (out / "coverage").glob("svc-1-*.lines"))
     source = textwrap.dedent(SERVICE).splitlines()
     ran = {source[int(line.rsplit(":", 1)[1]) - 1].strip() for line in traced.split()
@@ -106,11 +101,15 @@ def test_the_official_antithesis_sdk_goes_with_composers_to_agents(remote_agents
         [services.client]
         drivers = true
     """)
-    loaded = dataclasses.replace(config.load(project.root), backend_options=(("agents", agents),))
-    template = templates.discover(loaded.templates_dir)["main"]
-    timeline = Timeline("main", length=1.0, seed=1, events=(
-        Start(0.1, "serial_driver_sdk", "client-1", 1),))
     out = project.root / "out"
-    asyncio.run(run_timeline(timeline, loaded, template, "agents", out))
+    _drive(project, agents, "serial_driver_sdk", out)
     run = json.loads((out / "run.json").read_text())
     assert _stdout(run, "serial_driver_sdk")[0].endswith("imported"), run["invocations"]
+
+
+def _drive(project: Project, agents: Path, command: str, out: Path):
+    """Run a one-second timeline of ``command`` on client-1, on the agents."""
+    loaded = dataclasses.replace(config.load(project.root), backend_options=(("agents", agents),))
+    template = templates.discover(loaded.templates_dir)["main"]
+    timeline = Timeline("main", length=1.0, seed=1, events=(Start(0.1, command, "client-1", 1),))
+    return asyncio.run(run_timeline(timeline, loaded, template, "agents", out))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent.support import alive
 from tests.conftest import need, processes_with
 from tests.e2e.test_docker_backend import _labelled
 
@@ -43,14 +44,6 @@ def up(project: Path, fixture: Path, cluster: str = "local") -> subprocess.Compl
     result = composer("up", str(project), "--cluster", cluster, "--fixture", str(fixture))
     assert result.returncode == 0, result.stdout + result.stderr
     return result
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_up_lays_out_the_cluster_and_control_acts_on_the_right_node(kvstore, tmp_path):
