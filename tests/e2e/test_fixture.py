@@ -156,6 +156,10 @@ def test_network_faults_from_control_cut_traffic_as_in_timelines(kvstore, tmp_pa
         assert control(fixture / "kv-2" / "control", "exec", *probe).returncode == 0
     finally:
         assert composer("down", str(fixture)).returncode == 0
+    block = kv1.split(".")[2]  # 10.77.<block>.i names the run's namespaces
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"composer-{block}-" not in namespaces, namespaces
+    assert not processes_with(str(kvstore))
 
 
 @pytest.mark.parametrize("cluster", ["local", "netns"])
