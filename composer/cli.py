@@ -81,7 +81,10 @@ def _sigterm(signum, frame) -> None:
     handler(signal.SIGINT, frame)
 
 
-def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates.Template]]:
+def _load(args: argparse.Namespace, launch: bool = True
+          ) -> tuple[config.Project, dict[str, templates.Template]]:
+    """The project as the flags amend it; ``--cluster aws``: with a fleet launched for
+    the command (``launch``; ``up`` leaves that to its conductor)."""
     project, found = project_source.load(
         getattr(args, "compose", None) or args.project, getattr(args, "cluster", None),
         compose_file=bool(getattr(args, "compose", None)),
@@ -93,7 +96,7 @@ def _load(args: argparse.Namespace) -> tuple[config.Project, dict[str, templates
     project = project_source.with_agents(project, getattr(args, "cluster", None),
                                          getattr(args, "agents", None))
     if getattr(args, "cluster", None) == "aws":
-        project = aws_command.fleet_for(args, project)
+        project = aws_command.fleet_for(args, project) if launch else project
     elif getattr(args, "aws", None):
         raise ConfigError("--aws sets up the aws backend: use it with --cluster aws")
     overrides = {}
@@ -372,10 +375,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    if args.cluster == "aws":  # before _load, which would launch instances
-        raise ConfigError("composer up --cluster aws: fixtures on EC2 are not supported; use "
-                          "--cluster agents on machines running composer-agent")
-    project, _ = _load(args)
+    project, _ = _load(args, launch=False)  # the conductor holds the instances
     return fixture_command.up(args, project)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -43,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", default="local")
     parser.add_argument("--agents", type=Path)
     parser.add_argument("--setup-timeout", type=float)
+    parser.add_argument("--aws", action="append", type=_setting, default=[])
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupted)  # up gave up: clean up as for Ctrl-C
     layout = FixtureLayout(args.fixture)
     REGISTRY.mkdir(mode=0o700, exist_ok=True)
     entry = REGISTRY / f"{os.getpid()}.json"
@@ -63,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _conduct(args: argparse.Namespace, layout: FixtureLayout) -> int:
+    with contextlib.ExitStack() as resources:  # an aws fleet, when there is one
+        return _conduct_with(args, layout, resources)
+
+
+def _conduct_with(args: argparse.Namespace, layout: FixtureLayout,
+                  resources: contextlib.ExitStack) -> int:
     import dataclasses
 
     from composer import clusters, project_source, single_run, templates
@@ -73,6 +82,11 @@ def _conduct(args: argparse.Namespace, layout: FixtureLayout) -> int:
     project, found = project_source.load(args.project, args.cluster)
     backend = project.backend or args.cluster
     project = project_source.with_agents(project, backend, args.agents)
+    if backend == "aws":  # instances for the fixture's life, terminated after down
+        from composer import aws_command
+
+        project = aws_command.fleet_for(argparse.Namespace(
+            resources=resources, aws=args.aws, duration=float("inf")), project)
     if args.setup_timeout:
         project = dataclasses.replace(project, setup=dataclasses.replace(
             project.setup, timeout=args.setup_timeout))
@@ -149,6 +163,16 @@ class _Holder:
         finally:
             server.close()
             self.layout.update(state="stopping")
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _setting(text: str) -> tuple[str, object]:
+    from composer.cli_parser import _setting as parse
+
+    return parse(text)
 
 
 if __name__ == "__main__":

@@ -39,13 +39,20 @@ def up(args: argparse.Namespace, project) -> int:
         argv += ["--agents", str(args.agents.resolve())]
     if getattr(args, "setup_timeout", None):
         argv += ["--setup-timeout", str(args.setup_timeout)]
+    margin = _MARGIN_SECONDS
+    if args.cluster == "aws":  # the conductor launches; the instances boot first
+        from composer import aws
+
+        settings = dict(project.aws) | dict(args.aws or ())
+        margin += aws.load(settings).boot_timeout
+        argv += [f"--aws={key}={value}" for key, value in settings.items()]
     with open(directory / ".conductor-start.log", "wb") as early:
         conductor = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=early,
                                      stderr=subprocess.STDOUT, start_new_session=True)
     layout.update(pid=conductor.pid)
     print(f"bringing {project.name!r} up on {args.cluster} (fixture {directory}) ...",
           flush=True)
-    deadline = time.monotonic() + project.setup.timeout + _MARGIN_SECONDS
+    deadline = time.monotonic() + project.setup.timeout + margin
     try:
         while True:
             state = layout.read()
@@ -59,7 +66,7 @@ def up(args: argparse.Namespace, project) -> int:
                 conductor.wait()
                 shutil.rmtree(directory, ignore_errors=True)
                 raise InfraError(f"the fixture was not ready after "
-                                 f"{project.setup.timeout + _MARGIN_SECONDS:g}s; see "
+                                 f"{project.setup.timeout + margin:g}s; see "
                                  f"{state.get('run_dir', directory)}/conductor.log")
             time.sleep(0.05)
     except KeyboardInterrupt:

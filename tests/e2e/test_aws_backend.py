@@ -221,3 +221,30 @@ def test_instances_of_a_killed_composer_power_off_and_gc_terminates_them(vpc, in
     assert gc.returncode == 0, gc.stderr
     assert set(_states(vpc).values()) == {"terminated"}, gc.stdout
     assert not list(FLEETS.glob(f"{process.pid}-*")), "the dead run's keys stay on disk"
+
+
+def test_a_fixture_on_aws_holds_its_instances_until_down(vpc, instances, tmp_path):
+    """``composer up --cluster aws``: the conductor launches the fleet, the fixture's
+    controls act through the agents, ``down`` terminates the instances."""
+    project = tmp_path / "far" / "kvstore"
+    subprocess.run(["cp", "-r", str(REPO / "examples" / "kvstore"), str(project)], check=True)
+    fixture = tmp_path / "fixture"
+    up = _composer(vpc, "up", str(project), "--cluster", "aws", "--fixture", str(fixture),
+                   "--aws", "instance_type=t3.micro")
+    out, err = up.communicate(timeout=300)
+    assert up.returncode == 0, out + err
+    assert set(_states(vpc).values()) == {"running"} and len(_states(vpc)) == 4
+    types = {i["InstanceType"] for r in vpc.ec2().describe_instances()["Reservations"]
+             for i in r["Instances"]}
+    assert types == {"t3.micro"}, "up's --aws reached the conductor"
+    control = fixture / "kv-2" / "control"
+    pid = (fixture / "kv-2" / "pid.txt").read_text()
+    for action in ("kill", "start"):
+        done = subprocess.run([str(control), action], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert (fixture / "kv-2" / "pid.txt").read_text() != pid
+    down = _composer(vpc, "down", str(fixture))
+    out, err = down.communicate(timeout=300)
+    assert down.returncode == 0, out + err
+    assert set(_states(vpc).values()) == {"terminated"}
+    assert not fixture.exists()
