@@ -16,7 +16,7 @@ from composer.errors import ConfigError
 from composer.checkers import CHECKERS
 from composer.faults import FAULT_KINDS
 
-__all__ = ["parser"]
+__all__ = ["parser", "aws_setting"]
 
 
 def _duration(text: str) -> float:
@@ -40,7 +40,7 @@ def _whole(minimum: int, maximum: int | None = None):
     return parse
 
 
-def _setting(text: str) -> tuple[str, object]:
+def aws_setting(text: str) -> tuple[str, object]:
     """--aws KEY=VALUE: a setting of the aws backend, a number where it is one."""
     key, equals, value = text.partition("=")
     if not equals or not key.strip():
@@ -113,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--agents", type=Path, metavar="FILE",
                        help="for --cluster agents: the agents file listing running "
                        "composer-agent machines and the certificates to reach them")
-        p.add_argument("--aws", type=_setting, action="append", metavar="KEY=VALUE",
+        p.add_argument("--aws", type=aws_setting, action="append", metavar="KEY=VALUE",
                        help="for --cluster aws: a setting, e.g. region=eu-west-1 or "
                        "instance_type=t3.medium (over [aws] of composer.toml and "
                        "COMPOSER_AWS_*); repeat for more")

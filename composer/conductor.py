@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from composer.cli_parser import aws_setting
 from composer.errors import ComposerError, ExitCode
 from composer.fixture_layout import FixtureLayout
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", default="local")
     parser.add_argument("--agents", type=Path)
     parser.add_argument("--setup-timeout", type=float)
-    parser.add_argument("--aws", action="append", type=_setting, default=[])
+    parser.add_argument("--aws", action="append", type=aws_setting, default=[])
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupted)  # up gave up: clean up as for Ctrl-C
     layout = FixtureLayout(args.fixture)
@@ -167,12 +168,6 @@ class _Holder:
 
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _setting(text: str) -> tuple[str, object]:
-    from composer.cli_parser import _setting as parse
-
-    return parse(text)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,9 @@ def up(args: argparse.Namespace, project) -> int:
     if args.cluster == "aws":  # the conductor launches; the instances boot first
         from composer import aws
 
-        settings = dict(project.aws) | dict(args.aws or ())
-        margin += aws.load(settings).boot_timeout
-        argv += [f"--aws={key}={value}" for key, value in settings.items()]
+        flags = dict(args.aws or ())  # the conductor reads [aws] itself
+        margin += aws.load(dict(project.aws) | flags).boot_timeout
+        argv += [f"--aws={key}={value}" for key, value in flags.items()]
     with open(directory / ".conductor-start.log", "wb") as early:
         conductor = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=early,
                                      stderr=subprocess.STDOUT, start_new_session=True)

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from composer.aws import agent_wheel, instances, resources, user_data
+from composer.aws import agent_wheel, gc, instances, resources, user_data
 from composer.aws.cost import estimate_cost
 from composer.aws.session import Aws, aws_errors, connect
 from composer.aws.settings import AwsSettings
@@ -230,7 +230,7 @@ def collect() -> list[str]:
     removed = []
     for directory in sorted(FLEETS.iterdir()) if FLEETS.is_dir() else []:
         pid = directory.name.split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        if pid.isdigit() and not gc.composer_alive(int(pid)):
             shutil.rmtree(directory, ignore_errors=True)
             removed.append(f"aws run keys {directory} (composer {pid} is gone)")
     return removed

@@ -52,12 +52,13 @@ def why_dead(tagged: Tagged, now: datetime.datetime) -> str | None:
     if tagged.expires <= now:
         return f"expired at {tagged.expires:%Y-%m-%dT%H:%M:%SZ}"
     if tagged.host == socket.gethostname() and tagged.pid is not None \
-            and not _alive(tagged.pid):
+            and not composer_alive(tagged.pid):
         return f"its composer (pid {tagged.pid} on {tagged.host}) is gone"
     return None
 
 
-def _alive(pid: int) -> bool:
+def composer_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's counts)."""
     if pid <= 0:
         return False
     try:
